@@ -1,0 +1,55 @@
+# Two-command quick start:  `make run` (viewer on the demo volume)  and  `make test`.
+# Each target creates .venv and installs what it needs on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+TSTAMP := $(VENV)/.installed-test
+PSTAMP := $(VENV)/.installed-package
+
+.PHONY: run test lint format bench screenshot package clean
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "imagery-gui needs Python >= 3.11; run make PYTHON=python3.11 ...")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(TSTAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $@ $(STAMP)
+
+$(PSTAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e '.[package]'
+	@touch $@ $(STAMP)
+
+## Open the viewer on the built-in demo volume (generated on first use, ~10 s).
+run: $(STAMP)
+	$(VENV)/bin/imagery-gui
+
+## Run the whole test suite headless.
+test: $(TSTAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+
+lint: $(TSTAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(TSTAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+## Speed figures against ImageryClient and plain cloud-volume (see benchmarks/README.md).
+bench: $(TSTAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/run_all.py
+
+## Screenshot of the window on the demo volume, as shown in the README.
+screenshot: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(VENV)/bin/imagery-gui --screenshot docs/screenshot.png
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,120 @@
+"""Command line: ``imagery-gui`` (the viewer) and ``imagery-gui export`` (headless figures).
+
+This module imports no Qt: ``imagery-gui export`` and ``--help`` work on machines without
+a display or without Qt's system libraries. The viewer is imported only when it is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from ._version import __version__
+
+HEADLESS_HINT = (
+    "imagery-gui: no display available. Run headless with `imagery-gui --screenshot out.png` "
+    "(renders the view to a PNG and exits), set QT_QPA_PLATFORM=offscreen, or use "
+    "`xvfb-run imagery-gui`."
+)
+
+
+def display_problem(env: dict[str, str] | None = None, platform: str | None = None) -> str | None:
+    """Why Qt would fail to open a window here, or None if it should work.
+
+    Qt aborts the process (SIGABRT) when its platform plugin cannot connect, so this check
+    runs before any Qt import.
+    """
+    env = dict(os.environ) if env is None else env
+    platform = sys.platform if platform is None else platform
+    if not platform.startswith("linux"):
+        return None
+    qpa = env.get("QT_QPA_PLATFORM", "").split(";")[0].split(":")[0].strip()
+    if qpa and qpa not in ("xcb", "wayland", "wayland-egl"):
+        return None  # offscreen, minimal, vnc, eglfs ... need no display server
+    if qpa in ("", "xcb") and env.get("DISPLAY"):
+        return None
+    if qpa in ("", "wayland", "wayland-egl") and env.get("WAYLAND_DISPLAY"):
+        return None
+    return HEADLESS_HINT
+
+
+def _floats(n: int):
+    def check(values: Sequence[str]) -> list[float]:
+        return [float(v) for v in values]
+
+    return check
+
+
+def viewer_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="imagery-gui",
+        description=(
+            "Desktop viewer for EM imagery with dense segmentation. With no sources it opens "
+            "the built-in demo volume. `imagery-gui export --help` makes figures without a window."
+        ),
+    )
+    p.add_argument("--version", action="version", version=f"imagery-gui {__version__}")
+    src = p.add_argument_group("data")
+    src.add_argument("--image-source", metavar="URL", help="image layer (precomputed://...)")
+    src.add_argument("--segmentation-source", metavar="URL", help="segmentation layer")
+    src.add_argument(
+        "--center",
+        nargs=3,
+        type=float,
+        metavar=("X", "Y", "Z"),
+        help="centre of the view, in voxels at --resolution",
+    )
+    src.add_argument(
+        "--resolution",
+        nargs=3,
+        type=float,
+        metavar=("RX", "RY", "RZ"),
+        help="resolution of --center in nm (default: the image's)",
+    )
+    src.add_argument("--root-ids", nargs="+", metavar="ID", help="segments to select")
+    src.add_argument("--demo", action="store_true", help="open the built-in demo volume")
+    out = p.add_argument_group("headless")
+    out.add_argument(
+        "--screenshot",
+        metavar="PATH",
+        help="render the window once the view is loaded, save a PNG and exit",
+    )
+    out.add_argument(
+        "--size",
+        nargs=2,
+        type=int,
+        metavar=("W", "H"),
+        default=None,
+        help="window size in pixels (default 1280 800)",
+    )
+    return p
+
+
+def viewer_main(argv: Sequence[str]) -> int:
+    args = viewer_parser().parse_args(list(argv))
+    problem = display_problem()
+    if problem and args.screenshot:
+        # A screenshot needs no visible window: render offscreen.
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        problem = None
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    from .app import run_viewer
+
+    return run_viewer(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "export":
+        from .export_cli import export_main
+
+        return export_main(argv[1:])
+    return viewer_main(argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

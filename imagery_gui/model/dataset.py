@@ -1,0 +1,329 @@
+"""A dataset: an image layer and a segmentation layer read together, aligned.
+
+:class:`Dataset` is the one path from "a box at some resolution" to arrays, used by the
+GUI's fetcher, the exporter, the CLI and the ImageryClient-compatible API. Arrays are
+canonical ``(z, y, x)``, C-contiguous; segmentation is ``uint64``.
+
+Alignment follows ImageryClient exactly (so figures match theirs pixel for pixel): each
+layer reads the box converted to its own mip the way cloud-volume does, then the coarser
+cutout is stretched onto the finer one's grid by nearest neighbour (see
+:mod:`imagery_gui.model.resample`), with ids kept exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import BoundsError, OutOfBoundsError, ResolutionError, SourceError
+from .geometry import as_resolution, bounds_to_mip_bbox, normalize_bounds
+from .resample import resize_nearest, zoom_shape
+from .segments import parse_root_ids
+from .source import Layer
+
+#: Default size of cloud-volume's in-memory chunk LRU per layer: repeat cutouts of nearby
+#: regions (tuning a figure) are served from memory instead of re-downloaded.
+DEFAULT_LRU_BYTES = 256 * 1024**2
+
+
+def _fmt_res(res: Sequence[float]) -> str:
+    return "x".join(str(int(r)) if float(r).is_integer() else f"{r:g}" for r in res)
+
+
+@dataclass(frozen=True, slots=True)
+class RootSelection:
+    """What segmentation values to return.
+
+    ``mode`` is ``"all"`` (root ids; supervoxels agglomerated on graphene), ``"supervoxels"``
+    (raw ids, ImageryClient's ``root_ids=None``) or ``"list"`` (only ``ids``, others 0).
+    """
+
+    mode: str
+    ids: tuple[int, ...] = ()
+
+    @classmethod
+    def from_arg(cls, root_ids: Any) -> RootSelection:
+        if isinstance(root_ids, str) and root_ids == "all":
+            return cls("all")
+        if root_ids is None:
+            return cls("supervoxels")
+        # A string of ids ("123, 456") is accepted; any other word is a mistake.
+        if isinstance(root_ids, str) and not any(ch.isdigit() for ch in root_ids):
+            raise ValueError('root_ids must be None, a list of ids, or "all"')
+        return cls("list", tuple(parse_root_ids(root_ids)))
+
+
+class Dataset:
+    """Image and segmentation layers with a default coordinate resolution and mips.
+
+    Parameters
+    ----------
+    image_source, segmentation_source : str or None
+        cloud-volume paths (see :func:`imagery_gui.model.source.parse_source`). Either may
+        be None to read only the other.
+    resolution : "image", "segmentation" or 3 numbers, optional
+        Resolution (nm) in which bounds are given. Defaults to the image's default-mip
+        resolution, or the segmentation's when there is no image.
+    image_mip, segmentation_mip : int, optional
+        Default mips; default is the first mip not marked placeholder.
+    secrets : str or dict, optional
+        Token for cloud-volume.
+    timestamp : optional
+        Default time for graphene root-id lookups.
+    lru_bytes : int
+        Per-layer in-memory chunk cache of cloud-volume.
+    disk_cache : bool or str
+        cloud-volume's disk cache (off by default).
+    """
+
+    def __init__(
+        self,
+        image_source: str | None = None,
+        segmentation_source: str | None = None,
+        *,
+        resolution: Any = None,
+        image_mip: Any = None,
+        segmentation_mip: Any = None,
+        secrets: Any = None,
+        timestamp: Any = None,
+        lru_bytes: int = DEFAULT_LRU_BYTES,
+        disk_cache: bool | str = False,
+        use_https: bool = True,
+    ) -> None:
+        if image_source is None and segmentation_source is None:
+            raise SourceError("give an image source, a segmentation source, or both")
+        common = dict(
+            secrets=secrets, lru_bytes=lru_bytes, disk_cache=disk_cache, use_https=use_https
+        )
+        self.image: Layer | None = (
+            Layer(image_source, "image", **common) if image_source is not None else None
+        )
+        self.segmentation: Layer | None = (
+            Layer(segmentation_source, "segmentation", timestamp=timestamp, **common)
+            if segmentation_source is not None
+            else None
+        )
+        self.timestamp = timestamp
+        self._resolution_arg = resolution
+        self._resolution: np.ndarray | None = None
+        self._image_mip_arg = image_mip
+        self._segmentation_mip_arg = segmentation_mip
+        if resolution is not None and not isinstance(resolution, str):
+            self._resolution = as_resolution(resolution)
+        elif isinstance(resolution, str) and resolution not in ("image", "segmentation"):
+            raise ResolutionError(
+                'resolution must be "image", "segmentation" or three numbers in nm, '
+                f"got {resolution!r}"
+            )
+
+    def __repr__(self) -> str:
+        img = self.image.url if self.image else None
+        seg = self.segmentation.url if self.segmentation else None
+        return f"Dataset(image={img!r}, segmentation={seg!r})"
+
+    # -- defaults (resolved lazily: constructing a Dataset touches no data) -----------------
+    @property
+    def image_mip(self) -> int:
+        if self.image is None:
+            return -1
+        if self._image_mip_arg is None:
+            return self.image.default_mip
+        return self.image.resolve_mip(self._image_mip_arg)
+
+    @property
+    def segmentation_mip(self) -> int:
+        if self.segmentation is None:
+            return -1
+        if self._segmentation_mip_arg is None:
+            return self.segmentation.default_mip
+        return self.segmentation.resolve_mip(self._segmentation_mip_arg)
+
+    @property
+    def resolution(self) -> np.ndarray:
+        """Resolution (nm) of coordinates when none is given explicitly."""
+        if self._resolution is None:
+            which = self._resolution_arg
+            if which is None:
+                which = "image" if self.image is not None else "segmentation"
+            if which == "image":
+                if self.image is None:
+                    raise ResolutionError(
+                        'resolution="image" needs an image source; give one or pass '
+                        "resolution explicitly"
+                    )
+                self._resolution = self.image.resolution(self.image_mip)
+            else:
+                if self.segmentation is None:
+                    raise ResolutionError(
+                        'resolution="segmentation" needs a segmentation source; give one or '
+                        "pass resolution explicitly"
+                    )
+                self._resolution = self.segmentation.resolution(self.segmentation_mip)
+        return self._resolution
+
+    def coord_resolution(self, resolution: Any = None) -> np.ndarray:
+        if resolution is None:
+            return self.resolution
+        if isinstance(resolution, str):
+            layer = self.image if resolution == "image" else self.segmentation
+            mip = self.image_mip if resolution == "image" else self.segmentation_mip
+            if resolution not in ("image", "segmentation") or layer is None:
+                raise ResolutionError(
+                    f'resolution must be "image", "segmentation" or 3 numbers, got {resolution!r}'
+                )
+            return layer.resolution(mip)
+        return as_resolution(resolution)
+
+    def volume_bounds(self, resolution: Any = None) -> np.ndarray:
+        """The union of both layers' extents, as 2x3 voxels at ``resolution``."""
+        res = self.coord_resolution(resolution)
+        boxes = []
+        for layer, mip in (
+            (self.image, self.image_mip),
+            (self.segmentation, self.segmentation_mip),
+        ):
+            if layer is None:
+                continue
+            lo, hi = layer.bounds(mip)
+            scale = layer.resolution(mip) / res
+            boxes.append((lo * scale, hi * scale))
+        lo = np.min([b[0] for b in boxes], axis=0)
+        hi = np.max([b[1] for b in boxes], axis=0)
+        return np.array([np.floor(lo), np.ceil(hi)])
+
+    # -- reading -----------------------------------------------------------------------------
+    def _mip_box(
+        self, layer: Layer, box: np.ndarray, res: np.ndarray, mip: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = bounds_to_mip_bbox(box, res, layer.resolution(mip))
+        if np.any(hi - lo <= 0):
+            _subvoxel(layer, box, res, mip)
+        vlo, vhi = layer.bounds(mip)
+        if np.any(hi <= vlo) or np.any(lo >= vhi):
+            scale = layer.resolution(mip) / res
+            raise OutOfBoundsError(
+                f"bounds {_fmt_box(box)} at {_fmt_res(res)} nm lie entirely outside the "
+                f"{layer.kind} volume, which spans {_fmt_box(np.array([vlo * scale, vhi * scale]))} "
+                "at that resolution; check the coordinates and their resolution"
+            )
+        return lo, hi
+
+    def read_image(self, bounds: Any, mip: Any = None, resolution: Any = None) -> np.ndarray:
+        """Raw image voxels ``(z, y, x)`` at ``mip`` covering ``bounds`` (2x3 at ``resolution``)."""
+        layer = self._need(self.image, "image")
+        box = normalize_bounds(bounds)
+        res = self.coord_resolution(resolution)
+        m = self.image_mip if mip is None else layer.resolve_mip(mip)
+        lo, hi = self._mip_box(layer, box, res, m)
+        return layer.read(lo, hi, m)
+
+    def read_segmentation(
+        self,
+        bounds: Any,
+        mip: Any = None,
+        resolution: Any = None,
+        root_ids: Any = "all",
+        timestamp: Any = None,
+    ) -> np.ndarray:
+        """Segment ids ``(z, y, x)`` (uint64) at ``mip`` covering ``bounds``.
+
+        ``root_ids``: ``"all"``, ``None`` (supervoxels) or a list (other ids become 0).
+        """
+        layer = self._need(self.segmentation, "segmentation")
+        sel = root_ids if isinstance(root_ids, RootSelection) else RootSelection.from_arg(root_ids)
+        box = normalize_bounds(bounds)
+        res = self.coord_resolution(resolution)
+        m = self.segmentation_mip if mip is None else layer.resolve_mip(mip)
+        lo, hi = self._mip_box(layer, box, res, m)
+        ts = timestamp if timestamp is not None else self.timestamp
+        if sel.mode == "all":
+            return layer.read(lo, hi, m, agglomerate=True, timestamp=ts)
+        if sel.mode == "supervoxels":
+            return layer.read(lo, hi, m, agglomerate=False, timestamp=ts)
+        return layer.read(lo, hi, m, agglomerate=False, segids=list(sel.ids), timestamp=ts)
+
+    def aligned_cutout(
+        self,
+        bounds: Any,
+        image_mip: Any = None,
+        segmentation_mip: Any = None,
+        resolution: Any = None,
+        root_ids: Any = "all",
+        timestamp: Any = None,
+        resize: bool = True,
+        scale_to_bounds: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Image and segmentation ``(z, y, x)`` on one pixel grid.
+
+        The finer layer sets the grid (or, with ``scale_to_bounds``, the bounds do: one
+        pixel per voxel at ``resolution``); the other is resampled onto it by nearest
+        neighbour. Same rules and pixels as ImageryClient's
+        ``image_and_segmentation_cutout``.
+        """
+        img_layer = self._need(self.image, "image")
+        seg_layer = self._need(self.segmentation, "segmentation")
+        box = normalize_bounds(bounds)
+        res = self.coord_resolution(resolution)
+        im = self.image_mip if image_mip is None else img_layer.resolve_mip(image_mip)
+        sm = (
+            self.segmentation_mip
+            if segmentation_mip is None
+            else seg_layer.resolve_mip(segmentation_mip)
+        )
+        img_res = img_layer.resolution(im)
+        seg_res = seg_layer.resolution(sm)
+        if np.all(img_res == seg_res):
+            zoom_to = None
+        elif np.all(img_res >= seg_res):
+            zoom_to = "segmentation"
+        else:
+            zoom_to = "image"
+        img = self.read_image(box, im, res)
+        seg = self.read_segmentation(box, sm, res, root_ids, timestamp)
+        target = bounds_shape_zyx(box)
+        if scale_to_bounds:
+            if zoom_to in (None, "image"):
+                img = rescale_to_bounds(img, target)
+            if zoom_to in (None, "segmentation"):
+                seg = rescale_to_bounds(seg, target)
+        if resize and zoom_to == "segmentation":
+            img = resize_nearest(img, zoom_shape(img.shape, np.divide(seg.shape, img.shape)))
+        elif resize and zoom_to == "image":
+            seg = resize_nearest(seg, zoom_shape(seg.shape, np.divide(img.shape, seg.shape)))
+        return img, seg
+
+    @staticmethod
+    def _need(layer: Layer | None, kind: str) -> Layer:
+        if layer is None:
+            raise SourceError(f"this dataset has no {kind} source")
+        return layer
+
+
+def _subvoxel(layer: Layer, box: np.ndarray, res: np.ndarray, mip: int) -> None:
+    raise BoundsError(
+        f"bounds {_fmt_box(box)} at {_fmt_res(res)} nm are smaller than one voxel of the "
+        f"{layer.kind} at mip {mip} ({_fmt_res(layer.resolution(mip))} nm); make the box "
+        "larger or use a finer mip"
+    )
+
+
+def _fmt_box(box: np.ndarray) -> str:
+    def pt(p: np.ndarray) -> str:
+        return "[" + ", ".join(f"{v:g}" for v in np.asarray(p, dtype=float)) + "]"
+
+    return f"{pt(box[0])}-{pt(box[1])}"
+
+
+def bounds_shape_zyx(box: np.ndarray) -> tuple[int, int, int]:
+    """Shape ``(z, y, x)`` a box maps to at one pixel per voxel (rounded like zoom)."""
+    size = np.asarray(box[1], dtype=np.float64) - np.asarray(box[0], dtype=np.float64)
+    return tuple(int(round(s)) for s in size[::-1])  # type: ignore[return-value]
+
+
+def rescale_to_bounds(arr: np.ndarray, target_zyx: Sequence[int]) -> np.ndarray:
+    """ImageryClient's ``rescale_to_bounds`` (zoom to the bounds' size), ids kept exact."""
+    shape = zoom_shape(arr.shape, np.divide(np.asarray(target_zyx, dtype=float), arr.shape))
+    return resize_nearest(arr, shape)

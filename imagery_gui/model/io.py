@@ -1,0 +1,86 @@
+"""Atomic file writes: a figure is either fully written or not there at all.
+
+Every file imagery-gui writes goes to a temporary file in the destination folder first and
+is renamed into place, so an interrupted export (full disk, Ctrl-C, crash) never leaves a
+truncated PNG that looks valid to a figure pipeline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+import numpy as np
+
+from .errors import ExportError
+
+
+def check_writable(path: str | os.PathLike, overwrite: bool) -> str:
+    """Fail early, with one clear sentence, if ``path`` cannot be written."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.isdir(path):
+        raise ExportError(f"{path} is a folder; give a file name such as {path}/figure.png")
+    if os.path.exists(path) and not overwrite:
+        raise ExportError(f"{path} already exists; pass --force (overwrite=True) to replace it")
+    if not os.path.isdir(folder):
+        raise ExportError(f"cannot write {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ExportError(f"cannot write {path}: no permission to write in {folder}")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb", overwrite: bool = False) -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success rename it to ``path``."""
+    path = check_writable(path, overwrite)
+    folder = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".part", dir=folder)
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        if not overwrite and os.path.exists(path):
+            raise ExportError(f"{path} appeared while writing; not overwriting it")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _write_with(path: str | os.PathLike, writer: Callable[[IO], None], overwrite: bool) -> str:
+    try:
+        with atomic_open(path, "wb", overwrite=overwrite) as fh:
+            writer(fh)
+    except ExportError:
+        raise
+    except OSError as exc:
+        raise ExportError(f"cannot write {os.fspath(path)}: {exc.strerror or exc}") from None
+    return os.fspath(path)
+
+
+def save_png_atomic(
+    image: Any, path: str | os.PathLike, overwrite: bool = False, **kwargs: Any
+) -> str:
+    """Write a PIL image or a ``(h, w[, c])`` uint8 array as PNG, atomically."""
+    from PIL import Image
+
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(np.ascontiguousarray(image))
+    return _write_with(path, lambda fh: image.save(fh, format="PNG", **kwargs), overwrite)
+
+
+def save_json_atomic(data: Any, path: str | os.PathLike, overwrite: bool = False) -> str:
+    """Write JSON (UTF-8, indented, ids as strings by the caller), atomically."""
+    text = json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+    return _write_with(path, lambda fh: fh.write(text.encode("utf-8")), overwrite)

@@ -1,0 +1,145 @@
+"""Segment colours.
+
+Two ways to colour segments:
+
+* **by order** (:func:`discrete_colors`), ImageryClient's rule: ``n`` colours from a seaborn
+  palette (default husl with ``h=0.01, s=1, l=0.65``) handed out in the order of the masks.
+  Used by ``composite_overlay`` and by exports without explicit colours, so figures match
+  ImageryClient's;
+* **by id** (:func:`colors_for_ids`): a colour that depends only on the id, so a segment
+  keeps its colour when others are selected or removed. Used by the viewer.
+
+Colours are converted to 0-255 exactly as ImageryClient does (``int(255 * c)``, which
+truncates), so the same palette gives the same pixels.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+DEFAULT_PALETTE = "husl"
+DEFAULT_H = 0.01
+DEFAULT_L = 0.65
+DEFAULT_S = 1.0
+
+_HEX = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
+
+
+def palette_colors(
+    n: int,
+    palette: str = DEFAULT_PALETTE,
+    h: float = DEFAULT_H,
+    l: float = DEFAULT_L,  # noqa: E741 - ImageryClient's parameter name
+    s: float = DEFAULT_S,
+) -> list[tuple[float, float, float]]:
+    """``n`` colours (0-1 floats) from a seaborn palette, as ImageryClient picks them."""
+    from seaborn import color_palette, hls_palette, husl_palette
+
+    if n <= 0:
+        return []
+    try:
+        if palette == "husl":
+            cols = husl_palette(n, h=h, s=s, l=l)
+        elif palette == "hls":
+            cols = hls_palette(n, h=h, s=s, l=l)
+        else:
+            cols = color_palette(n_colors=n, palette=palette)
+    except ValueError as exc:
+        raise ValueError(
+            f"unknown palette {palette!r}: use a seaborn palette name such as husl, hls, "
+            f"tab10, Set2, deep, or a matplotlib colormap ({exc})"
+        ) from None
+    return [tuple(float(v) for v in c[:3]) for c in cols]  # type: ignore[misc]
+
+
+def discrete_colors(
+    segs: Any,
+    palette: str = DEFAULT_PALETTE,
+    h: float = DEFAULT_H,
+    l: float = DEFAULT_L,  # noqa: E741
+    s: float = DEFAULT_S,
+) -> Any:
+    """ImageryClient's ``discrete_colors``: a list, or a dict keyed like ``segs``."""
+    cols = palette_colors(len(segs), palette, h, l, s)
+    if isinstance(segs, dict):
+        return dict(zip(segs.keys(), cols))
+    return cols
+
+
+def to_uint8(color: Any) -> tuple[int, int, int]:
+    """One colour as 0-255 ints.
+
+    Accepts 0-1 float triples (converted like ImageryClient: ``int(255 * c)``), 0-255 int
+    triples (any value above 1), hex strings (``"#ff8800"``, ``"f80"``) and matplotlib
+    colour names (``"cyan"``).
+    """
+    if isinstance(color, str):
+        m = _HEX.fullmatch(color.strip())
+        if m:
+            hx = m.group(1)
+            if len(hx) == 3:
+                hx = "".join(ch * 2 for ch in hx)
+            return (int(hx[0:2], 16), int(hx[2:4], 16), int(hx[4:6], 16))
+        from matplotlib.colors import to_rgb
+
+        try:
+            rgb = to_rgb(color.strip())
+        except ValueError:
+            raise ValueError(
+                f"unknown colour {color!r}: use a hex string like '#ff8800', a name like "
+                "'cyan', or an (r, g, b) tuple"
+            ) from None
+        return tuple(int(round(255 * c)) for c in rgb)  # type: ignore[return-value]
+    try:
+        vals = [float(v) for v in color][:3]
+    except TypeError:
+        raise ValueError(f"a colour must be (r, g, b) or a hex string, got {color!r}") from None
+    if len(vals) != 3:
+        raise ValueError(f"a colour needs three components, got {color!r}")
+    if any(v > 1 for v in vals):
+        if any(v < 0 or v > 255 for v in vals):
+            raise ValueError(f"colour components must be 0-1 floats or 0-255 ints, got {color!r}")
+        return tuple(int(v) for v in vals)  # type: ignore[return-value]
+    if any(v < 0 for v in vals):
+        raise ValueError(f"colour components must not be negative, got {color!r}")
+    return tuple(int(255 * v) for v in vals)  # type: ignore[return-value]
+
+
+def color_table(colors: Iterable[Any]) -> np.ndarray:
+    """An ``(n, 3)`` uint8 table from any iterable of colours."""
+    rows = [to_uint8(c) for c in colors]
+    if not rows:
+        return np.zeros((0, 3), dtype=np.uint8)
+    return np.asarray(rows, dtype=np.uint8)
+
+
+def to_hex(color: Sequence[int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*(int(c) for c in color[:3]))
+
+
+#: Size of the fixed palette behind :func:`colors_for_ids`.
+_ID_PALETTE_SIZE = 64
+
+
+def colors_for_ids(
+    ids: Iterable[int], palette: str = DEFAULT_PALETTE
+) -> dict[int, tuple[int, int, int]]:
+    """A stable colour per id: the id (mixed by a 64-bit hash) picks one of 64 palette entries.
+
+    The colour of an id never depends on which other ids are shown.
+    """
+    table = color_table(palette_colors(_ID_PALETTE_SIZE, palette))
+    out: dict[int, tuple[int, int, int]] = {}
+    for i in ids:
+        v = int(i)
+        # splitmix64 finaliser: neighbouring ids land far apart in the palette.
+        z = (v + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+        z ^= z >> 31
+        out[v] = tuple(int(c) for c in table[z % _ID_PALETTE_SIZE])  # type: ignore[assignment]
+    return out

@@ -1,0 +1,54 @@
+"""Nearest-neighbour resampling that never passes ids through float.
+
+ImageryClient aligns imagery and segmentation of different resolutions with
+``scipy.ndimage.zoom(order=0, mode="nearest")``. That picks the right *positions*, but it
+computes output *values* in float64, so segment ids above 2**53 (every MICrONS root id)
+come back changed. Here the positions scipy would pick are computed once per axis (from a
+small float ``arange``, where float is exact) and the ids are gathered by integer indexing.
+The result is pixel-for-pixel what ``ndimage.zoom`` gives for values that survive float64,
+and exact for all others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+from scipy import ndimage
+
+
+@lru_cache(maxsize=512)
+def zoom_index(n_in: int, n_out: int) -> np.ndarray:
+    """Source index of each of ``n_out`` outputs under ``ndimage.zoom(order=0)`` of ``n_in``."""
+    if n_in == n_out:
+        return np.arange(n_in, dtype=np.intp)
+    if n_in <= 0 or n_out <= 0:
+        raise ValueError(f"cannot resample an axis of length {n_in} to {n_out}")
+    src = np.arange(n_in, dtype=np.float64)
+    out = ndimage.zoom(src, n_out / n_in, order=0, mode="nearest")
+    if out.shape[0] != n_out:  # pragma: no cover - scipy's own rounding, guarded anyway
+        raise ValueError(f"zoom gave {out.shape[0]} samples for {n_in}->{n_out}")
+    idx = out.astype(np.intp)
+    idx.setflags(write=False)
+    return idx
+
+
+def zoom_shape(in_shape: Sequence[int], factors: Sequence[float]) -> tuple[int, ...]:
+    """The output shape ``ndimage.zoom`` computes for ``factors`` (``round(n * f)``)."""
+    return tuple(int(round(n * f)) for n, f in zip(in_shape, factors))
+
+
+def resize_nearest(arr: np.ndarray, out_shape: Sequence[int]) -> np.ndarray:
+    """Resample ``arr`` to ``out_shape`` exactly as ``ndimage.zoom(order=0)`` would.
+
+    Any dtype; ids are copied, never converted. Returns ``arr`` itself when the shape
+    already matches.
+    """
+    out_shape = tuple(int(s) for s in out_shape)
+    if arr.ndim != len(out_shape):
+        raise ValueError(f"cannot resample a {arr.ndim}-D array to shape {out_shape}")
+    if arr.shape == out_shape:
+        return arr
+    index = tuple(zoom_index(n, m) for n, m in zip(arr.shape, out_shape))
+    return arr[np.ix_(*index)]

@@ -1,0 +1,573 @@
+"""Data sources: one Precomputed (or graphene) layer opened through cloud-volume.
+
+This is the only module that talks to cloud-volume. It owns three decisions:
+
+* **which paths are accepted** (:func:`parse_source`): ``precomputed://`` over ``file://``,
+  ``http(s)://``, ``gs://`` and ``s3://``; ``graphene://`` over ``http(s)://``; bare local
+  folders and bare URLs are taken as Precomputed. cloud-volume itself silently turns some
+  malformed paths into relative local paths, so the check happens here first;
+* **the data contract**: every read returns a C-contiguous ``(z, y, x)`` array (ids stay
+  ``uint64``), a zero-copy transpose of cloud-volume's Fortran-order ``(x, y, z, c)``;
+* **error translation**: cloud-volume, cloud-files and requests exceptions become the
+  specific types of :mod:`imagery_gui.model.errors` with messages that say what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from .errors import (
+    AuthenticationError,
+    DataCorruptError,
+    InfoUnreadableError,
+    MipError,
+    NotPrecomputedError,
+    OutOfBoundsError,
+    SourceError,
+    SourceNotFoundError,
+    SourceUnavailableError,
+    UnsupportedSourceError,
+)
+
+REMOTE_PROTOCOLS = ("http", "https", "gs", "s3")
+GRAPHENE_PROTOCOLS = ("http", "https", "middleauth+https")
+_OTHER_FORMATS = ("zarr", "zarr2", "zarr3", "n5", "boss", "brainmaps", "dvid", "nggraph", "render")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """A parsed source path.
+
+    Attributes
+    ----------
+    url : str
+        The path as handed to cloud-volume (``format://protocol://...``).
+    format : str
+        ``"precomputed"`` or ``"graphene"``.
+    protocol : str
+        ``"file"``, ``"http"``, ``"https"``, ``"gs"``, ``"s3"`` (``middleauth+https`` is
+        reported as ``https``).
+    local_path : str or None
+        The folder on disk for ``file://`` sources.
+    """
+
+    url: str
+    format: str
+    protocol: str
+    local_path: str | None = None
+
+    @property
+    def is_graphene(self) -> bool:
+        return self.format == "graphene"
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def parse_source(path: str) -> SourceSpec:
+    """Check and normalise a source path.
+
+    Accepted forms::
+
+        precomputed://file:///data/image     file:///data/image     /data/image   ./image
+        precomputed://https://host/em        https://host/em
+        precomputed://gs://bucket/em         gs://bucket/em          s3://bucket/em
+        graphene://https://host/segmentation/table/name
+
+    Raises
+    ------
+    UnsupportedSourceError
+        For other formats (zarr, n5, boss, ...) or protocols, or a graphene source that
+        is not served over http(s).
+    """
+    if not isinstance(path, str) or not path.strip():
+        raise UnsupportedSourceError(
+            f"a source must be a path or URL such as precomputed://https://host/layer, got {path!r}"
+        )
+    raw = path.strip()
+    fmt = "precomputed"
+    rest = raw
+    head, sep, tail = raw.partition("://")
+    if sep and head in ("precomputed", "graphene"):
+        fmt, rest = head, tail
+    elif sep and head in _OTHER_FORMATS:
+        raise UnsupportedSourceError(
+            f"{raw}: the {head}:// format is not supported; imagery-gui reads Neuroglancer "
+            "Precomputed (precomputed://) and graphene (graphene://) layers"
+        )
+    proto, sep2, _ = rest.partition("://")
+    if not sep2:
+        # A bare local path.
+        if fmt == "graphene":
+            raise UnsupportedSourceError(
+                f"{raw}: a graphene source must be served over https, like "
+                "graphene://https://host/segmentation/table/NAME"
+            )
+        local = os.path.abspath(os.path.expanduser(rest))
+        return SourceSpec(f"precomputed://file://{local}", "precomputed", "file", local)
+    proto = proto.lower()
+    if fmt == "graphene":
+        if proto not in GRAPHENE_PROTOCOLS:
+            raise UnsupportedSourceError(
+                f"{raw}: a graphene source must be served over https, like "
+                "graphene://https://host/segmentation/table/NAME"
+            )
+        return SourceSpec(raw, "graphene", proto.replace("middleauth+", ""))
+    if proto == "file":
+        local = rest[len("file://") :]
+        local = os.path.abspath(os.path.expanduser(local)) if local else local
+        return SourceSpec(f"precomputed://file://{local}", "precomputed", "file", local)
+    if proto in REMOTE_PROTOCOLS or proto == "middleauth+https":
+        parts = urlsplit(rest.replace("middleauth+", ""))
+        if not parts.netloc:
+            raise UnsupportedSourceError(f"{raw}: the URL has no host or bucket name")
+        return SourceSpec(f"precomputed://{rest}", "precomputed", proto.replace("middleauth+", ""))
+    raise UnsupportedSourceError(
+        f"{raw}: the {proto}:// protocol is not supported; use file://, http(s)://, gs:// or s3://"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    """One mip level of a layer, read from its ``info``."""
+
+    key: str
+    resolution: tuple[float, float, float]
+    voxel_offset: tuple[int, int, int]
+    size: tuple[int, int, int]
+    chunk_size: tuple[int, int, int]
+    encoding: str
+    placeholder: bool
+
+    @property
+    def lo(self) -> np.ndarray:
+        return np.asarray(self.voxel_offset, dtype=np.int64)
+
+    @property
+    def hi(self) -> np.ndarray:
+        return self.lo + np.asarray(self.size, dtype=np.int64)
+
+
+_REQUIRED_INFO = ("type", "data_type", "num_channels", "scales")
+_REQUIRED_SCALE = ("key", "resolution", "size", "chunk_sizes", "encoding")
+
+
+def scales_from_info(info: Any, where: str) -> list[Scale]:
+    """Validate an ``info`` dict and return its scales."""
+    if not isinstance(info, dict):
+        raise InfoUnreadableError(f"{where}: the info file is not a JSON object")
+    missing = [k for k in _REQUIRED_INFO if k not in info]
+    if missing:
+        raise InfoUnreadableError(
+            f"{where}: the info file lacks {', '.join(missing)}; it is not a valid "
+            "Precomputed volume info (see the neuroglancer precomputed volume spec)"
+        )
+    scales = info["scales"]
+    if not isinstance(scales, list) or not scales:
+        raise InfoUnreadableError(f"{where}: the info file has no scales")
+    out: list[Scale] = []
+    for i, sc in enumerate(scales):
+        if not isinstance(sc, dict):
+            raise InfoUnreadableError(f"{where}: scale {i} of the info file is not an object")
+        miss = [k for k in _REQUIRED_SCALE if k not in sc]
+        if miss:
+            raise InfoUnreadableError(
+                f"{where}: scale {i} of the info file lacks {', '.join(miss)}"
+            )
+        try:
+            res = tuple(float(v) for v in sc["resolution"])
+            size = tuple(int(v) for v in sc["size"])
+            off = tuple(int(v) for v in sc.get("voxel_offset", (0, 0, 0)))
+            chunk = tuple(int(v) for v in sc["chunk_sizes"][0])
+        except (TypeError, ValueError, IndexError):
+            raise InfoUnreadableError(
+                f"{where}: scale {i} of the info file has malformed resolution, size, "
+                "voxel_offset or chunk_sizes"
+            ) from None
+        if len(res) != 3 or len(size) != 3 or len(off) != 3 or len(chunk) != 3:
+            raise InfoUnreadableError(f"{where}: scale {i} does not describe a 3D volume")
+        out.append(
+            Scale(
+                key=str(sc["key"]),
+                resolution=res,  # type: ignore[arg-type]
+                voxel_offset=off,  # type: ignore[arg-type]
+                size=size,  # type: ignore[arg-type]
+                chunk_size=chunk,  # type: ignore[arg-type]
+                encoding=str(sc["encoding"]),
+                placeholder=str(sc["key"]) == "placeholder" or bool(sc.get("placeholder", False)),
+            )
+        )
+    return out
+
+
+def _layer_hint(folder: str) -> str:
+    """Suggest sub-folders that are Precomputed layers (the user pointed at a dataset)."""
+    try:
+        subs = sorted(
+            d for d in os.listdir(folder) if os.path.isfile(os.path.join(folder, d, "info"))
+        )
+    except OSError:
+        return ""
+    if not subs:
+        return ""
+    return " Layers found inside it: " + ", ".join(os.path.join(folder, s) for s in subs[:6])
+
+
+@contextlib.contextmanager
+def translate_errors(where: str) -> Iterator[None]:
+    """Turn cloud-volume / cloud-files / network exceptions into our specific types."""
+    from cloudvolume import exceptions as cvx
+
+    try:
+        yield
+    except SourceError:
+        raise
+    except cvx.InfoUnavailableError:
+        raise SourceNotFoundError(
+            f"{where}: no Precomputed layer there (no 'info' file). Check the path or URL; it "
+            "must point at a layer (the folder that holds 'info'), not at a dataset or a chunk."
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise InfoUnreadableError(f"{where}: the info file is not valid JSON ({exc})") from None
+    except (cvx.DecodingError, cvx.EmptyFileException) as exc:
+        raise DataCorruptError(
+            f"{where}: a chunk could not be decoded ({type(exc).__name__}: {_short(exc)}). "
+            "The data may be corrupt or the info file may not match it."
+        ) from None
+    except cvx.AuthenticationError as exc:
+        raise AuthenticationError(f"{where}: access denied ({_short(exc)})") from None
+    except (cvx.UnsupportedFormatError, cvx.UnsupportedProtocolError) as exc:
+        raise UnsupportedSourceError(f"{where}: {_short(exc)}") from None
+    except Exception as exc:
+        _translate_http(where, exc)
+        raise
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    # cloud-volume colours some messages with ANSI codes.
+    for code in ("\x1b[1;91m", "\x1b[m", "\x1b[0m"):
+        text = text.replace(code, "")
+    return text[:limit]
+
+
+def _translate_http(where: str, exc: Exception) -> None:
+    import requests
+
+    status = None
+    resp = getattr(exc, "response", None)
+    if resp is not None:
+        status = getattr(resp, "status_code", None)
+    if status in (401, 403):
+        raise AuthenticationError(
+            f"{where}: the server refused access (HTTP {status}). If this source needs a "
+            "CAVE token, set one up (see `imagery-gui --help-token`)."
+        ) from None
+    if status == 404:
+        raise SourceNotFoundError(f"{where}: not found on the server (HTTP 404)") from None
+    if isinstance(exc, requests.exceptions.RequestException) or status is not None:
+        detail = f"HTTP {status}" if status else type(exc).__name__
+        raise SourceUnavailableError(
+            f"{where}: the server did not answer ({detail}). Check the URL and your network, "
+            "then try again."
+        ) from None
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        raise SourceUnavailableError(f"{where}: {_short(exc)}") from None
+
+
+class Layer:
+    """One image or segmentation layer, opened lazily through cloud-volume.
+
+    Parameters
+    ----------
+    source : str
+        Any path accepted by :func:`parse_source`.
+    kind : {"image", "segmentation", None}
+        The role this layer plays, used in messages and to check the layer type.
+    secrets : str or dict, optional
+        Token handed to cloud-volume (for graphene / middleauth sources).
+    lru_bytes : int
+        Size of cloud-volume's in-memory LRU of chunk files (0 disables it).
+    disk_cache : bool or str
+        cloud-volume's on-disk cache (``False``, ``True`` or a folder).
+    use_https : bool
+        Read ``gs://`` and ``s3://`` through their public https endpoints, as ImageryClient.
+    timestamp : datetime, int or str, optional
+        Default time at which graphene root ids are looked up.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        kind: str | None = None,
+        *,
+        secrets: Any = None,
+        lru_bytes: int = 0,
+        disk_cache: bool | str = False,
+        use_https: bool = True,
+        timestamp: Any = None,
+        fill_missing: bool = True,
+    ) -> None:
+        self.spec = parse_source(source)
+        self.kind = kind
+        self._secrets = secrets
+        self._lru_bytes = int(lru_bytes)
+        self._disk_cache = disk_cache
+        self._use_https = use_https
+        self._fill_missing = fill_missing
+        self.timestamp = timestamp
+        self._cv: Any = None
+        self._scales: list[Scale] | None = None
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        state = "open" if self._cv is not None else "not opened"
+        return f"Layer({self.spec.url!r}, kind={self.kind!r}, {state})"
+
+    @property
+    def url(self) -> str:
+        return self.spec.url
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} source {self.spec.url}" if self.kind else self.spec.url
+
+    # -- opening ---------------------------------------------------------------------------
+    def _precheck_local(self) -> None:
+        folder = self.spec.local_path
+        if folder is None:
+            return
+        if not os.path.exists(folder):
+            raise SourceNotFoundError(
+                f"{self.label}: no such folder {folder}. Check the path (it must be the layer "
+                "folder that contains 'info')."
+            )
+        if not os.path.isdir(folder):
+            raise NotPrecomputedError(
+                f"{self.label}: {folder} is a file; point at the layer folder that contains 'info'"
+            )
+        info = os.path.join(folder, "info")
+        if not os.path.isfile(info):
+            raise NotPrecomputedError(
+                f"{self.label}: {folder} has no 'info' file, so it is not a Neuroglancer "
+                f"Precomputed layer.{_layer_hint(folder)}"
+            )
+        try:
+            with open(info, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InfoUnreadableError(f"{self.label}: cannot read {info} ({exc})") from None
+        scales_from_info(data, self.label)
+
+    def _diagnose_info(self) -> None:
+        """cloud-volume choked on the info: fetch it ourselves to say precisely why."""
+        from cloudfiles import CloudFiles
+
+        base = self.spec.url.split("://", 1)[1]
+        try:
+            data = CloudFiles(base).get_json("info")
+        except Exception:
+            return
+        scales_from_info(data, self.label)
+
+    def open(self) -> Any:
+        """Open the layer (once) and return the CloudVolume. Thread-safe."""
+        if self._cv is not None:
+            return self._cv
+        with self._lock:
+            if self._cv is not None:
+                return self._cv
+            self._precheck_local()
+            from cloudvolume import CloudVolume
+
+            with translate_errors(self.label):
+                try:
+                    cv = CloudVolume(
+                        self.spec.url,
+                        mip=0,
+                        bounded=False,
+                        fill_missing=self._fill_missing,
+                        progress=False,
+                        use_https=self._use_https,
+                        secrets=self._secrets,
+                        lru_bytes=self._lru_bytes,
+                        cache=self._disk_cache,
+                        timestamp=None,
+                    )
+                except (KeyError, TypeError, IndexError) as exc:
+                    self._diagnose_info()
+                    raise InfoUnreadableError(
+                        f"{self.label}: the info file is malformed ({type(exc).__name__}: {exc})"
+                    ) from None
+            scales = scales_from_info(cv.info, self.label)
+            layer_type = cv.info.get("type")
+            if layer_type not in ("image", "segmentation"):
+                raise NotPrecomputedError(
+                    f"{self.label}: the info file describes a {layer_type!r} layer, not an image "
+                    "or segmentation volume"
+                )
+            if self.kind == "segmentation" and not np.issubdtype(
+                np.dtype(cv.info["data_type"]), np.integer
+            ):
+                raise NotPrecomputedError(
+                    f"{self.label}: segmentation must hold integer ids, but the layer's data "
+                    f"type is {cv.info['data_type']}; is this the image layer?"
+                )
+            if int(cv.info.get("num_channels", 1)) != 1:
+                raise NotPrecomputedError(
+                    f"{self.label}: layers with {cv.info['num_channels']} channels are not "
+                    "supported (one channel expected)"
+                )
+            self._scales = scales
+            self._cv = cv
+            return cv
+
+    @property
+    def cv(self) -> Any:
+        return self.open()
+
+    @property
+    def is_open(self) -> bool:
+        return self._cv is not None
+
+    # -- metadata --------------------------------------------------------------------------
+    @property
+    def info(self) -> dict:
+        return self.open().info
+
+    @property
+    def scales(self) -> list[Scale]:
+        self.open()
+        assert self._scales is not None
+        return self._scales
+
+    @property
+    def layer_type(self) -> str:
+        return str(self.info["type"])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.info["data_type"])
+
+    @property
+    def num_mips(self) -> int:
+        return len(self.scales)
+
+    @property
+    def default_mip(self) -> int:
+        """The first mip whose scale is not marked placeholder (ImageryClient's rule)."""
+        for i, sc in enumerate(self.scales):
+            if not sc.placeholder:
+                return i
+        raise MipError(f"{self.label}: every mip level is marked placeholder; pass a mip")
+
+    def resolve_mip(self, mip: Any) -> int:
+        """Accept a mip index or a resolution triple; raise :class:`MipError` if unknown."""
+        n = self.num_mips
+        if isinstance(mip, (int, np.integer)) and not isinstance(mip, bool):
+            m = int(mip)
+            if 0 <= m < n:
+                return m
+            raise MipError(
+                f"{self.label}: mip {m} does not exist; this layer has mips 0-{n - 1} "
+                f"({self.describe_mips()})"
+            )
+        if isinstance(mip, (list, tuple, np.ndarray)) and len(mip) == 3:
+            want = np.asarray(mip, dtype=np.float64)
+            for i, sc in enumerate(self.scales):
+                if np.allclose(sc.resolution, want):
+                    return i
+            raise MipError(
+                f"{self.label}: no mip at resolution {list(want)} nm; available: "
+                f"{self.describe_mips()}"
+            )
+        raise MipError(
+            f"{self.label}: mip must be an integer 0-{n - 1} or a resolution, got {mip!r}"
+        )
+
+    def describe_mips(self) -> str:
+        return ", ".join(
+            f"{i}: {'x'.join(_fmt(r) for r in sc.resolution)} nm"
+            for i, sc in enumerate(self.scales)
+        )
+
+    def scale(self, mip: int) -> Scale:
+        return self.scales[self.resolve_mip(mip)]
+
+    def resolution(self, mip: int) -> np.ndarray:
+        return np.asarray(self.scale(mip).resolution, dtype=np.float64)
+
+    def bounds(self, mip: int) -> tuple[np.ndarray, np.ndarray]:
+        sc = self.scale(mip)
+        return sc.lo, sc.hi
+
+    def chunk_size(self, mip: int) -> np.ndarray:
+        return np.asarray(self.scale(mip).chunk_size, dtype=np.int64)
+
+    # -- reading ---------------------------------------------------------------------------
+    def read(
+        self,
+        lo: Sequence[int],
+        hi: Sequence[int],
+        mip: int,
+        *,
+        agglomerate: bool = False,
+        segids: Sequence[int] | None = None,
+        timestamp: Any = None,
+    ) -> np.ndarray:
+        """Read voxels ``[lo, hi)`` at ``mip`` as a C-contiguous ``(z, y, x)`` array.
+
+        Regions outside the volume read as 0 (as ImageryClient's unbounded reads do), but a
+        box that misses the volume entirely raises :class:`OutOfBoundsError`.
+
+        For graphene sources ``agglomerate=True`` maps supervoxels to root ids at
+        ``timestamp``; ``segids`` keeps only those root ids. For plain Precomputed
+        segmentation ``segids`` masks every other id to 0.
+        """
+        from cloudvolume import Bbox
+
+        cv = self.open()
+        mip = self.resolve_mip(mip)
+        lo_a = np.asarray(lo, dtype=np.int64)
+        hi_a = np.asarray(hi, dtype=np.int64)
+        vlo, vhi = self.bounds(mip)
+        if np.any(hi_a <= vlo) or np.any(lo_a >= vhi):
+            raise OutOfBoundsError(
+                f"{self.label}: the requested box {lo_a.tolist()}-{hi_a.tolist()} (mip {mip} "
+                f"voxels) is entirely outside the volume {vlo.tolist()}-{vhi.tolist()}"
+            )
+        kwargs: dict[str, Any] = {}
+        if self.spec.is_graphene:
+            kwargs["agglomerate"] = bool(agglomerate)
+            ts = timestamp if timestamp is not None else self.timestamp
+            if ts is not None:
+                kwargs["timestamp"] = ts
+        if segids is not None:
+            kwargs["segids"] = list(segids)
+        with self._lock, translate_errors(self.label):
+            cut = cv.download(Bbox(lo_a, hi_a), mip=mip, **kwargs)
+        arr = np.asarray(cut)
+        if arr.ndim == 4:
+            arr = arr[..., 0]
+        out = arr.transpose(2, 1, 0)
+        if not out.flags.c_contiguous:
+            out = np.ascontiguousarray(out)
+        expected = tuple(int(v) for v in (hi_a - lo_a)[::-1])
+        if out.shape != expected:
+            raise DataCorruptError(
+                f"{self.label}: read returned shape {out.shape}, expected {expected}"
+            )
+        return out
+
+
+def _fmt(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"

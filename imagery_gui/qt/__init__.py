@@ -1,0 +1,1 @@
+"""The Qt layer: canvas, controls, fetcher and main window (imports PySide6/pyqtgraph)."""

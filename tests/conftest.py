@@ -1,0 +1,105 @@
+"""Shared fixtures: real Precomputed volumes on disk, built once per test session.
+
+Nothing here mocks cloud-volume: every volume is written with cloud-volume itself and read
+back through it, from ``file://`` paths or a loopback HTTP server.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Qt must never try to open a display in tests, and nothing may touch the user's settings
+# or cache. These are set before anything imports Qt or the package.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="imagery-gui-tests-"))
+os.environ["IMAGERY_GUI_CACHE_DIR"] = str(_SESSION_DIR / "cache")
+os.environ["IMAGERY_GUI_SETTINGS_DIR"] = str(_SESSION_DIR / "settings")
+os.environ.setdefault("CLOUD_VOLUME_DIR", str(_SESSION_DIR / "cloudvolume"))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from tests.helpers.volumes import (  # noqa: E402
+    BIG_OFFSET,
+    VolumePair,
+    build_medulla_pair,
+    build_pinky_pair,
+    build_synthetic_pair,
+    em_data_dir,
+)
+
+
+@pytest.fixture(scope="session")
+def session_dir() -> Path:
+    return _SESSION_DIR
+
+
+@pytest.fixture(scope="session")
+def demo(session_dir):
+    """The built-in demo volume, generated once into the session's cache folder."""
+    from imagery_gui.model.demo import ensure_demo
+
+    return ensure_demo()
+
+
+@pytest.fixture(scope="session")
+def demo_pair(demo) -> VolumePair:
+    return VolumePair(
+        image=demo.image_source, segmentation=demo.segmentation_source, center=demo.center
+    )
+
+
+@pytest.fixture(scope="session")
+def synthetic_small(session_dir) -> VolumePair:
+    """Image 4x4x40 (raw) + segmentation 8x8x40 with small ids (< 2**53), 3 mips each."""
+    return build_synthetic_pair(session_dir / "synthetic_small", id_offset=0)
+
+
+@pytest.fixture(scope="session")
+def synthetic_big(session_dir) -> VolumePair:
+    """The same volumes with every non-zero id raised by 864691135000000000 (above 2**53)."""
+    return build_synthetic_pair(session_dir / "synthetic_big", id_offset=BIG_OFFSET)
+
+
+@pytest.fixture(scope="session")
+def em_data() -> Path:
+    path = em_data_dir()
+    if path is None:
+        pytest.skip("real EM data (../shared/em_data) is not present on this machine")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pinky_pair(session_dir, em_data) -> VolumePair:
+    """Real MICrONS pinky40 segmentation (8x8x40) cropped, with EM-like imagery at 4x4x40."""
+    return build_pinky_pair(session_dir / "pinky", em_data, id_offset=None)
+
+
+@pytest.fixture(scope="session")
+def pinky_pair_small(session_dir, em_data) -> VolumePair:
+    """The pinky40 crop with ids lowered below 2**53 (so ImageryClient's float math is exact)."""
+    return build_pinky_pair(session_dir / "pinky_small", em_data, id_offset=-BIG_OFFSET)
+
+
+@pytest.fixture(scope="session")
+def medulla(em_data) -> VolumePair:
+    """Real FlyEM medulla FIB-SEM image and segmentation (both 10 nm isotropic)."""
+    base = em_data / "precomputed" / "medulla_fib"
+    return VolumePair(
+        image=f"precomputed://file://{base / 'image'}",
+        segmentation=f"precomputed://file://{base / 'segmentation'}",
+        center=(125, 125, 125),
+    )
+
+
+@pytest.fixture(scope="session")
+def medulla_small(session_dir, em_data) -> VolumePair:
+    """A crop of the real medulla data with ids lowered below 2**53."""
+    return build_medulla_pair(session_dir / "medulla_small", em_data, id_offset=-BIG_OFFSET)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)

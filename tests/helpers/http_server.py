@@ -1,0 +1,161 @@
+"""A loopback HTTP server for Precomputed folders, with injectable latency and failures.
+
+Serves what cloud-volume expects over http: a request for ``<key>`` with no such file but a
+``<key>.gz`` is answered with the gzip bytes and ``Content-Encoding: gzip``. Binds to
+127.0.0.1 only, on a free port, and stops when the context manager exits (or after a hard
+time limit, so a crashed test never leaves it running).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+_ENCODINGS = ((".gz", "gzip"), (".br", "br"), (".zstd", "zstd"))
+
+
+class LoopbackServer:
+    """``with LoopbackServer(root, latency=0.1, fail_rate=0.2) as srv: srv.url``.
+
+    Attributes can be changed while running: ``latency`` (s), ``jitter`` (s), ``fail_rate``,
+    ``fail_status``, ``down`` (every request fails), ``spare_metadata`` (never fail
+    ``info``/``provenance``), ``hang`` (hold requests this many seconds, as a dead server),
+    ``corrupt`` (a set of path substrings answered with garbage bytes).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        latency: float = 0.0,
+        jitter: float = 0.0,
+        fail_rate: float = 0.0,
+        fail_status: int = 503,
+        spare_metadata: bool = True,
+        seed: int = 0,
+        max_seconds: float = 600.0,
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.latency = latency
+        self.jitter = jitter
+        self.fail_rate = fail_rate
+        self.fail_status = fail_status
+        self.spare_metadata = spare_metadata
+        self.down = False
+        self.hang = 0.0
+        self.corrupt: set[str] = set()
+        self.max_seconds = max_seconds
+        self.counts: Counter[str] = Counter()
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def source(self, relpath: str) -> str:
+        return f"precomputed://{self.url}/{relpath.strip('/')}"
+
+    def _decide_failure(self, path: str) -> bool:
+        if self.down:
+            return True
+        if self.spare_metadata and path.rsplit("/", 1)[-1] in ("info", "provenance"):
+            return False
+        with self._lock:
+            return self._rng.random() < self.fail_rate
+
+    def _delay(self) -> float:
+        with self._lock:
+            return self.latency + (self._rng.uniform(0, self.jitter) if self.jitter else 0.0)
+
+    def __enter__(self) -> LoopbackServer:
+        server_ref = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+            def _send(self, status: int, body: bytes, headers: dict | None = None) -> None:
+                self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_HEAD(self) -> None:
+                self.do_GET()
+
+            def do_GET(self) -> None:
+                srv = server_ref
+                path = unquote(urlsplit(self.path).path)
+                if srv.hang:
+                    time.sleep(srv.hang)
+                delay = srv._delay()
+                if delay:
+                    time.sleep(delay)
+                with srv._lock:
+                    srv.counts["requests"] += 1
+                if srv._decide_failure(path):
+                    with srv._lock:
+                        srv.counts["failed"] += 1
+                    self._send(srv.fail_status, b"injected failure")
+                    return
+                target = (srv.root / path.lstrip("/")).resolve()
+                if srv.root not in target.parents and target != srv.root:
+                    self._send(403, b"outside root")
+                    return
+                if any(s in path for s in srv.corrupt):
+                    self._send(
+                        200, b"\x00garbage\xff" * 7, {"Content-Type": "application/octet-stream"}
+                    )
+                    return
+                if target.is_file():
+                    self._send(
+                        200, target.read_bytes(), {"Content-Type": "application/octet-stream"}
+                    )
+                    return
+                for suffix, enc in _ENCODINGS:
+                    alt = target.with_name(target.name + suffix)
+                    if alt.is_file():
+                        self._send(200, alt.read_bytes(), {"Content-Encoding": enc})
+                        return
+                with srv._lock:
+                    srv.counts["missing"] += 1
+                self._send(404, b"not found")
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self._timer = threading.Timer(self.max_seconds, self.stop)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

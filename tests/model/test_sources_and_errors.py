@@ -1,0 +1,276 @@
+"""Opening sources, the data contract, and the errors a user can cause."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import imagery_gui as ig
+from imagery_gui.model import errors as E
+from imagery_gui.model.dataset import Dataset
+from imagery_gui.model.source import Layer, parse_source
+from tests.helpers.http_server import LoopbackServer
+
+
+@pytest.mark.parametrize(
+    "given,url,fmt,proto",
+    [
+        ("precomputed://file:///data/em", "precomputed://file:///data/em", "precomputed", "file"),
+        ("file:///data/em", "precomputed://file:///data/em", "precomputed", "file"),
+        ("/data/em", "precomputed://file:///data/em", "precomputed", "file"),
+        ("https://host/em", "precomputed://https://host/em", "precomputed", "https"),
+        (
+            "precomputed://http://127.0.0.1:9/x",
+            "precomputed://http://127.0.0.1:9/x",
+            "precomputed",
+            "http",
+        ),
+        ("precomputed://gs://bucket/em", "precomputed://gs://bucket/em", "precomputed", "gs"),
+        ("s3://bucket/em", "precomputed://s3://bucket/em", "precomputed", "s3"),
+        (
+            "graphene://https://host/segmentation/table/t",
+            "graphene://https://host/segmentation/table/t",
+            "graphene",
+            "https",
+        ),
+        (
+            "graphene://middleauth+https://host/segmentation/table/t",
+            "graphene://middleauth+https://host/segmentation/table/t",
+            "graphene",
+            "https",
+        ),
+    ],
+)
+def test_parse_source_forms(given, url, fmt, proto):
+    spec = parse_source(given)
+    assert (spec.url, spec.format, spec.protocol) == (url, fmt, proto)
+
+
+def test_parse_relative_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert parse_source("./layer").url == f"precomputed://file://{tmp_path / 'layer'}"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "zarr://file:///x",
+        "n5://https://h/x",
+        "precomputed://ftp://h/x",
+        "graphene:///local",
+        "",
+        "  ",
+        "https://",
+    ],
+)
+def test_unsupported_sources(bad):
+    with pytest.raises(E.UnsupportedSourceError):
+        parse_source(bad)
+
+
+def test_missing_folder_message(tmp_path):
+    layer = Layer(str(tmp_path / "nope"), "image")
+    with pytest.raises(E.SourceNotFoundError, match="no such folder"):
+        layer.open()
+    assert isinstance(E.SourceNotFoundError("x"), FileNotFoundError)
+
+
+def test_folder_without_info_suggests_layers(synthetic_small):
+    dataset_folder = synthetic_small.image_path.parent
+    with pytest.raises(E.NotPrecomputedError, match="not a Neuroglancer Precomputed") as exc:
+        Layer(str(dataset_folder), "image").open()
+    assert str(synthetic_small.image_path) in str(exc.value)
+
+
+def test_unreadable_and_incomplete_info(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "info").write_text("{not json")
+    with pytest.raises(E.InfoUnreadableError):
+        Layer(str(bad)).open()
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "info").write_text(
+        json.dumps(
+            {
+                "type": "image",
+                "data_type": "uint8",
+                "num_channels": 1,
+                "scales": [{"key": "4_4_40", "size": [1, 1, 1]}],
+            }
+        )
+    )
+    with pytest.raises(E.InfoUnreadableError, match="lacks"):
+        Layer(str(partial)).open()
+    noscales = tmp_path / "noscales"
+    noscales.mkdir()
+    (noscales / "info").write_text(json.dumps({"type": "image", "data_type": "uint8"}))
+    with pytest.raises(E.InfoUnreadableError, match="lacks num_channels, scales"):
+        Layer(str(noscales)).open()
+
+
+def test_segmentation_must_be_integer(tmp_path):
+    from imagery_gui.model.writer import write_precomputed
+
+    write_precomputed(
+        tmp_path / "f", np.zeros((8, 8, 1), np.float32), layer_type="image", resolution=(4, 4, 40)
+    )
+    with pytest.raises(E.NotPrecomputedError, match="integer ids"):
+        Layer(str(tmp_path / "f"), "segmentation").open()
+
+
+def test_data_contract_zyx_c_contiguous(synthetic_big):
+    ds = Dataset(synthetic_big.image, synthetic_big.segmentation)
+    box = [[2100, 4100, 100], [2164, 4148, 103]]
+    img = ds.read_image(box)
+    seg = ds.read_segmentation(box, resolution=[4, 4, 40])
+    assert img.shape == (3, 48, 64) and img.flags.c_contiguous and img.dtype == np.uint8
+    assert seg.shape == (3, 24, 32) and seg.flags.c_contiguous and seg.dtype == np.uint64
+    assert seg.max() > 2**53
+    # One slice deep keeps its z axis (never squeezed).
+    assert ds.read_image([[2100, 4100, 100], [2164, 4148, 101]]).shape == (1, 48, 64)
+
+
+def test_lazy_open(synthetic_small):
+    ds = Dataset(synthetic_small.image, synthetic_small.segmentation)
+    assert not ds.image.is_open and not ds.segmentation.is_open
+    client = ig.ImageryClient(
+        image_source=synthetic_small.image, segmentation_source="/does/not/exist"
+    )
+    with pytest.raises(E.SourceNotFoundError):
+        client.segmentation_cutout([[2100, 4100, 100], [2164, 4148, 101]])
+    assert client.image_cutout([[2100, 4100, 100], [2164, 4148, 101]]).shape == (64, 48)
+
+
+def test_default_mip_skips_placeholder(tmp_path):
+    from imagery_gui.model.writer import write_precomputed
+
+    write_precomputed(
+        tmp_path / "ph",
+        np.ones((16, 16, 2), np.uint8),
+        layer_type="image",
+        resolution=(4, 4, 40),
+        num_mips=3,
+        placeholder_mips=(0,),
+    )
+    layer = Layer(str(tmp_path / "ph"), "image")
+    assert layer.default_mip == 1
+    client = ig.ImageryClient(image_source=str(tmp_path / "ph"), segmentation=False)
+    np.testing.assert_array_equal(client.resolution, [8, 8, 40])
+
+
+@pytest.mark.parametrize("mip", [3, -1, "a", 1.5, [5, 5, 5]])
+def test_unknown_mip(synthetic_small, mip):
+    client = ig.ImageryClient(
+        image_source=synthetic_small.image, segmentation_source=synthetic_small.segmentation
+    )
+    with pytest.raises(E.MipError, match="mip"):
+        client.image_cutout([[2100, 4100, 100], [2164, 4148, 101]], mip=mip)
+
+
+def test_mip_by_resolution(synthetic_small):
+    layer = Layer(synthetic_small.image, "image")
+    assert layer.resolve_mip([8, 8, 40]) == 1
+
+
+@pytest.mark.parametrize(
+    "bounds,match",
+    [
+        ([[0, 0, 0], [10, 10]], "bounds must be"),
+        ([1, 2, 3], "a single point is a center"),
+        ([[5, 5, 5], [5, 9, 9]], "zero or negative size"),
+        ([[9, 9, 9], [5, 10, 10]], "zero or negative size"),
+        ([[0, 0, "a"], [5, 5, 5]], "numbers"),
+        ([[0, 0, np.nan], [5, 5, 5]], "finite"),
+    ],
+)
+def test_bad_bounds(synthetic_small, bounds, match):
+    client = ig.ImageryClient(
+        image_source=synthetic_small.image, segmentation_source=synthetic_small.segmentation
+    )
+    with pytest.raises(E.BoundsError, match=match):
+        client.image_cutout(bounds)
+
+
+def test_bad_bbox_size(synthetic_small):
+    client = ig.ImageryClient(
+        image_source=synthetic_small.image, segmentation_source=synthetic_small.segmentation
+    )
+    with pytest.raises(E.BoundsError, match="bbox_size"):
+        client.image_cutout([2100, 4100, 100], bbox_size=(0, 10))
+    with pytest.raises(ValueError, match="both image size and bbox size"):
+        client.image_cutout([2100, 4100, 100], bbox_size=(10, 10), image_size=(10, 10))
+
+
+def test_bounds_outside_volume(synthetic_small):
+    client = ig.ImageryClient(
+        image_source=synthetic_small.image, segmentation_source=synthetic_small.segmentation
+    )
+    with pytest.raises(E.OutOfBoundsError, match="entirely outside the image volume") as exc:
+        client.image_and_segmentation_cutout([[0, 0, 0], [64, 64, 1]])
+    assert "2000, 4000, 100" in str(exc.value)  # says where the volume is
+
+
+def test_subvoxel_box(synthetic_small):
+    client = ig.ImageryClient(
+        image_source=synthetic_small.image, segmentation_source=synthetic_small.segmentation
+    )
+    with pytest.raises(E.BoundsError, match="smaller than one voxel"):
+        client.segmentation_cutout([[2101, 4100, 100], [2102, 4110, 101]], mip=2)
+
+
+@pytest.mark.parametrize("bad", ["abc", 1.5, -3, 2**64, [1, "x"], True, np.array([1.0])])
+def test_bad_root_ids(synthetic_small, bad):
+    client = ig.ImageryClient(
+        image_source=synthetic_small.image, segmentation_source=synthetic_small.segmentation
+    )
+    with pytest.raises((E.RootIdError, ValueError)):
+        client.segmentation_cutout([[2100, 4100, 100], [2164, 4148, 101]], root_ids=bad)
+
+
+def test_root_ids_as_strings_are_exact(synthetic_big):
+    client = ig.ImageryClient(
+        image_source=synthetic_big.image, segmentation_source=synthetic_big.segmentation
+    )
+    box = [[2100, 4100, 100], [2164, 4148, 101]]
+    seg = client.segmentation_cutout(box, scale_to_bounds=False)
+    target = int(seg[5, 5])
+    by_int = client.segmentation_cutout(box, root_ids=[target], scale_to_bounds=False)
+    by_str = client.segmentation_cutout(box, root_ids=f"{target}", scale_to_bounds=False)
+    np.testing.assert_array_equal(by_int, by_str)
+    assert set(np.unique(by_int).tolist()) == {0, target}
+
+
+def test_resolution_errors(synthetic_small):
+    with pytest.raises(E.ResolutionError):
+        Dataset(synthetic_small.image, resolution="nanometres")
+    with pytest.raises(E.ResolutionError):
+        Dataset(synthetic_small.image, resolution=[4, 0, 40])
+
+
+def test_http_source_reads_same_as_file(synthetic_big):
+    root = synthetic_big.image_path.parent
+    box = [[2100, 4100, 100], [2180, 4150, 102]]
+    local = ig.ImageryClient(
+        image_source=synthetic_big.image, segmentation_source=synthetic_big.segmentation
+    )
+    with LoopbackServer(root) as srv:
+        remote = ig.ImageryClient(
+            image_source=srv.source("image"), segmentation_source=srv.source("segmentation")
+        )
+        img_r, seg_r = remote.image_and_segmentation_cutout(box, split_segmentations=True)
+        requests = srv.counts["requests"]
+    img_l, seg_l = local.image_and_segmentation_cutout(box, split_segmentations=True)
+    np.testing.assert_array_equal(img_r, img_l)
+    assert list(seg_r) == list(seg_l)
+    assert requests > 2  # info files and chunks really went over HTTP
+
+
+def test_http_not_found(synthetic_small):
+    with (
+        LoopbackServer(synthetic_small.image_path.parent) as srv,
+        pytest.raises(E.SourceNotFoundError, match="no 'info' file"),
+    ):
+        Layer(srv.source("no-such-layer"), "image").open()
