@@ -5,9 +5,9 @@ over the whole frame, so its cost is N full-frame passes. Here rendering is spli
 stages, each vectorised over the whole label image:
 
 1. **coverage** (depends on the labels and the outline geometry only): for every pixel,
-   which segments cover it, in drawing order. Stored as a few int32 "layers" of indices
-   into the segment list (``-1`` = nothing): layer 0 holds the first segment covering a
-   pixel, layer 1 the second, and so on. Fills and inner outlines of a label image never
+   which segments cover it, in drawing order. Stored as "layers" of indices into the segment
+   list: layer 0 (a dense int32 image, ``-1`` = nothing) holds the first segment covering
+   a pixel; deeper layers (sparse) hold the second, third, and so on. Fills and inner outlines of a label image never
    overlap, so they have exactly one layer; outer outlines of touching segments overlap
    near contacts and need a few. Cost is a constant number of passes over the frame plus
    work on each segment's bounding box, never N full frames.
@@ -62,9 +62,12 @@ class Coverage:
     Attributes
     ----------
     shape : (height, width)
-    layers : tuple of int32 arrays of ``shape``
-        ``layers[k][y, x]`` is the index of the (k+1)-th segment covering the pixel, -1
-        if fewer cover it.
+    base : int32 array of ``shape``
+        Index of the first segment covering each pixel, -1 where none does.
+    extra : tuple of (pixels, indices) pairs
+        Deeper layers, stored sparsely because only pixels near contacts have them:
+        ``extra[k]`` lists the flat pixel positions covered by a (k+2)-th segment and that
+        segment's index. Each position appears at most once per layer.
     keep : bool array of ``shape`` or None
         With merged outlines, the band around the union of all segments; the overlay is
         made transparent outside it.
@@ -73,18 +76,23 @@ class Coverage:
     """
 
     shape: tuple[int, int]
-    layers: tuple[np.ndarray, ...]
+    base: np.ndarray
+    extra: tuple[tuple[np.ndarray, np.ndarray], ...]
     keep: np.ndarray | None
     n: int
 
     @property
     def depth(self) -> int:
-        return len(self.layers)
+        return 1 + len(self.extra)
 
     @property
     def nbytes(self) -> int:
-        extra = self.keep.nbytes if self.keep is not None else 0
-        return sum(layer.nbytes for layer in self.layers) + extra
+        extra = sum(p.nbytes + i.nbytes for p, i in self.extra)
+        keep = self.keep.nbytes if self.keep is not None else 0
+        return self.base.nbytes + extra + keep
+
+    def first_layer_only(self) -> Coverage:
+        return Coverage(self.shape, self.base, (), self.keep, self.n)
 
 
 # -- label images --------------------------------------------------------------------------
@@ -137,31 +145,43 @@ def _union_band(union: np.ndarray, geom: Geometry) -> np.ndarray:
 
 
 class _Layering:
-    """Greedy assignment of covering segments to layers, in drawing order."""
+    """Greedy assignment of covering segments to layers, in drawing order.
+
+    Segments are added in drawing order; a pixel's k-th covering segment goes to layer k.
+    Layer 0 is a dense image; deeper layers are collected sparsely.
+    """
 
     def __init__(self, shape: tuple[int, int]) -> None:
         self.shape = shape
         self.size = shape[0] * shape[1]
         self.count = np.zeros(self.size, dtype=np.int16)
-        self.layers: list[np.ndarray] = []
+        self.base = np.full(self.size, -1, dtype=np.int32)
+        self.deeper: list[list[tuple[np.ndarray, int]]] = []
 
     def add(self, i: int, pix: np.ndarray) -> None:
         if pix.size == 0:
             return
         k = self.count[pix]
         top = int(k.max())
-        while len(self.layers) <= top:
-            self.layers.append(np.full(self.size, -1, dtype=np.int32))
         if top == 0:
-            self.layers[0][pix] = i
+            self.base[pix] = i
         else:
-            for kk in range(top + 1):
-                self.layers[kk][pix[k == kk]] = i
+            self.base[pix[k == 0]] = i
+            while len(self.deeper) < top:
+                self.deeper.append([])
+            for kk in range(1, top + 1):
+                sel = pix[k == kk]
+                if sel.size:
+                    self.deeper[kk - 1].append((sel, i))
         self.count[pix] += 1
 
     def result(self, keep: np.ndarray | None, n: int) -> Coverage:
-        layers = tuple(layer.reshape(self.shape) for layer in self.layers)
-        return Coverage(self.shape, layers, keep, n)
+        extra = []
+        for chunks in self.deeper:
+            pix = np.concatenate([c for c, _ in chunks])
+            idx = np.concatenate([np.full(c.size, i, dtype=np.int32) for c, i in chunks])
+            extra.append((pix, idx))
+        return Coverage(self.shape, self.base.reshape(self.shape), tuple(extra), keep, n)
 
 
 def _crop(
@@ -222,7 +242,7 @@ def coverage_from_index(
     union = index >= 0
     keep = _union_band(union, geom) if geom.outline and geom.merge_outline else None
     if not geom.outline:
-        return Coverage(shape, (index.astype(np.int32, copy=False),), None, n)
+        return Coverage(shape, index.astype(np.int32, copy=False), (), None, n)
     if geom.side == "in":
         edges = _index_edges(index)
         if not edges.any():
@@ -230,12 +250,10 @@ def coverage_from_index(
         else:
             d = _taxicab(~edges)
             layer = np.where(union & (d <= int(geom.width) - 1), index, -1).astype(np.int32)
-        return Coverage(shape, (layer,), keep, n)
+        return Coverage(shape, layer, (), keep, n)
     restrict = keep if (keep is not None and not need_hidden_rgb) else None
-    layering = _outer_bands(index, n, geom, restrict)
-    if not geom.overlap and layering.layers:
-        layering.layers = layering.layers[:1]
-    return layering.result(keep, n)
+    cov = _outer_bands(index, n, geom, restrict).result(keep, n)
+    return cov if geom.overlap else cov.first_layer_only()
 
 
 def coverage_from_masks(masks: Sequence[np.ndarray], geom: Geometry) -> Coverage:
@@ -260,13 +278,11 @@ def coverage_from_masks(masks: Sequence[np.ndarray], geom: Geometry) -> Coverage
         pix = np.flatnonzero(m > 0)
         pixel_sets.append(pix)
         fill.add(i, pix)
-    if len(fill.layers) <= 1:
-        index = fill.layers[0].reshape(shape) if fill.layers else np.full(shape, -1, dtype=np.int32)
-        return coverage_from_index(index, n, geom)
+    if not fill.deeper:  # disjoint masks: a label image
+        return coverage_from_index(fill.base.reshape(shape), n, geom)
     if not geom.outline:
-        if not geom.overlap:
-            fill.layers = fill.layers[:1]
-        return fill.result(None, n)
+        cov = fill.result(None, n)
+        return cov if geom.overlap else cov.first_layer_only()
     union = fill.count.reshape(shape) > 0
     keep = _union_band(union, geom) if geom.merge_outline else None
     layering = _Layering(shape)  # type: ignore[arg-type]
@@ -283,9 +299,8 @@ def coverage_from_masks(masks: Sequence[np.ndarray], geom: Geometry) -> Coverage
         band = _band_in_crop(sub, geom)
         by, bx = np.nonzero(band)
         layering.add(i, (by + y0) * shape[1] + (bx + x0))
-    if not geom.overlap and layering.layers:
-        layering.layers = layering.layers[:1]
-    return layering.result(keep, n)
+    cov = layering.result(keep, n)
+    return cov if geom.overlap else cov.first_layer_only()
 
 
 # -- blending ------------------------------------------------------------------------------
@@ -307,18 +322,19 @@ def blend(coverage: Coverage, colors: np.ndarray, alpha: float) -> np.ndarray:
     colors = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
     if colors.shape[0] < coverage.n:
         raise ValueError(f"{coverage.n} segments but only {colors.shape[0]} colours")
-    if a == 0 or not coverage.layers:
+    if a == 0:
         return np.zeros((h, w, 4), dtype=np.uint8)
-    # Row n of the lookup table is "nothing here": transparent black.
+    # Row n of the lookup table is "nothing here": transparent black (index -1 picks it).
     lut = np.zeros((coverage.n + 1, 4), dtype=np.uint8)
     lut[: coverage.n, :3] = colors[: coverage.n]
     lut[: coverage.n, 3] = a
-    out = lut[coverage.layers[0]]  # index -1 picks the last row
-    if coverage.depth > 1:
-        acc = Image.fromarray(out, "RGBA")
-        for layer in coverage.layers[1:]:
-            acc = Image.alpha_composite(acc, Image.fromarray(lut[layer], "RGBA"))
-        out = np.array(acc)
+    out = lut[coverage.base]
+    flat = out.reshape(-1, 4)
+    for pix, idx in coverage.extra:
+        # Composite only the pixels this layer covers, with Pillow's own arithmetic.
+        dst = Image.fromarray(np.ascontiguousarray(flat[pix])[np.newaxis], "RGBA")
+        src = Image.fromarray(lut[idx][np.newaxis], "RGBA")
+        flat[pix] = np.asarray(Image.alpha_composite(dst, src))[0]
     if coverage.keep is not None:
         out[..., 3][~coverage.keep] = 0
     return out

@@ -1,0 +1,254 @@
+"""``imagery-gui export``: the same figure as the viewer's export, without a window.
+
+No Qt is imported. Errors a user can cause print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import sys
+from collections.abc import Sequence
+
+from .model.errors import ImageryGuiError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
+
+
+def export_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="imagery-gui export",
+        description=(
+            "Render an exact-pixel figure of imagery with its segmentation, headless. Without "
+            "style options the PNG equals ImageryClient's composite_overlay(segs, imagery=image) "
+            "for the same cutout. A provenance JSON is written beside it."
+        ),
+    )
+    src = p.add_argument_group("data")
+    src.add_argument("--image-source", metavar="URL")
+    src.add_argument("--segmentation-source", metavar="URL")
+    src.add_argument("--demo", action="store_true", help="use the built-in demo volume")
+    where = p.add_argument_group("region (give --center with --size, or --bounds)")
+    where.add_argument("--center", nargs=3, type=float, metavar=("X", "Y", "Z"))
+    where.add_argument(
+        "--size",
+        nargs="+",
+        type=int,
+        metavar="N",
+        help="W H [D]: box size in voxels at --resolution (D slices -> a z-series)",
+    )
+    where.add_argument(
+        "--bounds", nargs=6, type=float, metavar=("X0", "Y0", "Z0", "X1", "Y1", "Z1")
+    )
+    where.add_argument(
+        "--resolution",
+        nargs=3,
+        type=float,
+        metavar=("RX", "RY", "RZ"),
+        help="nm per voxel of the coordinates (default: the image's)",
+    )
+    where.add_argument("--image-mip", type=int, metavar="N")
+    where.add_argument("--segmentation-mip", type=int, metavar="N")
+    where.add_argument("--root-ids", nargs="+", metavar="ID", help="draw only these segments")
+    where.add_argument(
+        "--timestamp",
+        metavar="TIME",
+        help="graphene: root ids at this time (ISO 8601 or unix seconds)",
+    )
+    style = p.add_argument_group("style (defaults are ImageryClient's)")
+    style.add_argument("--alpha", type=float, default=0.2)
+    style.add_argument("--outline", action="store_true", help="outlines instead of fills")
+    style.add_argument("--width", type=int, default=10, help="outline width in pixels (10)")
+    style.add_argument("--side", choices=("in", "out"), default="out")
+    style.add_argument(
+        "--no-merge-outline",
+        action="store_true",
+        help="also outline where segments touch each other",
+    )
+    style.add_argument(
+        "--no-overlap", action="store_true", help="later segments do not draw over earlier ones"
+    )
+    style.add_argument("--palette", default="husl", help="seaborn palette name (husl)")
+    style.add_argument(
+        "--colors",
+        nargs="+",
+        metavar="ID=COLOR",
+        help="fixed colours, e.g. 864691135012345678=#ff0000",
+    )
+    fig = p.add_argument_group("figure")
+    fig.add_argument(
+        "--scale-bar",
+        nargs="?",
+        const=-1.0,
+        type=float,
+        metavar="NM",
+        help="draw a scale bar (optionally of this length in nm)",
+    )
+    fig.add_argument(
+        "--scale-bar-corner",
+        default="lower right",
+        choices=("lower right", "lower left", "upper right", "upper left"),
+    )
+    fig.add_argument("--scale", type=int, default=1, help="integer upscale (pixel replication)")
+    fig.add_argument("--dpi", type=int, default=300, help="DPI written into the PNG (300)")
+    fig.add_argument(
+        "--masks",
+        action="store_true",
+        help="also write a mask PNG per segment (ImageryClient's save_* names)",
+    )
+    p.add_argument("-o", "--output", required=True, metavar="PATH", help="output PNG")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+class _Progress:
+    """A one-line progress bar on a terminal; a line per step otherwise."""
+
+    def __init__(self, stream, quiet: bool) -> None:
+        self.stream = stream
+        self.quiet = quiet
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self._last = ""
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        if self.quiet or total <= 1:
+            return
+        width = 28
+        filled = int(width * done / max(total, 1))
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {message}"
+        if self.tty:
+            self.stream.write("\r" + line.ljust(len(self._last)))
+            if done >= total:
+                self.stream.write("\n")
+        elif message != self._last:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+        self._last = line if self.tty else message
+
+
+def _timestamp(text: str | None):
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return _dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--timestamp {text!r} is neither ISO 8601 nor unix seconds") from None
+
+
+def _colors(items: Sequence[str] | None):
+    from .model.palette import to_uint8
+    from .model.segments import parse_root_id
+
+    out = []
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--colors expects ID=COLOR, got {item!r}")
+        out.append((parse_root_id(key), to_uint8(value)))
+    return tuple(out)
+
+
+def build(args: argparse.Namespace):
+    """Dataset and FigureSpec from parsed arguments (raises on bad input)."""
+    from .model.dataset import Dataset
+    from .model.export import FigureSpec, FigureStyle
+    from .model.scalebar import ScaleBar
+
+    if args.demo or not (args.image_source or args.segmentation_source):
+        if not args.demo:
+            raise ValueError("give --image-source and/or --segmentation-source (or --demo)")
+        from .model.demo import ensure_demo
+
+        demo = ensure_demo(log=lambda m: print(m, file=sys.stderr))
+        image_source, seg_source = demo.image_source, demo.segmentation_source
+        if args.center is None and args.bounds is None:
+            args.center = list(demo.center)
+    else:
+        image_source, seg_source = args.image_source, args.segmentation_source
+    dataset = Dataset(image_source, seg_source, resolution=args.resolution)
+    style = FigureStyle(
+        alpha=args.alpha,
+        outline=args.outline,
+        width=args.width,
+        side=args.side,
+        merge_outline=not args.no_merge_outline,
+        overlap=not args.no_overlap,
+        palette=args.palette,
+        colors=_colors(args.colors),
+    )
+    scale_bar = None
+    if args.scale_bar is not None:
+        length = None if args.scale_bar < 0 else args.scale_bar
+        scale_bar = ScaleBar(length_nm=length, corner=args.scale_bar_corner)
+    common = dict(
+        resolution=tuple(args.resolution) if args.resolution else None,
+        image_mip=args.image_mip,
+        segmentation_mip=args.segmentation_mip,
+        root_ids=tuple(args.root_ids) if args.root_ids else "all",
+        timestamp=_timestamp(args.timestamp),
+        style=style,
+        scale=args.scale,
+        scale_bar=scale_bar,
+        dpi=args.dpi,
+    )
+    if args.bounds is not None:
+        if args.center is not None or args.size is not None:
+            raise ValueError("give either --bounds or --center with --size, not both")
+        b = args.bounds
+        spec = FigureSpec(bounds=((b[0], b[1], b[2]), (b[3], b[4], b[5])), **common)
+    else:
+        if args.center is None or args.size is None:
+            raise ValueError("give the region: --center X Y Z with --size W H [D], or --bounds")
+        if len(args.size) not in (2, 3) or min(args.size) < 1:
+            raise ValueError("--size takes W H or W H D, positive whole numbers")
+        spec = FigureSpec.from_center(args.center, args.size, **common)
+    if spec.root_list() is not None:
+        from .model.segments import parse_root_ids
+
+        parse_root_ids(args.root_ids)  # fail before any download
+    return dataset, spec
+
+
+def export_main(argv: Sequence[str]) -> int:
+    args = export_parser().parse_args(list(argv))
+    from .model.export import export
+
+    try:
+        dataset, spec = build(args)
+        written = export(
+            dataset,
+            spec,
+            args.output,
+            force=args.force,
+            masks=args.masks,
+            progress=_Progress(sys.stderr, args.quiet),
+        )
+    except (ImageryGuiError, ValueError) as exc:
+        if args.debug:
+            raise
+        print(f"imagery-gui export: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("imagery-gui export: interrupted; nothing half-written was left", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(
+            f"imagery-gui export: internal error: {type(exc).__name__}: {exc} "
+            "(run again with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL_ERROR
+    if not args.quiet:
+        for path in written:
+            print(os.path.relpath(path) if not os.path.isabs(args.output) else path)
+    return 0
