@@ -49,7 +49,8 @@ bench: $(TSTAMP)
 
 ## Screenshot of the window on the demo volume, as shown in the README.
 screenshot: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(VENV)/bin/imagery-gui --screenshot docs/screenshot.png
+	QT_QPA_PLATFORM=offscreen $(VENV)/bin/imagery-gui --screenshot docs/screenshot.png \
+	    --root-ids 864691135898292963 864691135197106784 864691135343341928 864691135871001686 864691135463058046
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

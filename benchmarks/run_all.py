@@ -12,6 +12,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHES = [
     ("bench_render.py", ["--json", str(HERE / "results" / "render.json")]),
+    ("bench_viewer.py", ["--json", str(HERE / "results" / "viewer.json")]),
 ]
 
 

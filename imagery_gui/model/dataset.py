@@ -196,29 +196,44 @@ class Dataset:
 
     # -- reading -----------------------------------------------------------------------------
     def _mip_box(
-        self, layer: Layer, box: np.ndarray, res: np.ndarray, mip: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, layer: Layer, box: np.ndarray, res: np.ndarray, mip: int, fill_outside: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Voxel box at ``mip``; the flag says it misses the volume (only with fill_outside)."""
         lo, hi = bounds_to_mip_bbox(box, res, layer.resolution(mip))
         if np.any(hi - lo <= 0):
             _subvoxel(layer, box, res, mip)
         vlo, vhi = layer.bounds(mip)
         if np.any(hi <= vlo) or np.any(lo >= vhi):
+            if fill_outside:
+                return lo, hi, True
             scale = layer.resolution(mip) / res
             raise OutOfBoundsError(
                 f"bounds {_fmt_box(box)} at {_fmt_res(res)} nm lie entirely outside the "
                 f"{layer.kind} volume, which spans {_fmt_box(np.array([vlo * scale, vhi * scale]))} "
                 "at that resolution; check the coordinates and their resolution"
             )
-        return lo, hi
+        return lo, hi, False
 
-    def read_image(self, bounds: Any, mip: Any = None, resolution: Any = None) -> np.ndarray:
-        """Raw image voxels ``(z, y, x)`` at ``mip`` covering ``bounds`` (2x3 at ``resolution``)."""
+    @staticmethod
+    def _read(layer: Layer, lo, hi, mip: int, outside: bool, **kw) -> np.ndarray:
+        if outside:
+            return np.zeros(tuple(int(v) for v in (hi - lo)[::-1]), dtype=layer.dtype)
+        return layer.read(lo, hi, mip, **kw)
+
+    def read_image(
+        self, bounds: Any, mip: Any = None, resolution: Any = None, fill_outside: bool = False
+    ) -> np.ndarray:
+        """Raw image voxels ``(z, y, x)`` at ``mip`` covering ``bounds`` (2x3 at ``resolution``).
+
+        A box entirely outside the volume raises :class:`OutOfBoundsError`, or reads as
+        zeros with ``fill_outside``.
+        """
         layer = self._need(self.image, "image")
         box = normalize_bounds(bounds)
         res = self.coord_resolution(resolution)
         m = self.image_mip if mip is None else layer.resolve_mip(mip)
-        lo, hi = self._mip_box(layer, box, res, m)
-        return layer.read(lo, hi, m)
+        lo, hi, outside = self._mip_box(layer, box, res, m, fill_outside)
+        return self._read(layer, lo, hi, m, outside)
 
     def read_segmentation(
         self,
@@ -227,6 +242,7 @@ class Dataset:
         resolution: Any = None,
         root_ids: Any = "all",
         timestamp: Any = None,
+        fill_outside: bool = False,
     ) -> np.ndarray:
         """Segment ids ``(z, y, x)`` (uint64) at ``mip`` covering ``bounds``.
 
@@ -237,13 +253,15 @@ class Dataset:
         box = normalize_bounds(bounds)
         res = self.coord_resolution(resolution)
         m = self.segmentation_mip if mip is None else layer.resolve_mip(mip)
-        lo, hi = self._mip_box(layer, box, res, m)
+        lo, hi, outside = self._mip_box(layer, box, res, m, fill_outside)
         ts = timestamp if timestamp is not None else self.timestamp
         if sel.mode == "all":
-            return layer.read(lo, hi, m, agglomerate=True, timestamp=ts)
+            return self._read(layer, lo, hi, m, outside, agglomerate=True, timestamp=ts)
         if sel.mode == "supervoxels":
-            return layer.read(lo, hi, m, agglomerate=False, timestamp=ts)
-        return layer.read(lo, hi, m, agglomerate=False, segids=list(sel.ids), timestamp=ts)
+            return self._read(layer, lo, hi, m, outside, agglomerate=False, timestamp=ts)
+        return self._read(
+            layer, lo, hi, m, outside, agglomerate=False, segids=list(sel.ids), timestamp=ts
+        )
 
     def aligned_cutout(
         self,
@@ -255,6 +273,7 @@ class Dataset:
         timestamp: Any = None,
         resize: bool = True,
         scale_to_bounds: bool = False,
+        fill_outside: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Image and segmentation ``(z, y, x)`` on one pixel grid.
 
@@ -281,8 +300,8 @@ class Dataset:
             zoom_to = "segmentation"
         else:
             zoom_to = "image"
-        img = self.read_image(box, im, res)
-        seg = self.read_segmentation(box, sm, res, root_ids, timestamp)
+        img = self.read_image(box, im, res, fill_outside)
+        seg = self.read_segmentation(box, sm, res, root_ids, timestamp, fill_outside)
         target = bounds_shape_zyx(box)
         if scale_to_bounds:
             if zoom_to in (None, "image"):

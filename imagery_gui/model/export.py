@@ -36,7 +36,9 @@ from .palette import (
     DEFAULT_L,
     DEFAULT_PALETTE,
     DEFAULT_S,
+    ID_PALETTE_SIZE,
     color_table,
+    id_palette_index,
     palette_colors,
     to_hex,
 )
@@ -65,9 +67,14 @@ class FigureStyle:
     l: float = DEFAULT_L  # noqa: E741 - ImageryClient's name
     s: float = DEFAULT_S
     colors: tuple[tuple[int, tuple[int, int, int]], ...] = ()
+    color_by_id: bool = False
+    selected: tuple[int, ...] = ()
+    selected_alpha: float | None = None
 
     def __post_init__(self) -> None:
         render.alpha_to_uint8(self.alpha)
+        if self.selected_alpha is not None:
+            render.alpha_to_uint8(self.selected_alpha)
         self.geometry()  # validates side / width
 
     def geometry(self) -> render.Geometry:
@@ -80,16 +87,35 @@ class FigureStyle:
         )
 
     def color_table(self, ids: Sequence[int]) -> np.ndarray:
-        table = color_table(palette_colors(len(ids), self.palette, self.h, self.l, self.s))
+        """Colours of ``ids`` (in drawing order): by position in a palette of len(ids)
+        (ImageryClient's rule), or with ``color_by_id`` from a fixed palette by id (the
+        viewer's rule); explicit ``colors`` win either way."""
+        if self.color_by_id:
+            base = color_table(
+                palette_colors(ID_PALETTE_SIZE, self.palette, self.h, self.l, self.s)
+            )
+            table = (
+                base[id_palette_index(np.asarray(ids, dtype=np.uint64))] if len(ids) else base[:0]
+            )
+        else:
+            table = color_table(palette_colors(len(ids), self.palette, self.h, self.l, self.s))
         explicit = dict(self.colors)
         for i, v in enumerate(ids):
             if int(v) in explicit:
                 table[i] = explicit[int(v)]
         return table
 
+    def alphas(self, ids: Sequence[int]) -> float | np.ndarray:
+        """One alpha, or one per segment when selected segments have their own."""
+        if self.selected_alpha is None or not self.selected:
+            return self.alpha
+        sel = np.isin(np.asarray(ids, dtype=np.uint64), np.asarray(self.selected, dtype=np.uint64))
+        return np.where(sel, self.selected_alpha, self.alpha)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["colors"] = {str(k): to_hex(v) for k, v in self.colors}
+        d["selected"] = [str(v) for v in self.selected]
         return d
 
 
@@ -202,6 +228,7 @@ def make_figure(dataset: Dataset, spec: FigureSpec, progress: Progress | None = 
     else:
         ids, index = [], None
     table = spec.style.color_table(ids)
+    alphas = spec.style.alphas(ids)
     geom = spec.style.geometry()
     z0 = int(math.floor(box[0][2]))
     z_values = [z0 + int(round(i * (box[1][2] - box[0][2]) / depth)) for i in range(depth)]
@@ -215,7 +242,7 @@ def make_figure(dataset: Dataset, spec: FigureSpec, progress: Progress | None = 
             cov = render.coverage_from_index(
                 index[z], len(ids), geom, need_hidden_rgb=under is None
             )
-            overlay = render.blend(cov, table, spec.style.alpha)
+            overlay = render.blend(cov, table, alphas)
         else:
             overlay = np.zeros((height, width, 4), dtype=np.uint8)
         out = render.composite(under, overlay)

@@ -122,24 +122,31 @@ def to_hex(color: Sequence[int]) -> str:
 
 
 #: Size of the fixed palette behind :func:`colors_for_ids`.
-_ID_PALETTE_SIZE = 64
+ID_PALETTE_SIZE = 64
+
+
+def id_palette_index(ids: Iterable[int] | np.ndarray, n: int = ID_PALETTE_SIZE) -> np.ndarray:
+    """Palette entry of each id: a 64-bit mix (splitmix64's finaliser) of the id, modulo n.
+
+    Neighbouring ids land far apart in the palette. Vectorised, exact on uint64.
+    """
+    z = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return (z % np.uint64(n)).astype(np.intp)
 
 
 def colors_for_ids(
     ids: Iterable[int], palette: str = DEFAULT_PALETTE
 ) -> dict[int, tuple[int, int, int]]:
-    """A stable colour per id: the id (mixed by a 64-bit hash) picks one of 64 palette entries.
+    """A stable colour per id, from a fixed 64-entry palette.
 
     The colour of an id never depends on which other ids are shown.
     """
-    table = color_table(palette_colors(_ID_PALETTE_SIZE, palette))
-    out: dict[int, tuple[int, int, int]] = {}
-    for i in ids:
-        v = int(i)
-        # splitmix64 finaliser: neighbouring ids land far apart in the palette.
-        z = (v + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
-        z ^= z >> 31
-        out[v] = tuple(int(c) for c in table[z % _ID_PALETTE_SIZE])  # type: ignore[assignment]
-    return out
+    ids = [int(i) for i in ids]
+    table = color_table(palette_colors(ID_PALETTE_SIZE, palette))
+    idx = id_palette_index(ids)
+    return {v: tuple(int(c) for c in table[k]) for v, k in zip(ids, idx)}  # type: ignore[misc]

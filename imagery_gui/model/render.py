@@ -14,10 +14,12 @@ stages, each vectorised over the whole label image:
 2. **blend** (depends on colours and alpha only): look the colours up per layer and
    composite the layers in order. This is all a colour or alpha change has to redo.
 
-Outlines use one taxicab distance transform instead of ``width`` rounds of dilation or
-erosion; ``width`` iterations of scipy's 4-connected dilation (``border_value=0``) reach
-exactly the pixels within city-block distance ``width``, and erosion with
-``border_value=1`` is its complement rule, so the bands are the same pixels.
+Outlines are bands of city-block distance: ``width`` iterations of scipy's 4-connected
+dilation (``border_value=0``) reach exactly the pixels within city-block distance
+``width``, and erosion with ``border_value=1`` is its complement rule. Inner outlines of a
+whole label image need one such band around the pixels where labels change, whatever
+the number of segments; outer outlines one per segment on its bounding box. Small widths
+use a few boolean shifts, large ones one distance transform.
 
 Layers are composited with Pillow's ``alpha_composite`` in the same order as ImageryClient
 composites its per-segment frames (a frame that is transparent at a pixel leaves it
@@ -125,23 +127,50 @@ def _index_edges(index: np.ndarray) -> np.ndarray:
     return edges
 
 
+def inner_band(labels: np.ndarray, width: int) -> np.ndarray:
+    """Pixels within ``width`` (city block, inside the frame) of a pixel of another label.
+
+    A pixel is that close to another label iff it is within ``width - 1`` of a pixel that
+    touches one (see :func:`_index_edges`), so one dilation of those pixels finds the band
+    of every segment at once.
+    """
+    return _within(_index_edges(labels), int(width) - 1)
+
+
 def _taxicab(mask: np.ndarray) -> np.ndarray:
     """City-block distance from each True pixel to the nearest False pixel (0 on False)."""
     return ndimage.distance_transform_cdt(mask, metric="taxicab")
+
+
+#: Up to this distance, "within d" is computed by d rounds of 4-neighbour dilation with
+#: boolean shifts (a few cheap passes); beyond it one distance transform is cheaper.
+_SHIFT_DILATION_MAX = 12
+
+
+def _within(seeds: np.ndarray, d: int) -> np.ndarray:
+    """Pixels within city-block distance ``d`` (inside the frame) of any True pixel."""
+    if d <= 0:
+        return seeds.copy()
+    if d > _SHIFT_DILATION_MAX:
+        if not seeds.any():
+            return np.zeros(seeds.shape, dtype=bool)
+        return _taxicab(~seeds) <= d
+    out = seeds.copy()
+    for _ in range(d):
+        prev = out.copy()
+        out[1:, :] |= prev[:-1, :]
+        out[:-1, :] |= prev[1:, :]
+        out[:, 1:] |= prev[:, :-1]
+        out[:, :-1] |= prev[:, 1:]
+    return out
 
 
 def _union_band(union: np.ndarray, geom: Geometry) -> np.ndarray:
     """Outline band of the union of all segments (ImageryClient's merged outline)."""
     w = int(geom.width)
     if geom.side == "out":
-        if not union.any():
-            return np.zeros(union.shape, dtype=bool)
-        d = _taxicab(~union)
-        return ~union & (d <= w)
-    if union.all():
-        return np.zeros(union.shape, dtype=bool)
-    d = _taxicab(union)
-    return union & (d <= w)
+        return ~union & _within(union, w)
+    return union & _within(~union, w)
 
 
 class _Layering:
@@ -198,12 +227,8 @@ def _band_in_crop(sub: np.ndarray, geom: Geometry) -> np.ndarray:
     """Outline band of the True region of a crop (the crop holds everything within reach)."""
     w = int(geom.width)
     if geom.side == "out":
-        d = _taxicab(~sub)
-        return ~sub & (d <= w)
-    if sub.all():
-        return np.zeros(sub.shape, dtype=bool)
-    d = _taxicab(sub)
-    return sub & (d <= w)
+        return ~sub & _within(sub, w)
+    return sub & _within(~sub, w)
 
 
 def _outer_bands(
@@ -244,12 +269,7 @@ def coverage_from_index(
     if not geom.outline:
         return Coverage(shape, index.astype(np.int32, copy=False), (), None, n)
     if geom.side == "in":
-        edges = _index_edges(index)
-        if not edges.any():
-            layer = np.full(shape, -1, dtype=np.int32)
-        else:
-            d = _taxicab(~edges)
-            layer = np.where(union & (d <= int(geom.width) - 1), index, -1).astype(np.int32)
+        layer = np.where(union & inner_band(index, int(geom.width)), index, -1).astype(np.int32)
         return Coverage(shape, layer, (), keep, n)
     restrict = keep if (keep is not None and not need_hidden_rgb) else None
     cov = _outer_bands(index, n, geom, restrict).result(keep, n)
@@ -312,23 +332,37 @@ def alpha_to_uint8(alpha: float) -> int:
     return int(a * 255)
 
 
-def blend(coverage: Coverage, colors: np.ndarray, alpha: float) -> np.ndarray:
+def apply_lut(lut: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``lut[index]`` for an ``(n, 4)`` uint8 RGBA table, about 5x faster than numpy's row
+    gather: each row is read as one uint32. Negative indices count from the end."""
+    flat = np.ascontiguousarray(lut, dtype=np.uint8).view(np.uint32).reshape(-1)
+    index = np.ascontiguousarray(index)
+    return flat[index].view(np.uint8).reshape(index.shape + (4,))
+
+
+def blend(coverage: Coverage, colors: np.ndarray, alpha: float | np.ndarray) -> np.ndarray:
     """RGBA overlay ``(height, width, 4)`` uint8 from a coverage, a colour table and alpha.
 
     ``colors`` is ``(n, 3)`` uint8 (see :func:`imagery_gui.model.palette.color_table`).
+    ``alpha`` is one value for all segments or one per segment.
     """
-    a = alpha_to_uint8(alpha)
     h, w = coverage.shape
     colors = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
     if colors.shape[0] < coverage.n:
         raise ValueError(f"{coverage.n} segments but only {colors.shape[0]} colours")
-    if a == 0:
+    alphas = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (coverage.n,))
+    if np.any((alphas < 0) | (alphas > 1)):
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
+    a = np.floor(alphas * 255).astype(np.uint8)  # int(alpha * 255), as ImageryClient
+    if not a.any():
         return np.zeros((h, w, 4), dtype=np.uint8)
-    # Row n of the lookup table is "nothing here": transparent black (index -1 picks it).
+    # Row n of the lookup table is "nothing here": transparent black (index -1 picks it). A
+    # segment with alpha 0 is also transparent black (a transparent frame changes nothing).
     lut = np.zeros((coverage.n + 1, 4), dtype=np.uint8)
     lut[: coverage.n, :3] = colors[: coverage.n]
     lut[: coverage.n, 3] = a
-    out = lut[coverage.base]
+    lut[: coverage.n][a == 0] = 0
+    out = apply_lut(lut, coverage.base)
     flat = out.reshape(-1, 4)
     for pix, idx in coverage.extra:
         # Composite only the pixels this layer covers, with Pillow's own arithmetic.

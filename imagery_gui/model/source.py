@@ -553,7 +553,9 @@ class Layer:
                 kwargs["timestamp"] = ts
         if segids is not None:
             kwargs["segids"] = list(segids)
-        with self._lock, translate_errors(self.label):
+        # No lock here: cloud-volume's reads (and its LRU, which has its own lock) are safe
+        # to run concurrently, and a read that outlived its timeout must not block the next.
+        with translate_errors(self.label):
             cut = cv.download(Bbox(lo_a, hi_a), mip=mip, **kwargs)
         arr = np.asarray(cut)
         if arr.ndim == 4:

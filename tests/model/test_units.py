@@ -112,3 +112,13 @@ def test_colors():
     a = colors_for_ids([864691135000000001, 864691135000000002])
     b = colors_for_ids([864691135000000002])
     assert a[864691135000000002] == b[864691135000000002]  # stable whatever else is shown
+
+
+def test_apply_lut_any_layout():
+    from imagery_gui.model.render import apply_lut
+
+    rng = np.random.default_rng(2)
+    lut = rng.integers(0, 256, (7, 4)).astype(np.uint8)
+    idx = rng.integers(-1, 7, (5, 9)).astype(np.int32)
+    for view in (idx, idx.T, idx[:, ::2], np.asfortranarray(idx)):
+        np.testing.assert_array_equal(apply_lut(lut, view), lut[view])

@@ -1,0 +1,414 @@
+"""The viewer's data model, without Qt: what to fetch, how to keep it, how to colour it.
+
+* **Regions and slabs.** The viewer shows a chunk-aligned *region* of the plane (the
+  visible area plus a margin) at an image mip chosen for the zoom level. Data is fetched
+  as *slabs*: the region times one chunk of z slices (a single-slice read of a volume
+  chunked 16 or 64 deep downloads the whole chunk anyway). Panning inside the region and
+  stepping z inside a slab need no I/O.
+* **Local ids.** Each slab keeps its segmentation as small local numbers (``uint16``
+  usually) plus the table of the 18-digit ids they stand for. Colour, alpha and selection
+  changes rebuild only a lookup table with one row per id in the slab.
+* **Cache.** Slabs live in an LRU bounded in bytes.
+
+Reads go through :meth:`Dataset.aligned_cutout`, the same path as exports and the
+ImageryClient-compatible API.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import fastremap
+import numpy as np
+
+from . import render
+from .dataset import Dataset
+from .palette import DEFAULT_PALETTE, ID_PALETTE_SIZE, color_table, id_palette_index, palette_colors
+
+#: Largest region side, in pixels at the chosen mip.
+MAX_REGION_PX = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """A chunk-aligned rectangle of the plane at an image mip (half-open, mip voxels)."""
+
+    image_mip: int
+    segmentation_mip: int
+    lo: tuple[int, int]
+    hi: tuple[int, int]
+    resolution: tuple[float, float, float]  # nm per voxel at image_mip
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) in pixels."""
+        return (self.hi[1] - self.lo[1], self.hi[0] - self.lo[0])
+
+    def nm_rect(self) -> tuple[float, float, float, float]:
+        """(x0, y0, width, height) in nm."""
+        rx, ry = self.resolution[0], self.resolution[1]
+        return (
+            self.lo[0] * rx,
+            self.lo[1] * ry,
+            (self.hi[0] - self.lo[0]) * rx,
+            (self.hi[1] - self.lo[1]) * ry,
+        )
+
+    def contains_nm(self, x0: float, y0: float, x1: float, y1: float) -> bool:
+        rx, ry = self.resolution[0], self.resolution[1]
+        return (
+            self.lo[0] * rx <= x0
+            and self.lo[1] * ry <= y0
+            and self.hi[0] * rx >= x1
+            and self.hi[1] * ry >= y1
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SlabKey:
+    """One fetch unit: a region times a chunk of z slices ``[z0, z1)`` (image-mip voxels)."""
+
+    region: Region
+    z0: int
+    z1: int
+    agglomerate: bool = True
+    timestamp: Any = None
+
+    @property
+    def depth(self) -> int:
+        return self.z1 - self.z0
+
+
+@dataclass(frozen=True, slots=True)
+class SlabData:
+    """Decoded data of a slab. Arrays are never modified after creation.
+
+    ``image`` is ``(depth, height, width)`` (None without an image layer); ``local`` holds
+    local segment numbers (0 = no segment) and ``ids[local]`` the real ids (``uint64``).
+    """
+
+    key: SlabKey
+    image: np.ndarray | None
+    local: np.ndarray | None
+    ids: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.uint64))
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.image, self.local, self.ids) if a is not None)
+
+    def id_at(self, z: int, y: int, x: int) -> int:
+        """Segment id at a slab voxel (0 outside or without segmentation)."""
+        if self.local is None:
+            return 0
+        d, h, w = self.local.shape
+        if not (0 <= z < d and 0 <= y < h and 0 <= x < w):
+            return 0
+        return int(self.ids[self.local[z, y, x]])
+
+
+def localize(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber a ``(z, y, x)`` label block to local numbers; returns ``(local, ids)``.
+
+    ``ids`` is sorted with ``ids[0] == 0``; ``local`` is uint16 (uint32 above 65535 ids).
+    Works one slice at a time: fastremap holds the GIL while it runs, and a whole slab in
+    one call would freeze the GUI thread for tens of milliseconds.
+    """
+    parts = [
+        fastremap.renumber(labels[z], preserve_zero=True, in_place=False)
+        for z in range(labels.shape[0])
+    ]
+    found = [np.fromiter((int(k) for k in m), dtype=np.uint64, count=len(m)) for _, m in parts]
+    ids = np.unique(np.concatenate([np.zeros(1, dtype=np.uint64), *found]))
+    dtype = np.uint16 if len(ids) <= 65536 else np.uint32
+    local = np.empty(labels.shape, dtype=dtype)
+    for z, (renum, mapping) in enumerate(parts):
+        table = np.zeros(max(mapping.values(), default=0) + 1, dtype=dtype)
+        keys = np.fromiter((int(k) for k in mapping), dtype=np.uint64, count=len(mapping))
+        vals = np.fromiter(mapping.values(), dtype=np.int64, count=len(mapping))
+        table[vals] = np.searchsorted(ids, keys)
+        local[z] = table[renum]
+    return local, ids
+
+
+def fetch_slab(dataset: Dataset, key: SlabKey) -> SlabData:
+    """Read a slab through the dataset's aligned-cutout path (zeros outside the volume)."""
+    reg = key.region
+    box = np.array(
+        [[reg.lo[0], reg.lo[1], key.z0], [reg.hi[0], reg.hi[1], key.z1]], dtype=np.float64
+    )
+    res = np.asarray(reg.resolution)
+    image = labels = None
+    root_ids = "all" if key.agglomerate else None
+    if dataset.image is not None and dataset.segmentation is not None:
+        image, labels = dataset.aligned_cutout(
+            box,
+            image_mip=reg.image_mip,
+            segmentation_mip=reg.segmentation_mip,
+            resolution=res,
+            root_ids=root_ids,
+            timestamp=key.timestamp,
+            fill_outside=True,
+        )
+    elif dataset.image is not None:
+        image = dataset.read_image(box, reg.image_mip, res, fill_outside=True)
+    else:
+        labels = dataset.read_segmentation(
+            box, reg.segmentation_mip, res, root_ids, key.timestamp, fill_outside=True
+        )
+    if labels is not None:
+        local, ids = localize(labels)
+        return SlabData(key, image, local, ids)
+    return SlabData(key, image, None)
+
+
+class SlabCache:
+    """LRU of slabs bounded in bytes. Thread-safe."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = int(max_bytes)
+        self._items: OrderedDict[SlabKey, SlabData] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: SlabKey) -> bool:
+        return key in self._items
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def get(self, key: SlabKey) -> SlabData | None:
+        with self._lock:
+            slab = self._items.get(key)
+            if slab is not None:
+                self._items.move_to_end(key)
+            return slab
+
+    def put(self, slab: SlabData) -> None:
+        with self._lock:
+            old = self._items.pop(slab.key, None)
+            if old is not None:
+                self._bytes -= old.nbytes
+            self._items[slab.key] = slab
+            self._bytes += slab.nbytes
+            self._evict()
+
+    def set_limit(self, max_bytes: int) -> None:
+        with self._lock:
+            self.max_bytes = int(max_bytes)
+            self._evict()
+
+    def _evict(self) -> None:
+        while self._bytes > self.max_bytes and len(self._items) > 1:
+            _, evicted = self._items.popitem(last=False)
+            self._bytes -= evicted.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+# -- planning --------------------------------------------------------------------------------
+def choose_mips(dataset: Dataset, nm_per_screen_px: float) -> tuple[int, int]:
+    """The coarsest image mip whose pixels are not larger than a screen pixel, and the
+    segmentation mip closest to it without being coarser (finest when none fits)."""
+    img_mip = -1
+    if dataset.image is not None:
+        base = dataset.image_mip
+        img_mip = base
+        for m in range(base, dataset.image.num_mips):
+            if dataset.image.scales[m].placeholder:
+                continue
+            if dataset.image.resolution(m)[0] <= nm_per_screen_px * 1.0001:
+                img_mip = m
+        target = dataset.image.resolution(img_mip)[0]
+    else:
+        target = nm_per_screen_px
+    seg_mip = -1
+    if dataset.segmentation is not None:
+        seg = dataset.segmentation
+        seg_mip = dataset.segmentation_mip
+        for m in range(dataset.segmentation_mip, seg.num_mips):
+            if seg.scales[m].placeholder:
+                continue
+            if seg.resolution(m)[0] <= target * 1.0001:
+                seg_mip = m
+        if dataset.image is None:
+            img_mip = -1
+    return img_mip, seg_mip
+
+
+def _grid_layer(dataset: Dataset):
+    """The layer whose mip grid the view uses (the image's, else the segmentation's)."""
+    return dataset.image if dataset.image is not None else dataset.segmentation
+
+
+def plan_region(
+    dataset: Dataset,
+    visible_nm: tuple[float, float, float, float],
+    image_mip: int,
+    segmentation_mip: int,
+    margin: float = 0.25,
+) -> Region | None:
+    """A chunk-aligned region covering ``visible_nm`` = (x0, y0, x1, y1) plus a margin,
+    clipped to the volume; None if the view lies outside the volume."""
+    layer = _grid_layer(dataset)
+    mip = image_mip if dataset.image is not None else segmentation_mip
+    res = layer.resolution(mip)
+    chunk = layer.chunk_size(mip)
+    vlo, vhi = layer.bounds(mip)
+    x0, y0, x1, y1 = visible_nm
+    mx, my = (x1 - x0) * margin, (y1 - y0) * margin
+    lo = np.floor(np.array([(x0 - mx) / res[0], (y0 - my) / res[1]]))
+    hi = np.ceil(np.array([(x1 + mx) / res[0], (y1 + my) / res[1]]))
+    # Never ask for more than MAX_REGION_PX a side: keep the centre.
+    for a in range(2):
+        if hi[a] - lo[a] > MAX_REGION_PX:
+            c = (hi[a] + lo[a]) / 2
+            lo[a], hi[a] = c - MAX_REGION_PX / 2, c + MAX_REGION_PX / 2
+    off = vlo[:2]
+    lo = np.floor((lo - off) / chunk[:2]) * chunk[:2] + off
+    hi = np.ceil((hi - off) / chunk[:2]) * chunk[:2] + off
+    lo = np.maximum(lo, vlo[:2])
+    hi = np.minimum(hi, vhi[:2])
+    if np.any(hi <= lo):
+        return None
+    return Region(
+        image_mip=image_mip,
+        segmentation_mip=segmentation_mip,
+        lo=(int(lo[0]), int(lo[1])),
+        hi=(int(hi[0]), int(hi[1])),
+        resolution=tuple(float(r) for r in res),  # type: ignore[arg-type]
+    )
+
+
+def z_slab(dataset: Dataset, region: Region, z_mip: int) -> tuple[int, int] | None:
+    """The chunk of z slices ``[z0, z1)`` (region-mip voxels) holding ``z_mip``."""
+    layer = _grid_layer(dataset)
+    mip = region.image_mip if dataset.image is not None else region.segmentation_mip
+    vlo, vhi = layer.bounds(mip)
+    if not vlo[2] <= z_mip < vhi[2]:
+        return None
+    cz = int(layer.chunk_size(mip)[2])
+    z0 = (z_mip - int(vlo[2])) // cz * cz + int(vlo[2])
+    return z0, min(z0 + cz, int(vhi[2]))
+
+
+def z_range(dataset: Dataset, region: Region) -> tuple[int, int]:
+    layer = _grid_layer(dataset)
+    mip = region.image_mip if dataset.image is not None else region.segmentation_mip
+    vlo, vhi = layer.bounds(mip)
+    return int(vlo[2]), int(vhi[2])
+
+
+def prefetch_order(
+    current: tuple[int, int], direction: int, zmin: int, zmax: int, ahead: int = 2
+) -> list[tuple[int, int]]:
+    """Slabs to fetch after ``current``: ``ahead`` chunks in the direction of travel, then
+    one behind."""
+    z0, z1 = current
+    depth = z1 - z0
+    out = []
+    step = 1 if direction >= 0 else -1
+    for k in range(1, ahead + 1):
+        a = z0 + step * k * depth
+        if zmin <= a < zmax:
+            out.append((a, min(a + depth, zmax)))
+    b = z0 - step * depth
+    if zmin <= b < zmax:
+        out.append((b, min(b + depth, zmax)))
+    return out
+
+
+# -- colours ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Coloring:
+    """How the view colours segments: palette, explicit colours, selection, alphas."""
+
+    palette: str = DEFAULT_PALETTE
+    colors: tuple[tuple[int, tuple[int, int, int]], ...] = ()
+    selected: tuple[int, ...] = ()
+    show_all: bool = True
+    alpha: float = 0.2
+    selected_alpha: float = 0.6
+
+    def table(self) -> np.ndarray:
+        return color_table(palette_colors(ID_PALETTE_SIZE, self.palette))
+
+    def lut(self, ids: np.ndarray, palette_table: np.ndarray | None = None) -> np.ndarray:
+        """RGBA lookup table ``(len(ids), 4)`` for a slab's local ids (row 0 transparent)."""
+        table = self.table() if palette_table is None else palette_table
+        lut = np.zeros((len(ids), 4), dtype=np.uint8)
+        lut[:, :3] = table[id_palette_index(ids, len(table))]
+        if self.colors:
+            cids = np.array([c[0] for c in self.colors], dtype=np.uint64)
+            cvals = np.array([c[1] for c in self.colors], dtype=np.uint8)
+            order = np.argsort(cids)
+            pos = np.searchsorted(cids[order], ids)
+            pos = np.minimum(pos, len(cids) - 1)
+            hit = cids[order][pos] == ids
+            lut[hit, :3] = cvals[order][pos[hit]]
+        sel = (
+            np.isin(ids, np.asarray(self.selected, dtype=np.uint64))
+            if self.selected
+            else np.zeros(len(ids), bool)
+        )
+        a_sel = render.alpha_to_uint8(self.selected_alpha)
+        a_all = render.alpha_to_uint8(self.alpha)
+        lut[:, 3] = np.where(sel, a_sel, a_all if self.show_all else 0)
+        lut[0] = 0
+        return lut
+
+    def visible(self, ids: np.ndarray) -> np.ndarray:
+        """Which local ids are drawn (bool per row; row 0 never)."""
+        vis = (
+            np.ones(len(ids), dtype=bool)
+            if self.show_all
+            else np.isin(ids, np.asarray(self.selected, dtype=np.uint64))
+        )
+        vis[0] = False
+        return vis
+
+
+def outline_display(local2d: np.ndarray, visible: np.ndarray, geom: render.Geometry) -> np.ndarray:
+    """Local ids to show per pixel for outlines (0 = nothing), top-most where they overlap.
+
+    Only visible segments are outlined, so hidden ones neither get nor block outlines.
+    """
+    n = len(visible)
+    all_visible = bool(visible[1:].all())
+    if geom.side == "in" and not geom.merge_outline:
+        # Inner outlines never overlap: work on the local ids directly.
+        shown = (
+            local2d if all_visible else np.where(visible[local2d], local2d, 0).astype(local2d.dtype)
+        )
+        band = render.inner_band(shown, int(geom.width))
+        return np.where(band & (shown > 0), shown, 0).astype(local2d.dtype)
+    if all_visible:
+        index = local2d.astype(np.int32) - 1  # -1 = none
+    else:
+        index = np.where(visible[local2d], local2d.astype(np.int32), 0) - 1
+    cov = render.coverage_from_index(index, max(n - 1, 1), geom, need_hidden_rgb=False)
+    out = (cov.base + 1).astype(local2d.dtype).reshape(-1)
+    for pix, idx in cov.extra:  # later segments draw over earlier ones
+        out[pix] = idx + 1
+    out = out.reshape(local2d.shape)
+    if cov.keep is not None:
+        out[~cov.keep] = 0
+    return out
+
+
+def describe_bytes(n: float) -> str:
+    """``812 B``, ``3.4 MiB``..."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"

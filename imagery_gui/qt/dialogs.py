@@ -1,0 +1,253 @@
+"""Dialogs: File > Open and File > Export."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+def _floats(text: str, n: int, what: str) -> list[float] | None:
+    text = text.replace(",", " ").strip()
+    if not text:
+        return None
+    try:
+        vals = [float(v) for v in text.split()]
+    except ValueError:
+        raise ValueError(f"{what} must be {n} numbers, got {text!r}") from None
+    if len(vals) != n:
+        raise ValueError(f"{what} must be {n} numbers, got {text!r}")
+    return vals
+
+
+@dataclass
+class OpenRequest:
+    image_source: str | None
+    segmentation_source: str | None
+    center: list[float] | None
+    resolution: list[float] | None
+    demo: bool = False
+
+
+class OpenDialog(QDialog):
+    """Image source, segmentation source, centre and resolution (recent sources offered)."""
+
+    def __init__(self, recent: list[list[str | None]], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Open data")
+        self.setMinimumWidth(640)
+        self.recent = QComboBox()
+        self.recent.addItem("(recent sources)")
+        for img, seg in recent:
+            self.recent.addItem(f"{img or '-'}  |  {seg or '-'}", (img, seg))
+        self.image = QLineEdit()
+        self.image.setObjectName("imageSource")
+        self.image.setPlaceholderText("precomputed://https://... or a local folder")
+        self.segmentation = QLineEdit()
+        self.segmentation.setObjectName("segmentationSource")
+        self.segmentation.setPlaceholderText("precomputed://... or graphene://https://...")
+        self.center = QLineEdit()
+        self.center.setPlaceholderText("x y z in voxels (default: the middle of the volume)")
+        self.resolution = QLineEdit()
+        self.resolution.setPlaceholderText(
+            "nm per voxel of the centre, e.g. 4 4 40 (default: the image's)"
+        )
+        self.error = QLabel()
+        self.error.setStyleSheet("color: #c0392b")
+        self.error.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("Recent", self.recent)
+        form.addRow("Image source", self.image)
+        form.addRow("Segmentation source", self.segmentation)
+        form.addRow("Centre", self.center)
+        form.addRow("Resolution", self.resolution)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.demo_button = buttons.addButton("Demo volume", QDialogButtonBox.ButtonRole.ActionRole)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self.error)
+        lay.addWidget(buttons)
+        self._demo = False
+        self.recent.currentIndexChanged.connect(self._on_recent)
+        buttons.accepted.connect(self._on_accept)
+        buttons.rejected.connect(self.reject)
+        self.demo_button.clicked.connect(self._on_demo)
+
+    def _on_recent(self, i: int) -> None:
+        data = self.recent.itemData(i)
+        if data:
+            self.image.setText(data[0] or "")
+            self.segmentation.setText(data[1] or "")
+
+    def _on_demo(self) -> None:
+        self._demo = True
+        self.accept()
+
+    def _on_accept(self) -> None:
+        try:
+            self.request()
+        except ValueError as exc:
+            self.error.setText(str(exc))
+            return
+        if not (self.image.text().strip() or self.segmentation.text().strip()):
+            self.error.setText("give an image source, a segmentation source, or both")
+            return
+        self.accept()
+
+    def request(self) -> OpenRequest:
+        return OpenRequest(
+            image_source=self.image.text().strip() or None,
+            segmentation_source=self.segmentation.text().strip() or None,
+            center=_floats(self.center.text(), 3, "the centre"),
+            resolution=_floats(self.resolution.text(), 3, "the resolution"),
+            demo=self._demo,
+        )
+
+
+@dataclass
+class ExportOptions:
+    path: str
+    depth: int
+    scale: int
+    scale_bar: bool
+    scale_bar_nm: float | None
+    scale_bar_corner: str
+    dpi: int
+    masks: bool
+    force: bool
+
+
+class ExportDialog(QDialog):
+    """Where and how to export the current view (one slice or a z-series)."""
+
+    def __init__(self, default_path: str, series: bool, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export z-series" if series else "Export PNG")
+        self.path = QLineEdit(default_path)
+        browse = QPushButton("Browse...")
+        row = QHBoxLayout()
+        row.addWidget(self.path, 1)
+        row.addWidget(browse)
+        self.depth = QSpinBox()
+        self.depth.setRange(1, 2000)
+        self.depth.setValue(8 if series else 1)
+        self.depth.setSuffix(" slices from the current z")
+        self.depth.setEnabled(series)
+        self.scale = QSpinBox()
+        self.scale.setRange(1, 16)
+        self.scale.setSuffix("x (pixel replication)")
+        self.scale_bar = QCheckBox("Scale bar")
+        self.scale_bar.setChecked(True)
+        self.bar_nm = QDoubleSpinBox()
+        self.bar_nm.setRange(0, 1e6)
+        self.bar_nm.setSpecialValueText("automatic")
+        self.bar_nm.setSuffix(" nm")
+        self.corner = QComboBox()
+        self.corner.addItems(["lower right", "lower left", "upper right", "upper left"])
+        self.dpi = QSpinBox()
+        self.dpi.setRange(30, 2400)
+        self.dpi.setValue(300)
+        self.masks = QCheckBox("Also a mask PNG per segment")
+        self.force = QCheckBox("Overwrite existing files")
+        form = QFormLayout()
+        form.addRow("File", row)
+        form.addRow("Slices", self.depth)
+        form.addRow("Upscale", self.scale)
+        form.addRow("", self.scale_bar)
+        form.addRow("Scale bar length", self.bar_nm)
+        form.addRow("Scale bar corner", self.corner)
+        form.addRow("DPI", self.dpi)
+        form.addRow("", self.masks)
+        form.addRow("", self.force)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(buttons)
+        browse.clicked.connect(self._on_browse)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+
+    def _on_browse(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export to", self.path.text(), "PNG images (*.png)"
+        )
+        if path:
+            self.path.setText(path)
+            if os.path.exists(path):
+                self.force.setChecked(True)  # the file dialog already asked
+
+    def options(self) -> ExportOptions:
+        return ExportOptions(
+            path=self.path.text().strip(),
+            depth=self.depth.value(),
+            scale=self.scale.value(),
+            scale_bar=self.scale_bar.isChecked(),
+            scale_bar_nm=self.bar_nm.value() or None,
+            scale_bar_corner=self.corner.currentText(),
+            dpi=self.dpi.value(),
+            masks=self.masks.isChecked(),
+            force=self.force.isChecked(),
+        )
+
+
+class BackgroundJob(QObject):
+    """Runs a function in a daemon thread; reports progress and the outcome by signal.
+
+    The function receives a ``progress(done, total, message)`` callback; ``cancel()`` makes
+    that callback raise, so a multi-slice export stops at the next slice.
+    """
+
+    progressed = Signal(int, int, str)
+    finished = Signal(object)
+    failed = Signal(str)
+
+    class Cancelled(Exception):
+        pass
+
+    def __init__(self, fn, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._fn = fn
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _progress(self, done: int, total: int, message: str) -> None:
+        if self._cancel.is_set():
+            raise BackgroundJob.Cancelled()
+        self.progressed.emit(done, total, message)
+
+    def start(self) -> None:
+        def run() -> None:
+            try:
+                result = self._fn(self._progress)
+            except BackgroundJob.Cancelled:
+                self.failed.emit("cancelled")
+            except Exception as exc:
+                self.failed.emit(str(exc) or type(exc).__name__)
+            else:
+                self.finished.emit(result)
+
+        threading.Thread(target=run, name="imagery-gui-job", daemon=True).start()

@@ -1,0 +1,363 @@
+"""What the slice view shows, and getting it there without making the GUI wait.
+
+``SliceDisplay`` keeps the current region, z and colouring; asks the fetcher for the slabs
+the view needs (the current one first, then prefetch in the direction of travel); caches
+what arrives if it still matters; and draws the current slice. Drawing a slice that is in
+memory is a table lookup (fill) or a cached outline image, so z steps and style changes
+never touch the network, and redraws are coalesced (at most one per frame), never queued.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from ..model import render
+from ..model.dataset import Dataset
+from ..model.view import (
+    Coloring,
+    Region,
+    SlabCache,
+    SlabData,
+    SlabKey,
+    choose_mips,
+    fetch_slab,
+    outline_display,
+    plan_region,
+    prefetch_order,
+    z_range,
+    z_slab,
+)
+from .canvas import SliceCanvas
+from .workers import Fetcher, Outliner
+
+FRAME_MS = 16
+OUTLINE_CACHE_ITEMS = 96
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What is on screen: slab key, slice index in it, and whether the overlay is final."""
+
+    key: SlabKey
+    zi: int
+    overlay_ok: bool
+
+
+class SliceDisplay(QObject):
+    """Owns the fetcher, the caches and the canvas contents."""
+
+    busyChanged = Signal(bool)
+    failed = Signal(str)  # a fetch failed for the current view
+    drawn = Signal()  # the current slice was drawn (complete when ``complete`` is True)
+    zRangeChanged = Signal(int, int)  # in view-resolution z
+
+    def __init__(
+        self,
+        canvas: SliceCanvas,
+        cache_bytes: int,
+        timeout_s: float | None = 10.0,
+        synchronous: bool = False,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.canvas = canvas
+        self.dataset: Dataset | None = None
+        self.view_res = np.array([1.0, 1.0, 1.0])
+        self.z = 0  # in view-resolution voxels
+        self.direction = 1
+        self.coloring = Coloring()
+        self.geometry = render.Geometry()
+        self.agglomerate = True
+        self.timestamp = None
+        self.cache = SlabCache(cache_bytes)
+        self.region: Region | None = None
+        self.shown: Shown | None = None
+        self.complete = False
+        self._outlines: OrderedDict = OrderedDict()
+        self._outline_pending: tuple | None = None
+        self._luts: OrderedDict = OrderedDict()
+        self._palette_table = self.coloring.table()
+        self.fetcher = Fetcher(
+            self._load, timeout_s=timeout_s, synchronous=synchronous, parent=self
+        )
+        self.outliner = Outliner(synchronous=synchronous, parent=self)
+        self.fetcher.signals.slabReady.connect(self._on_fetcher_slab_ready)
+        self.fetcher.signals.slabFailed.connect(self._on_fetcher_slab_failed)
+        self.fetcher.signals.activity.connect(self._on_fetcher_activity)
+        self.outliner.signals.done.connect(self._on_outliner_done)
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.timeout.connect(self._redraw_now)
+        self._last_draw = 0.0
+        self.fetch_requests = 0  # for tests and benchmarks
+        self.draw_count = 0
+
+    # -- data --------------------------------------------------------------------------------
+    def _load(self, key: SlabKey) -> SlabData:
+        assert self.dataset is not None
+        return fetch_slab(self.dataset, key)
+
+    def set_dataset(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self.view_res = np.asarray(dataset.resolution, dtype=np.float64)
+        self.cache.clear()
+        self._outlines.clear()
+        self._luts.clear()
+        self.region = None
+        self.shown = None
+        self.complete = False
+        self.canvas.set_em(None, (0, 0, 1, 1))
+        self.canvas.set_overlay(None, (0, 0, 1, 1))
+
+    def close(self) -> None:
+        self._redraw_timer.stop()
+        self.fetcher.close()
+        self.outliner.close()
+
+    # -- coordinates -------------------------------------------------------------------------
+    def z_bounds(self) -> tuple[int, int]:
+        """Inclusive z range in view-resolution voxels."""
+        assert self.dataset is not None
+        layer = self.dataset.image or self.dataset.segmentation
+        mip = self.dataset.image_mip if self.dataset.image else self.dataset.segmentation_mip
+        lo, hi = layer.bounds(mip)
+        rz = layer.resolution(mip)[2]
+        return int(np.floor(lo[2] * rz / self.view_res[2])), int(
+            np.ceil(hi[2] * rz / self.view_res[2])
+        ) - 1
+
+    def z_at_mip(self, region: Region) -> int:
+        return int(np.floor((self.z + 0.5) * self.view_res[2] / region.resolution[2]))
+
+    # -- requests ----------------------------------------------------------------------------
+    def set_z(self, z: int) -> None:
+        lo, hi = self.z_bounds()
+        z = int(min(max(z, lo), hi))
+        if z == self.z and self.shown is not None:
+            return
+        self.direction = 1 if z >= self.z else -1
+        self.z = z
+        self.update_view()
+
+    def set_coloring(self, coloring: Coloring) -> None:
+        if coloring.palette != self.coloring.palette:
+            self._palette_table = coloring.table()
+        visible_changed = (coloring.show_all, coloring.selected) != (
+            self.coloring.show_all,
+            self.coloring.selected,
+        )
+        self.coloring = coloring
+        self._luts.clear()
+        if visible_changed and self.geometry.outline:
+            self._outline_pending = None
+        self.request_redraw()
+
+    def set_geometry(self, geometry: render.Geometry) -> None:
+        if geometry != self.geometry:
+            self.geometry = geometry
+            self._outline_pending = None
+            self.request_redraw()
+
+    def set_agglomerate(self, agglomerate: bool, timestamp=None) -> None:
+        self.agglomerate = agglomerate
+        self.timestamp = timestamp
+        self.region = None
+        self.update_view()
+
+    def update_view(self) -> None:
+        """Plan the region for the visible area and fetch what the current z needs."""
+        if self.dataset is None:
+            return
+        x0, y0, x1, y1 = self.canvas.visible_nm()
+        img_mip, seg_mip = choose_mips(self.dataset, self.canvas.nm_per_px())
+        reg = self.region
+        if (
+            reg is None
+            or (reg.image_mip, reg.segmentation_mip) != (img_mip, seg_mip)
+            or not reg.contains_nm(x0, y0, x1, y1)
+        ):
+            new = plan_region(self.dataset, (x0, y0, x1, y1), img_mip, seg_mip)
+            if new is None:
+                self.failed.emit("the view is outside the volume")
+                return
+            if new != reg:
+                self.region = new
+        self._request_current()
+        self.request_redraw()
+
+    def key_for(self, region: Region) -> SlabKey | None:
+        assert self.dataset is not None
+        zr = z_slab(self.dataset, region, self.z_at_mip(region))
+        if zr is None:
+            return None
+        return SlabKey(region, zr[0], zr[1], self.agglomerate, self.timestamp)
+
+    def _request_current(self) -> None:
+        if self.region is None or self.dataset is None:
+            return
+        key = self.key_for(self.region)
+        if key is None:
+            return
+        keys = [] if key in self.cache else [key]
+        zmin, zmax = z_range(self.dataset, self.region)
+        for z0, z1 in prefetch_order((key.z0, key.z1), self.direction, zmin, zmax):
+            k = replace(key, z0=z0, z1=z1)
+            if k not in self.cache:
+                keys.append(k)
+        if keys:
+            self.fetch_requests += 1
+            self.fetcher.request(keys)
+
+    @Slot(int, object)
+    def _on_fetcher_slab_ready(self, generation: int, slab: SlabData) -> None:
+        if self.region is None or slab.key.region != self.region:
+            return  # stale: the view has moved on
+        self.cache.put(slab)
+        current = self.key_for(self.region)
+        if slab.key == current:
+            self.request_redraw()
+
+    @Slot(int, object, object)
+    def _on_fetcher_slab_failed(self, generation: int, key: SlabKey, error: object) -> None:
+        if (
+            self.region is not None
+            and key.region == self.region
+            and key == self.key_for(self.region)
+        ):
+            self.failed.emit(str(error))
+
+    @Slot(bool, str)
+    def _on_fetcher_activity(self, busy: bool, message: str) -> None:
+        self.busyChanged.emit(busy)
+
+    # -- drawing -----------------------------------------------------------------------------
+    def request_redraw(self) -> None:
+        """Coalesce redraws: at most one per frame, always of the latest state."""
+        if self._redraw_timer.isActive():
+            return
+        wait = FRAME_MS - (time.perf_counter() - self._last_draw) * 1000
+        self._redraw_timer.start(max(0, int(wait)))
+
+    def current_slab(self) -> tuple[SlabData, int] | None:
+        """The slab and slice index to draw: the current region's, else the last shown."""
+        if self.region is not None:
+            key = self.key_for(self.region)
+            slab = self.cache.get(key) if key is not None else None
+            if slab is not None:
+                return slab, self.z_at_mip(self.region) - key.z0
+        return None
+
+    def _lut(self, slab: SlabData) -> np.ndarray:
+        key = (slab.key, id(slab.ids))
+        lut = self._luts.get(key)
+        if lut is None:
+            lut = self.coloring.lut(slab.ids, self._palette_table)
+            self._luts[key] = lut
+            while len(self._luts) > 64:
+                self._luts.popitem(last=False)
+        return lut
+
+    def _outline_key(self, slab: SlabData, zi: int) -> tuple:
+        c = self.coloring
+        return (slab.key, zi, self.geometry, c.show_all, () if c.show_all else c.selected)
+
+    def _outline_is_cheap(self, visible: np.ndarray) -> bool:
+        """Inner outlines cost one pass whatever the number of segments; outer ones one
+        pass per segment, so only a few are done right away (about 15 ms a megapixel)."""
+        return self.geometry.side == "in" or int(visible.sum()) <= 40
+
+    def overlay_rgba(self, slab: SlabData, zi: int) -> tuple[np.ndarray | None, bool]:
+        """RGBA overlay of one slice and whether it is final (outlines may be pending)."""
+        if slab.local is None:
+            return None, True
+        local = slab.local[zi]
+        lut = self._lut(slab)
+        if not self.geometry.outline:
+            return render.apply_lut(lut, local), True
+        ckey = self._outline_key(slab, zi)
+        disp = self._outlines.get(ckey)
+        visible = self.coloring.visible(slab.ids)
+        if disp is None and self._outline_is_cheap(visible):
+            disp = outline_display(local, visible, self.geometry)
+            self._store_outline(ckey, disp)
+        if disp is not None:
+            self._outlines.move_to_end(ckey)
+            self._prefetch_outlines(slab, zi, visible)
+            return render.apply_lut(lut, disp), True
+        if self._outline_pending != ckey:
+            self._outline_pending = ckey
+            self.outliner.request([(ckey, local)], visible, self.geometry)
+        return None, False
+
+    def _prefetch_outlines(self, slab: SlabData, zi: int, visible: np.ndarray) -> None:
+        """Outline the next slices in the direction of travel in the background."""
+        if self._outline_pending is not None:
+            return
+        items = []
+        for k in (1, 2):
+            zj = zi + k * self.direction
+            if 0 <= zj < slab.key.depth:
+                key = self._outline_key(slab, zj)
+                if key not in self._outlines:
+                    items.append((key, slab.local[zj]))
+        if items:
+            self.outliner.request(items, visible, self.geometry)
+
+    def _store_outline(self, ckey, disp: np.ndarray) -> None:
+        self._outlines[ckey] = disp
+        while len(self._outlines) > OUTLINE_CACHE_ITEMS:
+            self._outlines.popitem(last=False)
+
+    @Slot(int, object, object)
+    def _on_outliner_done(self, generation: int, ckey, disp: np.ndarray) -> None:
+        self._store_outline(ckey, disp)
+        if self._outline_pending == ckey:
+            self._outline_pending = None
+            self._redraw_timer.stop()
+            self._redraw_now()  # a single event: nothing to coalesce
+
+    def _redraw_now(self) -> None:
+        self._last_draw = time.perf_counter()
+        got = self.current_slab()
+        if got is None:
+            self.complete = False
+            return
+        slab, zi = got
+        rect = slab.key.region.nm_rect()
+        if slab.image is not None:
+            self.canvas.set_em(slab.image[zi], rect)
+        else:
+            self.canvas.set_em(None, rect)
+        rgba, final = self.overlay_rgba(slab, zi)
+        if rgba is not None:
+            self.canvas.set_overlay(rgba, rect)
+        elif slab.local is None:
+            self.canvas.set_overlay(None, rect)
+        # (an outline still being computed keeps the previous overlay on screen)
+        self.shown = Shown(slab.key, zi, final)
+        self.complete = final
+        self.draw_count += 1
+        self.drawn.emit()
+
+    # -- reading back what is shown ------------------------------------------------------------
+    def id_at_nm(self, x_nm: float, y_nm: float) -> int:
+        """Segment id under a point of the current slice (0 if none or not loaded)."""
+        got = self.current_slab()
+        if got is None:
+            return 0
+        slab, zi = got
+        reg = slab.key.region
+        x = int(np.floor(x_nm / reg.resolution[0])) - reg.lo[0]
+        y = int(np.floor(y_nm / reg.resolution[1])) - reg.lo[1]
+        return slab.id_at(zi, y, x)
+
+    def current_image(self) -> np.ndarray | None:
+        got = self.current_slab()
+        if got is None or got[0].image is None:
+            return None
+        return got[0].image[got[1]]

@@ -1,0 +1,236 @@
+"""Background workers: the slab fetcher and the outline renderer. Latest request wins.
+
+Each worker is a ``QObject`` moved to its own long-lived ``QThread``; requests go in by a
+queued signal and carry a generation number. The GUI thread writes the newest generation
+straight into the worker (a plain attribute, atomic under the GIL), so a request that was
+superseded while it waited in the queue is skipped without being started, and a running
+one is abandoned at the next check. Results carry their generation; the GUI drops stale
+ones.
+
+The fetcher runs each blocking read in a daemon thread and polls it, so it can give up on
+a read (timeout, close) without waiting for cloud-volume's retries: closing the window
+never hangs on a download. ``synchronous=True`` runs the same code inline, for tests.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from ..model import render
+from ..model.errors import ImageryGuiError, SourceUnavailableError
+from ..model.view import SlabData, SlabKey, outline_display
+
+POLL_S = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    generation: int
+    keys: tuple[SlabKey, ...]  # first = needed now; the rest are prefetch
+
+
+@dataclass(frozen=True, slots=True)
+class OutlineJob:
+    """Outline images to compute, in order: (cache key, (height, width) local ids)."""
+
+    generation: int
+    items: tuple[tuple[Any, np.ndarray], ...]
+    visible: np.ndarray  # bool per local id
+    geometry: render.Geometry
+
+
+class _Outcome:
+    __slots__ = ("done", "error", "value")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class FetchWorker(QObject):
+    """Reads slabs, newest request first; lives in the fetch thread."""
+
+    slabReady = Signal(int, object)  # generation, SlabData
+    slabFailed = Signal(int, object, object)  # generation, SlabKey, exception
+    activity = Signal(bool, str)  # busy, message
+
+    def __init__(self, load: Callable[[SlabKey], SlabData], timeout_s: float | None) -> None:
+        super().__init__()
+        self._load = load
+        self.timeout_s = timeout_s
+        self.latest: tuple[int, frozenset] = (0, frozenset())
+        self.stopping = False
+        # key -> newest generation known when it was delivered: a request made no later
+        # than that could not know the slab had arrived, so it is not read again.
+        self._delivered: OrderedDict[SlabKey, int] = OrderedDict()
+
+    def _wanted(self, generation: int, key: SlabKey) -> bool:
+        gen, wanted = self.latest
+        return generation >= gen or key in wanted
+
+    def _run(self, generation: int, key: SlabKey) -> _Outcome | None:
+        """Read one slab in a daemon thread; None if abandoned (superseded or closing)."""
+        outcome = _Outcome()
+
+        def target() -> None:
+            try:
+                outcome.value = self._load(key)
+            except BaseException as exc:
+                outcome.error = exc
+            finally:
+                outcome.done.set()
+
+        threading.Thread(target=target, name="imagery-gui-read", daemon=True).start()
+        t0 = time.monotonic()
+        while not outcome.done.wait(POLL_S):
+            if self.stopping or not self._wanted(generation, key):
+                return None
+            if self.timeout_s and time.monotonic() - t0 > self.timeout_s:
+                outcome.error = SourceUnavailableError(
+                    f"no answer from the data source within {self.timeout_s:g} s "
+                    "(the server may be down or very slow); change the limit in "
+                    "Settings > Fetch timeout"
+                )
+                return outcome
+        return outcome
+
+    @Slot(object)
+    def process(self, request: FetchRequest) -> None:
+        if self.stopping or not self._wanted(request.generation, request.keys[0]):
+            return  # superseded while queued: never started
+        self.activity.emit(True, "fetching")
+        try:
+            for key in request.keys:
+                if self.stopping or not self._wanted(request.generation, key):
+                    return
+                if self._delivered.get(key, -1) >= request.generation:
+                    continue  # delivered after this request was made
+                outcome = self._run(request.generation, key)
+                if outcome is None:
+                    return
+                if outcome.error is not None:
+                    self.slabFailed.emit(request.generation, key, outcome.error)
+                    if not isinstance(outcome.error, ImageryGuiError):
+                        traceback.print_exception(outcome.error)
+                    return
+                self._delivered[key] = self.latest[0]
+                self._delivered.move_to_end(key)
+                while len(self._delivered) > 64:
+                    self._delivered.popitem(last=False)
+                self.slabReady.emit(request.generation, outcome.value)
+        finally:
+            if not self.stopping:
+                self.activity.emit(False, "")
+
+
+class OutlineWorker(QObject):
+    """Computes outline display images for single slices; lives in its own thread."""
+
+    done = Signal(int, object, object)  # generation, cache key, (height, width) local ids
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.latest = 0
+        self.stopping = False
+
+    @Slot(object)
+    def process(self, job: OutlineJob) -> None:
+        for cache_key, local in job.items:
+            if self.stopping or job.generation < self.latest:
+                return
+            out = outline_display(local, job.visible, job.geometry)
+            if not self.stopping:
+                self.done.emit(job.generation, cache_key, out)
+
+
+class _Threaded(QObject):
+    """Owns a worker and its thread; ``close()`` stops both without hanging."""
+
+    _submit = Signal(object)
+
+    def __init__(
+        self, worker: QObject, name: str, synchronous: bool, parent: QObject | None
+    ) -> None:
+        super().__init__(parent)
+        self.worker = worker
+        self.synchronous = synchronous
+        self.generation = 0
+        self.thread: QThread | None = None
+        if not synchronous:
+            self.thread = QThread(self)
+            self.thread.setObjectName(name)
+            worker.moveToThread(self.thread)
+            self._submit.connect(worker.process)  # queued: runs in the worker thread
+            self.thread.start()
+
+    def _send(self, request: Any) -> None:
+        if self.synchronous:
+            self.worker.process(request)
+        else:
+            self._submit.emit(request)
+
+    def close(self, wait_ms: int = 5000) -> bool:
+        """Stop the worker; True if its thread finished within ``wait_ms``."""
+        self.worker.stopping = True
+        if self.thread is None:
+            return True
+        self.thread.quit()
+        return self.thread.wait(wait_ms)
+
+
+class Fetcher(_Threaded):
+    """GUI-side handle of the fetch worker."""
+
+    def __init__(
+        self,
+        load: Callable[[SlabKey], SlabData],
+        timeout_s: float | None = 10.0,
+        synchronous: bool = False,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(FetchWorker(load, timeout_s), "imagery-gui-fetch", synchronous, parent)
+
+    @property
+    def signals(self) -> FetchWorker:
+        return self.worker  # type: ignore[return-value]
+
+    def request(self, keys: list[SlabKey]) -> int:
+        """Ask for slabs (first = needed now); supersedes every earlier request."""
+        self.generation += 1
+        self.worker.latest = (self.generation, frozenset(keys))
+        if keys:
+            self._send(FetchRequest(self.generation, tuple(keys)))
+        return self.generation
+
+    def set_timeout(self, seconds: float | None) -> None:
+        self.worker.timeout_s = seconds
+
+
+class Outliner(_Threaded):
+    """GUI-side handle of the outline worker."""
+
+    def __init__(self, synchronous: bool = False, parent: QObject | None = None) -> None:
+        super().__init__(OutlineWorker(), "imagery-gui-outline", synchronous, parent)
+
+    @property
+    def signals(self) -> OutlineWorker:
+        return self.worker  # type: ignore[return-value]
+
+    def request(
+        self, items: list[tuple[Any, np.ndarray]], visible: np.ndarray, geometry: render.Geometry
+    ) -> int:
+        """Compute outlines for (cache key, slice) items in order; supersedes earlier jobs."""
+        self.generation += 1
+        self.worker.latest = self.generation
+        self._send(OutlineJob(self.generation, tuple(items), visible, geometry))
+        return self.generation

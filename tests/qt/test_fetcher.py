@@ -1,0 +1,182 @@
+"""The background fetcher: latest request wins, stale results are dropped, closing is safe.
+
+A fake source gated on ``threading.Event`` makes every ordering deterministic: a read only
+finishes when the test opens its gate.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from imagery_gui.model.errors import SourceNotFoundError
+from imagery_gui.model.view import Region, SlabData, SlabKey
+from imagery_gui.qt.workers import Fetcher
+
+REGION = Region(0, 0, (0, 0), (8, 8), (4.0, 4.0, 40.0))
+
+
+def key(z: int) -> SlabKey:
+    return SlabKey(REGION, z, z + 1)
+
+
+class GatedSource:
+    """load(key) blocks until its gate is opened; records every call."""
+
+    def __init__(self) -> None:
+        self.gates: dict[SlabKey, threading.Event] = {}
+        self.started: list[SlabKey] = []
+        self.lock = threading.Lock()
+
+    def gate(self, k: SlabKey) -> threading.Event:
+        with self.lock:
+            return self.gates.setdefault(k, threading.Event())
+
+    def open(self, k: SlabKey) -> None:
+        self.gate(k).set()
+
+    def __call__(self, k: SlabKey) -> SlabData:
+        with self.lock:
+            self.started.append(k)
+        self.gate(k).wait(30)
+        return SlabData(k, np.full((1, 8, 8), k.z0, np.uint8), None)
+
+
+@pytest.fixture
+def make_fetcher():
+    made = []
+
+    def make(*args, **kw):
+        f = Fetcher(*args, **kw)
+        made.append(f)
+        return f
+
+    yield make
+    for f in made:
+        f.close()
+
+
+@pytest.fixture
+def source():
+    src = GatedSource()
+    yield src
+    for g in list(src.gates.values()):
+        g.set()  # never leave a reader thread blocked
+
+
+def test_latest_request_wins_and_queued_ones_never_start(qtbot, source, make_fetcher):
+    fetcher = make_fetcher(source, timeout_s=None)
+    got = []
+    fetcher.signals.slabReady.connect(lambda g, s: got.append((g, s.key.z0)))
+    fetcher.request([key(0)])
+    qtbot.waitUntil(lambda: key(0) in source.started)
+    for z in range(1, 6):  # queued behind the running read, each superseding the last
+        fetcher.request([key(z)])
+    source.open(key(5))
+    qtbot.waitUntil(lambda: any(z == 5 for _, z in got), timeout=5000)
+    source.open(key(0))
+    qtbot.wait(100)
+    assert key(0) in source.started and key(5) in source.started
+    assert not any(key(z) in source.started for z in (1, 2, 3, 4)), source.started
+    assert [z for _, z in got] == [5]  # the superseded read's result was not delivered
+    assert fetcher.close()
+
+
+def test_a_still_wanted_read_is_kept(qtbot, source, make_fetcher):
+    """Re-requesting a slab that is already being read does not start it again."""
+    fetcher = make_fetcher(source, timeout_s=None)
+    got = []
+    fetcher.signals.slabReady.connect(lambda g, s: got.append(s.key.z0))
+    fetcher.request([key(3)])
+    qtbot.waitUntil(lambda: key(3) in source.started)
+    fetcher.request([key(3), key(4)])
+    source.open(key(3))
+    source.open(key(4))
+    qtbot.waitUntil(lambda: got == [3, 4], timeout=5000)
+    assert source.started.count(key(3)) == 1
+    # Asked for again later (say, after panning back), it is read again.
+    fetcher.request([key(3)])
+    qtbot.waitUntil(lambda: got == [3, 4, 3], timeout=5000)
+    assert fetcher.close()
+
+
+def test_prefetch_order_and_results_carry_generation(qtbot, source, make_fetcher):
+    fetcher = make_fetcher(source, timeout_s=None)
+    got = []
+    fetcher.signals.slabReady.connect(lambda g, s: got.append((g, s.key.z0)))
+    for k in (key(1), key(2), key(0)):
+        source.open(k)
+    gen = fetcher.request([key(1), key(2), key(0)])
+    qtbot.waitUntil(lambda: len(got) == 3, timeout=5000)
+    assert got == [(gen, 1), (gen, 2), (gen, 0)]
+    assert fetcher.close()
+
+
+def test_close_during_a_read_does_not_hang(qtbot, source, make_fetcher):
+    fetcher = make_fetcher(source, timeout_s=None)
+    fetcher.request([key(7)])
+    qtbot.waitUntil(lambda: key(7) in source.started)
+    assert fetcher.close(wait_ms=3000)  # the thread stopped although the read never ended
+    assert not fetcher.thread.isRunning()
+
+
+def test_timeout_reports_an_error(qtbot, source, make_fetcher):
+    fetcher = make_fetcher(source, timeout_s=0.2)
+    failures = []
+    fetcher.signals.slabFailed.connect(lambda g, k, e: failures.append((k, e)))
+    fetcher.request([key(9)])
+    qtbot.waitUntil(lambda: bool(failures), timeout=5000)
+    k, err = failures[0]
+    assert k == key(9) and "within 0.2 s" in str(err)
+    assert fetcher.close()
+
+
+def test_errors_are_reported_not_raised(qtbot, make_fetcher):
+    def broken(k):
+        raise SourceNotFoundError("no such layer")
+
+    fetcher = make_fetcher(broken, timeout_s=None)
+    failures = []
+    fetcher.signals.slabFailed.connect(lambda g, k, e: failures.append(e))
+    fetcher.request([key(1)])
+    qtbot.waitUntil(lambda: bool(failures), timeout=5000)
+    assert isinstance(failures[0], SourceNotFoundError)
+    assert fetcher.close()
+
+
+def test_synchronous_mode_runs_inline(qtbot, source, make_fetcher):
+    fetcher = make_fetcher(source, timeout_s=None, synchronous=True)
+    got = []
+    fetcher.signals.slabReady.connect(lambda g, s: got.append(s.key.z0))
+    source.open(key(2))
+    fetcher.request([key(2)])
+    assert got == [2]  # delivered before request() returned
+    assert fetcher.thread is None
+
+
+def test_closing_the_window_during_a_fetch(qtbot, settings, demo):
+    """The window closes promptly while its fetcher is blocked in a read."""
+    from imagery_gui.qt.main_window import MainWindow
+    from tests.qt.conftest import open_and_wait
+
+    win = MainWindow(settings=settings)
+    qtbot.addWidget(win)
+    win.show()
+    open_and_wait(qtbot, win, demo.image_source, demo.segmentation_source, list(demo.center))
+    gate = threading.Event()
+    real = win.display._load
+
+    def slow(k):
+        gate.wait(30)
+        return real(k)
+
+    win.display.fetcher.worker._load = slow
+    win.display.cache.clear()
+    win.step_z(3)
+    qtbot.waitUntil(lambda: win.busy.isVisible())
+    win.close()
+    assert not win.display.fetcher.thread.isRunning()
+    assert not win.display.outliner.thread.isRunning()
+    gate.set()
