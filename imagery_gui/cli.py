@@ -47,6 +47,40 @@ def _floats(n: int):
     return check
 
 
+def add_cave_arguments(p: argparse.ArgumentParser) -> None:
+    """CAVE datastack, Neuroglancer link and graphene time options (viewer and export)."""
+    g = p.add_argument_group("CAVE and Neuroglancer")
+    g.add_argument(
+        "--datastack",
+        metavar="NAME",
+        help="CAVE datastack (e.g. minnie65_public): sources and resolution from its info service",
+    )
+    g.add_argument(
+        "--server-address", metavar="URL", help="CAVE server (default https://global.daf-apis.com)"
+    )
+    g.add_argument(
+        "--auth-token-file",
+        metavar="FILE",
+        help="CAVE token file (default: caveclient's, ~/.cloudvolume/secrets/)",
+    )
+    g.add_argument(
+        "--ngl-url",
+        metavar="LINK",
+        help="a Neuroglancer link (or state JSON): position, sources, segments and colours",
+    )
+    g.add_argument(
+        "--timestamp",
+        metavar="TIME",
+        help="graphene: root ids as of this time (ISO 8601 or unix seconds)",
+    )
+    g.add_argument(
+        "--materialization-version",
+        type=int,
+        metavar="N",
+        help="graphene: root ids as of this materialization version (needs --datastack)",
+    )
+
+
 def viewer_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="imagery-gui",
@@ -75,6 +109,7 @@ def viewer_parser() -> argparse.ArgumentParser:
     )
     src.add_argument("--root-ids", nargs="+", metavar="ID", help="segments to select")
     src.add_argument("--demo", action="store_true", help="open the built-in demo volume")
+    add_cave_arguments(p)
     out = p.add_argument_group("headless")
     out.add_argument(
         "--screenshot",
@@ -108,6 +143,10 @@ def viewer_main(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import logging
+
+    # cloud-volume's parallel chunk reads overflow urllib3's per-host pool: harmless chatter.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "export":
         from .export_cli import export_main

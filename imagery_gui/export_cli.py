@@ -6,10 +6,11 @@ No Qt is imported. Errors a user can cause print one line and exit with code 2.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import os
 import sys
 from collections.abc import Sequence
+
+import numpy as np
 
 from .model.errors import ImageryGuiError
 
@@ -52,11 +53,9 @@ def export_parser() -> argparse.ArgumentParser:
     where.add_argument("--image-mip", type=int, metavar="N")
     where.add_argument("--segmentation-mip", type=int, metavar="N")
     where.add_argument("--root-ids", nargs="+", metavar="ID", help="draw only these segments")
-    where.add_argument(
-        "--timestamp",
-        metavar="TIME",
-        help="graphene: root ids at this time (ISO 8601 or unix seconds)",
-    )
+    from .cli import add_cave_arguments
+
+    add_cave_arguments(p)
     style = p.add_argument_group("style (defaults are ImageryClient's)")
     style.add_argument("--alpha", type=float, default=0.2)
     style.add_argument("--outline", action="store_true", help="outlines instead of fills")
@@ -70,7 +69,17 @@ def export_parser() -> argparse.ArgumentParser:
     style.add_argument(
         "--no-overlap", action="store_true", help="later segments do not draw over earlier ones"
     )
-    style.add_argument("--palette", default="husl", help="seaborn palette name (husl)")
+    style.add_argument(
+        "--palette",
+        default="husl",
+        help="seaborn palette name (husl), or 'neuroglancer' for Neuroglancer's colours",
+    )
+    style.add_argument(
+        "--color-seed",
+        type=int,
+        default=None,
+        help="colorSeed for --palette neuroglancer (default: the link's, else 0)",
+    )
     style.add_argument(
         "--colors",
         nargs="+",
@@ -130,19 +139,6 @@ class _Progress:
         self._last = line if self.tty else message
 
 
-def _timestamp(text: str | None):
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return _dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"--timestamp {text!r} is neither ISO 8601 nor unix seconds") from None
-
-
 def _colors(items: Sequence[str] | None):
     from .model.palette import to_uint8
     from .model.segments import parse_root_id
@@ -157,23 +153,42 @@ def _colors(items: Sequence[str] | None):
 
 
 def build(args: argparse.Namespace):
-    """Dataset and FigureSpec from parsed arguments (raises on bad input)."""
-    from .model.dataset import Dataset
+    """Dataset, FigureSpec and the resolved inputs from parsed arguments (raises on bad input)."""
     from .model.export import FigureSpec, FigureStyle
+    from .model.inputs import resolve
     from .model.scalebar import ScaleBar
 
-    if args.demo or not (args.image_source or args.segmentation_source):
-        if not args.demo:
-            raise ValueError("give --image-source and/or --segmentation-source (or --demo)")
+    image_source, seg_source = args.image_source, args.segmentation_source
+    center = args.center
+    if args.demo:
         from .model.demo import ensure_demo
 
         demo = ensure_demo(log=lambda m: print(m, file=sys.stderr))
-        image_source, seg_source = demo.image_source, demo.segmentation_source
-        if args.center is None and args.bounds is None:
-            args.center = list(demo.center)
-    else:
-        image_source, seg_source = args.image_source, args.segmentation_source
-    dataset = Dataset(image_source, seg_source, resolution=args.resolution)
+        image_source = image_source or demo.image_source
+        seg_source = seg_source or demo.segmentation_source
+        if center is None and args.bounds is None:
+            center = list(demo.center)
+    if not (image_source or seg_source or args.datastack or args.ngl_url):
+        raise ValueError(
+            "give --image-source and/or --segmentation-source, --datastack, --ngl-url, or --demo"
+        )
+    inputs = resolve(
+        image_source=image_source,
+        segmentation_source=seg_source,
+        center=center,
+        resolution=args.resolution,
+        root_ids=args.root_ids,
+        datastack=args.datastack,
+        server_address=args.server_address,
+        auth_token_file=args.auth_token_file,
+        ngl_url=args.ngl_url,
+        timestamp=args.timestamp,
+        materialization_version=args.materialization_version,
+    )
+    dataset = inputs.dataset()
+    colors = dict(inputs.segment_colors)
+    colors.update(dict(_colors(args.colors)))
+    seed = args.color_seed if args.color_seed is not None else (inputs.color_seed or 0)
     style = FigureStyle(
         alpha=args.alpha,
         outline=args.outline,
@@ -182,18 +197,19 @@ def build(args: argparse.Namespace):
         merge_outline=not args.no_merge_outline,
         overlap=not args.no_overlap,
         palette=args.palette,
-        colors=_colors(args.colors),
+        colors=tuple(colors.items()),
+        color_seed=seed,
     )
     scale_bar = None
     if args.scale_bar is not None:
         length = None if args.scale_bar < 0 else args.scale_bar
         scale_bar = ScaleBar(length_nm=length, corner=args.scale_bar_corner)
     common = dict(
-        resolution=tuple(args.resolution) if args.resolution else None,
+        resolution=tuple(inputs.resolution) if inputs.resolution else None,
         image_mip=args.image_mip,
         segmentation_mip=args.segmentation_mip,
-        root_ids=tuple(args.root_ids) if args.root_ids else "all",
-        timestamp=_timestamp(args.timestamp),
+        root_ids=tuple(inputs.root_ids) if inputs.root_ids else "all",
+        timestamp=inputs.timestamp,
         style=style,
         scale=args.scale,
         scale_bar=scale_bar,
@@ -205,16 +221,38 @@ def build(args: argparse.Namespace):
         b = args.bounds
         spec = FigureSpec(bounds=((b[0], b[1], b[2]), (b[3], b[4], b[5])), **common)
     else:
-        if args.center is None or args.size is None:
-            raise ValueError("give the region: --center X Y Z with --size W H [D], or --bounds")
+        if inputs.center is None or args.size is None:
+            raise ValueError(
+                "give the region: --center X Y Z (or a --ngl-url with a position) with "
+                "--size W H [D], or --bounds"
+            )
         if len(args.size) not in (2, 3) or min(args.size) < 1:
             raise ValueError("--size takes W H or W H D, positive whole numbers")
-        spec = FigureSpec.from_center(args.center, args.size, **common)
-    if spec.root_list() is not None:
-        from .model.segments import parse_root_ids
+        spec = FigureSpec.from_center(inputs.center, args.size, **common)
+    return dataset, spec, inputs
 
-        parse_root_ids(args.root_ids)  # fail before any download
-    return dataset, spec
+
+def provenance_extra(inputs, spec) -> dict:
+    """Provenance beyond the figure itself: the datastack and the Neuroglancer link."""
+    from .model.geometry import normalize_bounds
+    from .model.ngl import DEFAULT_NGL_URL, make_link, make_state
+
+    box = normalize_bounds(spec.bounds)
+    center = [float(v) for v in np.floor((box[0] + box[1]) / 2)]
+    state = make_state(
+        center=center,
+        resolution=spec.resolution or (inputs.resolution or [1, 1, 1]),
+        image_source=inputs.image_source,
+        segmentation_source=inputs.segmentation_source,
+        segments=[] if spec.root_list() is None else spec.root_list(),
+        segment_colors=dict(spec.style.colors) or None,
+        selected_alpha=spec.style.selected_alpha or spec.style.alpha,
+        color_seed=spec.style.color_seed if spec.style.palette == "neuroglancer" else None,
+    )
+    extra = {"neuroglancer_link": make_link(state, inputs.viewer_site or DEFAULT_NGL_URL)}
+    if inputs.datastack:
+        extra["datastack"] = {"name": inputs.datastack, "server": inputs.server_address}
+    return extra
 
 
 def export_main(argv: Sequence[str]) -> int:
@@ -222,19 +260,22 @@ def export_main(argv: Sequence[str]) -> int:
     from .model.export import export
 
     try:
-        dataset, spec = build(args)
+        dataset, spec, inputs = build(args)
         written = export(
             dataset,
             spec,
             args.output,
             force=args.force,
             masks=args.masks,
+            extra_provenance=provenance_extra(inputs, spec),
             progress=_Progress(sys.stderr, args.quiet),
         )
     except (ImageryGuiError, ValueError) as exc:
         if args.debug:
             raise
-        print(f"imagery-gui export: error: {exc}", file=sys.stderr)
+        from .model.cave import scrub
+
+        print(f"imagery-gui export: error: {scrub(str(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("imagery-gui export: interrupted; nothing half-written was left", file=sys.stderr)

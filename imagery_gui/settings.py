@@ -39,6 +39,7 @@ class Settings:
     side: str = "in"
     merge_outline: bool = False
     palette: str = "husl"
+    color_seed: int = 0
     show_all: bool = True
     cache_mb: int = 768
     disk_cache: bool = False

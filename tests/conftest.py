@@ -6,6 +6,7 @@ back through it, from ``file://`` paths or a loopback HTTP server.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -17,6 +18,10 @@ _SESSION_DIR = Path(tempfile.mkdtemp(prefix="imagery-gui-tests-"))
 os.environ["IMAGERY_GUI_CACHE_DIR"] = str(_SESSION_DIR / "cache")
 os.environ["IMAGERY_GUI_SETTINGS_DIR"] = str(_SESSION_DIR / "settings")
 os.environ.setdefault("CLOUD_VOLUME_DIR", str(_SESSION_DIR / "cloudvolume"))
+# caveclient and cloud-volume read and write token files and caches under ~: keep the
+# user's home out of the tests.
+os.environ["HOME"] = str(_SESSION_DIR / "home")
+(_SESSION_DIR / "home").mkdir(parents=True, exist_ok=True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -103,3 +108,43 @@ def medulla_small(session_dir, em_data) -> VolumePair:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+CAVE_TOKEN = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def graphene_table(session_dir, synthetic_big):
+    """A graphene table whose supervoxels split the synthetic volume's root segments."""
+    from cloudvolume import CloudVolume
+
+    from tests.helpers.cave_server import build_graphene_table
+
+    roots = np.asarray(
+        CloudVolume(f"file://{synthetic_big.segmentation_path}", progress=False)[:, :, :]
+    )[..., 0]
+    return build_graphene_table(session_dir / "graphene", roots, offset=(1000, 2000, 100))
+
+
+@pytest.fixture
+def cave(synthetic_big, graphene_table):
+    """A local CAVE server (info, auth, chunkedgraph, materialize, state) on 127.0.0.1."""
+    from tests.helpers.cave_server import FakeCave
+
+    with FakeCave(synthetic_big.image_path.parent, graphene_table, tokens={CAVE_TOKEN}) as server:
+        yield server
+
+
+@pytest.fixture
+def token_file(tmp_path):
+    path = tmp_path / "token.json"
+    path.write_text(json.dumps({"token": CAVE_TOKEN}))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch):
+    """Each test gets its own ~ (token files, caveclient caches never leak between tests)."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    return home

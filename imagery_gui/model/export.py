@@ -37,6 +37,8 @@ from .palette import (
     DEFAULT_PALETTE,
     DEFAULT_S,
     ID_PALETTE_SIZE,
+    NEUROGLANCER,
+    check_palette,
     color_table,
     id_palette_index,
     palette_colors,
@@ -70,9 +72,11 @@ class FigureStyle:
     color_by_id: bool = False
     selected: tuple[int, ...] = ()
     selected_alpha: float | None = None
+    color_seed: int = 0  # for palette="neuroglancer"
 
     def __post_init__(self) -> None:
         render.alpha_to_uint8(self.alpha)
+        check_palette(self.palette)
         if self.selected_alpha is not None:
             render.alpha_to_uint8(self.selected_alpha)
         self.geometry()  # validates side / width
@@ -90,7 +94,11 @@ class FigureStyle:
         """Colours of ``ids`` (in drawing order): by position in a palette of len(ids)
         (ImageryClient's rule), or with ``color_by_id`` from a fixed palette by id (the
         viewer's rule); explicit ``colors`` win either way."""
-        if self.color_by_id:
+        if self.palette == NEUROGLANCER:
+            from .ngl import ng_colors
+
+            table = ng_colors(np.asarray(ids, dtype=np.uint64), self.color_seed)
+        elif self.color_by_id:
             base = color_table(
                 palette_colors(ID_PALETTE_SIZE, self.palette, self.h, self.l, self.s)
             )

@@ -29,6 +29,17 @@ DEFAULT_S = 1.0
 _HEX = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
 
 
+#: Palette name for Neuroglancer's own colours (a hash of each id with ``colorSeed``).
+NEUROGLANCER = "neuroglancer"
+
+
+def check_palette(name: str) -> str:
+    """Raise a clear ValueError for an unknown palette name; returns the name."""
+    if name != NEUROGLANCER:
+        palette_colors(2, name)
+    return name
+
+
 def palette_colors(
     n: int,
     palette: str = DEFAULT_PALETTE,
@@ -41,6 +52,8 @@ def palette_colors(
 
     if n <= 0:
         return []
+    if palette == NEUROGLANCER:
+        raise ValueError("the 'neuroglancer' palette colours segments by id (see ngl.ng_colors)")
     try:
         if palette == "husl":
             cols = husl_palette(n, h=h, s=s, l=l)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -244,7 +245,11 @@ def translate_errors(where: str) -> Iterator[None]:
             "The data may be corrupt or the info file may not match it."
         ) from None
     except cvx.AuthenticationError as exc:
-        raise AuthenticationError(f"{where}: access denied ({_short(exc)})") from None
+        from .cave import token_help
+
+        raise AuthenticationError(
+            f"{where}: {_short(exc)} " + token_help(_server_of(where))
+        ) from None
     except (cvx.UnsupportedFormatError, cvx.UnsupportedProtocolError) as exc:
         raise UnsupportedSourceError(f"{where}: {_short(exc)}") from None
     except Exception as exc:
@@ -252,8 +257,16 @@ def translate_errors(where: str) -> Iterator[None]:
         raise
 
 
+def _server_of(where: str) -> str | None:
+    """The https server of a graphene / middleauth source named in a message."""
+    m = re.search(r"(?:graphene://|middleauth\+)(https?://[^/\s]+)", where)
+    return m.group(1) if m else None
+
+
 def _short(exc: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(exc).split())
+    from .cave import scrub
+
+    text = scrub(" ".join(str(exc).split()))
     # cloud-volume colours some messages with ANSI codes.
     for code in ("\x1b[1;91m", "\x1b[m", "\x1b[0m"):
         text = text.replace(code, "")
@@ -375,7 +388,7 @@ class Layer:
         base = self.spec.url.split("://", 1)[1]
         try:
             data = CloudFiles(base).get_json("info")
-        except Exception:
+        except Exception:  # noqa: BLE001 - a diagnosis only; the caller raises its own error
             return
         scales_from_info(data, self.label)
 

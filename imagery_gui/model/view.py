@@ -26,7 +26,14 @@ import numpy as np
 
 from . import render
 from .dataset import Dataset
-from .palette import DEFAULT_PALETTE, ID_PALETTE_SIZE, color_table, id_palette_index, palette_colors
+from .palette import (
+    DEFAULT_PALETTE,
+    ID_PALETTE_SIZE,
+    NEUROGLANCER,
+    color_table,
+    id_palette_index,
+    palette_colors,
+)
 
 #: Largest region side, in pixels at the chosen mip.
 MAX_REGION_PX = 4096
@@ -338,15 +345,23 @@ class Coloring:
     show_all: bool = True
     alpha: float = 0.2
     selected_alpha: float = 0.6
+    color_seed: int = 0  # for the "neuroglancer" palette
 
     def table(self) -> np.ndarray:
+        if self.palette == NEUROGLANCER:
+            return np.zeros((0, 3), dtype=np.uint8)
         return color_table(palette_colors(ID_PALETTE_SIZE, self.palette))
 
     def lut(self, ids: np.ndarray, palette_table: np.ndarray | None = None) -> np.ndarray:
         """RGBA lookup table ``(len(ids), 4)`` for a slab's local ids (row 0 transparent)."""
-        table = self.table() if palette_table is None else palette_table
         lut = np.zeros((len(ids), 4), dtype=np.uint8)
-        lut[:, :3] = table[id_palette_index(ids, len(table))]
+        if self.palette == NEUROGLANCER:
+            from .ngl import ng_colors
+
+            lut[:, :3] = ng_colors(ids, self.color_seed)
+        else:
+            table = self.table() if palette_table is None else palette_table
+            lut[:, :3] = table[id_palette_index(ids, len(table))]
         if self.colors:
             cids = np.array([c[0] for c in self.colors], dtype=np.uint64)
             cvals = np.array([c[1] for c in self.colors], dtype=np.uint8)

@@ -45,6 +45,20 @@ class OpenRequest:
     center: list[float] | None
     resolution: list[float] | None
     demo: bool = False
+    datastack: str | None = None
+    server_address: str | None = None
+    auth_token_file: str | None = None
+    ngl_url: str | None = None
+    timestamp: str | None = None
+    materialization_version: int | None = None
+
+    def describe(self) -> str:
+        return (
+            self.datastack
+            or self.image_source
+            or self.segmentation_source
+            or ("a Neuroglancer link" if self.ngl_url else "the demo volume")
+        )
 
 
 class OpenDialog(QDialog):
@@ -70,6 +84,26 @@ class OpenDialog(QDialog):
         self.resolution.setPlaceholderText(
             "nm per voxel of the centre, e.g. 4 4 40 (default: the image's)"
         )
+        self.datastack = QLineEdit()
+        self.datastack.setObjectName("datastack")
+        self.datastack.setPlaceholderText(
+            "CAVE datastack, e.g. minnie65_public (sources come from CAVE)"
+        )
+        self.server = QLineEdit()
+        self.server.setPlaceholderText("CAVE server (default https://global.daf-apis.com)")
+        self.token_file = QLineEdit()
+        self.token_file.setPlaceholderText(
+            "token file (default: caveclient's ~/.cloudvolume/secrets)"
+        )
+        self.ngl = QLineEdit()
+        self.ngl.setObjectName("nglLink")
+        self.ngl.setPlaceholderText(
+            "paste a Neuroglancer link: position, sources, segments, colours"
+        )
+        self.when = QLineEdit()
+        self.when.setPlaceholderText(
+            "graphene: ISO time, unix seconds, or v<N> for a materialization version"
+        )
         self.error = QLabel()
         self.error.setStyleSheet("color: #c0392b")
         self.error.setWordWrap(True)
@@ -79,6 +113,11 @@ class OpenDialog(QDialog):
         form.addRow("Segmentation source", self.segmentation)
         form.addRow("Centre", self.center)
         form.addRow("Resolution", self.resolution)
+        form.addRow("CAVE datastack", self.datastack)
+        form.addRow("CAVE server", self.server)
+        form.addRow("Token file", self.token_file)
+        form.addRow("Neuroglancer link", self.ngl)
+        form.addRow("Time", self.when)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel
         )
@@ -109,18 +148,29 @@ class OpenDialog(QDialog):
         except ValueError as exc:
             self.error.setText(str(exc))
             return
-        if not (self.image.text().strip() or self.segmentation.text().strip()):
-            self.error.setText("give an image source, a segmentation source, or both")
+        given = (self.image, self.segmentation, self.datastack, self.ngl)
+        if not any(w.text().strip() for w in given):
+            self.error.setText("give sources, a CAVE datastack or a Neuroglancer link")
             return
         self.accept()
 
     def request(self) -> OpenRequest:
+        when = self.when.text().strip()
+        version = None
+        if when.lower().startswith("v") and when[1:].isdigit():
+            version, when = int(when[1:]), ""
         return OpenRequest(
             image_source=self.image.text().strip() or None,
             segmentation_source=self.segmentation.text().strip() or None,
             center=_floats(self.center.text(), 3, "the centre"),
             resolution=_floats(self.resolution.text(), 3, "the resolution"),
             demo=self._demo,
+            datastack=self.datastack.text().strip() or None,
+            server_address=self.server.text().strip() or None,
+            auth_token_file=self.token_file.text().strip() or None,
+            ngl_url=self.ngl.text().strip() or None,
+            timestamp=when or None,
+            materialization_version=version,
         )
 
 
@@ -245,7 +295,7 @@ class BackgroundJob(QObject):
                 result = self._fn(self._progress)
             except BackgroundJob.Cancelled:
                 self.failed.emit("cancelled")
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - reported to the user, never lost
                 self.failed.emit(str(exc) or type(exc).__name__)
             else:
                 self.finished.emit(result)

@@ -37,7 +37,9 @@ from ..model import render
 from ..model.dataset import Dataset
 from ..model.errors import ImageryGuiError
 from ..model.export import FigureSpec, FigureStyle, export, make_figure
-from ..model.palette import colors_for_ids
+from ..model.inputs import Inputs
+from ..model.ngl import DEFAULT_NGL_URL, make_link, make_state, ng_colors
+from ..model.palette import NEUROGLANCER, check_palette, colors_for_ids
 from ..model.scalebar import ScaleBar
 from ..model.segments import parse_root_ids
 from ..model.view import Coloring, describe_bytes
@@ -45,6 +47,7 @@ from ..settings import Settings
 from .canvas import SliceCanvas
 from .dialogs import BackgroundJob, ExportDialog, OpenDialog, OpenRequest
 from .display import SliceDisplay
+from .graphene import RootStatus
 from .panels import ContrastPanel, OverlayPanel, SegmentPanel, ZPanel
 
 SCREENSHOT_TIMEOUT_MS = 180_000
@@ -71,6 +74,7 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(app_icon())
         self.resize(1280, 800)
         self.dataset: Dataset | None = None
+        self.inputs: Inputs | None = None
         self.selection: dict[int, tuple[int, int, int] | None] = {}  # id -> explicit colour
         self.last_error = ""
         self.persist_settings = True
@@ -143,6 +147,11 @@ class MainWindow(QMainWindow):
         self.segments.copyRequested.connect(self.copy_ids)
         self.segments.colorRequested.connect(self._on_segments_color)
         self.segments.showAllChanged.connect(self.set_show_all)
+        self.segments.supervoxelsChanged.connect(self._on_segments_supervoxels)
+        self.segments.updateRequested.connect(self._on_segments_update)
+        self.roots = RootStatus(self)
+        self.roots.outdated.connect(self._on_roots_outdated)
+        self.roots.failed.connect(self.show_error)
         self.overlay.styleChanged.connect(self._on_overlay_style)
         self.zpanel.zRequested.connect(self.set_z)
         self.contrast.levelsChanged.connect(self.canvas.set_levels)
@@ -179,6 +188,10 @@ class MainWindow(QMainWindow):
         act.triggered.connect(self.copy_image)
         m.addAction(act)
         m.addSeparator()
+        e = self.menuBar().addMenu("&Edit")
+        act = QAction("Copy &Neuroglancer link", self, shortcut=QKeySequence("Ctrl+L"))
+        act.triggered.connect(self.copy_neuroglancer_link)
+        e.addAction(act)
         act = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         act.triggered.connect(self.close)
         m.addAction(act)
@@ -223,6 +236,7 @@ class MainWindow(QMainWindow):
                 "side": s.side if s.side in ("in", "out") else "in",
                 "merge_outline": s.merge_outline,
                 "palette": s.palette,
+                "color_seed": s.color_seed,
             }
         )
         self.segments.set_show_all(s.show_all)
@@ -237,12 +251,19 @@ class MainWindow(QMainWindow):
             win.resize(*(args.size or (1280, 800)))
         elif args.size:
             win.resize(*args.size)
+        given = (args.image_source, args.segmentation_source, args.datastack, args.ngl_url)
         req = OpenRequest(
             image_source=args.image_source,
             segmentation_source=args.segmentation_source,
             center=list(args.center) if args.center else None,
             resolution=list(args.resolution) if args.resolution else None,
-            demo=args.demo or not (args.image_source or args.segmentation_source),
+            demo=args.demo or not any(given),
+            datastack=args.datastack,
+            server_address=args.server_address,
+            auth_token_file=args.auth_token_file,
+            ngl_url=args.ngl_url,
+            timestamp=args.timestamp,
+            materialization_version=args.materialization_version,
         )
         win.open_sources(req, root_ids=args.root_ids)
         return win
@@ -255,30 +276,40 @@ class MainWindow(QMainWindow):
 
     def open_sources(self, req: OpenRequest, root_ids: Any = None) -> None:
         """Open a dataset in the background; errors are shown and the current view stays."""
-        self.statusBar().showMessage("opening data...")
+        self.statusBar().showMessage(f"opening {req.describe()}...")
         self.busy.setVisible(True)
 
         def work(progress):
+            from ..model.inputs import resolve
+
+            image_source, seg_source, center = req.image_source, req.segmentation_source, req.center
             if req.demo:
                 from ..model.demo import ensure_demo
 
                 progress(0, 1, "generating the demo volume (first run only)...")
                 demo = ensure_demo()
-                image_source, seg_source = demo.image_source, demo.segmentation_source
-                center = req.center or list(demo.center)
-            else:
-                image_source, seg_source, center = (
-                    req.image_source,
-                    req.segmentation_source,
-                    req.center,
-                )
-            ds = Dataset(image_source, seg_source, resolution=req.resolution)
+                image_source = image_source or demo.image_source
+                seg_source = seg_source or demo.segmentation_source
+                center = center or list(demo.center)
+            inputs = resolve(
+                image_source=image_source,
+                segmentation_source=seg_source,
+                center=center,
+                resolution=req.resolution,
+                root_ids=root_ids,
+                datastack=req.datastack,
+                server_address=req.server_address,
+                auth_token_file=req.auth_token_file,
+                ngl_url=req.ngl_url,
+                timestamp=req.timestamp,
+                materialization_version=req.materialization_version,
+            )
+            ds = inputs.dataset()
             for layer in (ds.image, ds.segmentation):
                 if layer is not None:
                     layer.open()  # metadata now, in the background: errors surface here
             _ = ds.resolution, ds.image_mip, ds.segmentation_mip
-            ids = parse_root_ids(root_ids) if root_ids else []
-            return ds, center, ids, req
+            return ds, inputs, req
 
         job = BackgroundJob(work, self)
         job.progressed.connect(self._on_job_progress)
@@ -293,18 +324,19 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_open_finished(self, result) -> None:
-        ds, center, ids, req = result
+        ds, inputs, req = result
         self.busy.setVisible(False)
         self.statusBar().clearMessage()
         self.dataset = ds
+        self.inputs = inputs
         self.display.set_dataset(ds)
+        self.display.set_agglomerate(True, inputs.timestamp)
         res = ds.resolution
+        center = inputs.center
         if center is None:
             vb = ds.volume_bounds(res)
             center = ((vb[0] + vb[1]) / 2).tolist()
-        c_nm = np.asarray(center, dtype=np.float64) * (
-            np.asarray(req.resolution, dtype=float) if req.resolution else res
-        )
+        c_nm = np.asarray(center, dtype=np.float64) * res
         layer = ds.image or ds.segmentation
         mip = ds.image_mip if ds.image else ds.segmentation_mip
         self.display.z = int(np.floor(c_nm[2] / res[2]))
@@ -316,18 +348,32 @@ class MainWindow(QMainWindow):
             info = np.iinfo(ds.image.dtype) if ds.image.dtype.kind in "ui" else None
             top = float(info.max) if info else 1.0
             self.contrast.set_bounds(0, top)
-            self.contrast.set_levels(0, top)
-            self.canvas.set_levels(0, top)
-        self.canvas.show_nm(c_nm[0], c_nm[1], float(layer.resolution(mip)[0]))
-        src = ds.image.url if ds.image else ds.segmentation.url
-        self.setWindowTitle(f"imagery-gui - {os.path.basename(src.rstrip('/'))}")
+            levels = inputs.contrast or (0, top)
+            self.contrast.set_levels(*levels)
+            self.canvas.set_levels(*levels)
+        self.canvas.show_nm(c_nm[0], c_nm[1], inputs.nm_per_px or float(layer.resolution(mip)[0]))
+        graphene = ds.segmentation is not None and ds.segmentation.spec.is_graphene
+        self.segments.set_graphene(graphene)
+        self.roots.configure(
+            ds.segmentation.url if graphene else None, inputs.token, inputs.timestamp, inputs.client
+        )
+        name = inputs.datastack or os.path.basename((ds.image or ds.segmentation).url.rstrip("/"))
+        self.setWindowTitle(f"imagery-gui - {name}")
         if not req.demo:
-            self.settings.image_source = req.image_source
-            self.settings.segmentation_source = req.segmentation_source
-            self.settings.add_recent(req.image_source, req.segmentation_source)
+            self.settings.image_source = inputs.image_source
+            self.settings.segmentation_source = inputs.segmentation_source
+            self.settings.add_recent(inputs.image_source, inputs.segmentation_source)
             self._fill_recent_menu()
-        self.selection = {}
-        self.add_ids(ids)
+        if req.ngl_url:  # show it as colleagues see it in Neuroglancer
+            values = self.overlay.values()
+            values["palette"] = NEUROGLANCER
+            values["color_seed"] = inputs.color_seed or 0
+            if inputs.selected_alpha is not None:
+                values["selected_alpha"] = inputs.selected_alpha
+            self.overlay.set_values(values)
+            self.set_show_all(not inputs.root_ids)
+        self.selection = {int(i): inputs.segment_colors.get(int(i)) for i in inputs.root_ids}
+        self._selection_changed()
         self.display.update_view()
         self.datasetOpened.emit()
 
@@ -464,8 +510,17 @@ class MainWindow(QMainWindow):
 
     def segment_colors(self) -> dict[int, tuple[int, int, int]]:
         """Colour of each selected id as drawn (explicit, else the palette's colour for it)."""
-        palette = self.overlay.values()["palette"]
-        base = colors_for_ids(self.selection, palette) if self.selection else {}
+        v = self.overlay.values()
+        ids = list(self.selection)
+        if not ids:
+            return {}
+        if v["palette"] == NEUROGLANCER:
+            base = {
+                i: tuple(int(c) for c in rgb)
+                for i, rgb in zip(ids, ng_colors(ids, v["color_seed"]))
+            }
+        else:
+            base = colors_for_ids(ids, v["palette"])
         return {i: (c if c is not None else base[i]) for i, c in self.selection.items()}
 
     @Slot(int)
@@ -489,9 +544,29 @@ class MainWindow(QMainWindow):
     def _selection_changed(self) -> None:
         self.segments.set_segments(list(self.segment_colors().items()))
         self._push_style()
+        self.roots.check(list(self.selection))
+
+    @Slot(bool)
+    def _on_segments_supervoxels(self, on: bool) -> None:
+        self.display.set_agglomerate(not on, self.inputs.timestamp if self.inputs else None)
+
+    @Slot(object)
+    def _on_roots_outdated(self, outdated: dict) -> None:
+        self.segments.set_outdated({k: v for k, v in outdated.items() if k in self.selection})
+
+    @Slot()
+    def _on_segments_update(self) -> None:
+        """Replace outdated root ids by their latest successors (keeping order)."""
+        replaced: dict[int, tuple[int, int, int] | None] = {}
+        for i, color in self.selection.items():
+            for new in self.roots.last_outdated.get(i, [i]):
+                replaced.setdefault(int(new), color)
+        self.selection = replaced
+        self.segments.set_outdated({})
+        self._selection_changed()
 
     # -- style ---------------------------------------------------------------------------------
-    @Slot(dict)
+    @Slot(object)
     def _on_overlay_style(self, values: dict) -> None:
         for k, v in values.items():
             setattr(self.settings, k, v)
@@ -507,9 +582,7 @@ class MainWindow(QMainWindow):
                 side=v["side"],
                 merge_outline=v["merge_outline"],
             )
-            from ..model.palette import palette_colors
-
-            palette_colors(2, v["palette"])  # validate the name before using it
+            check_palette(v["palette"])  # validate the name before using it
         except ValueError as exc:
             self.show_error(str(exc))
             return
@@ -522,6 +595,7 @@ class MainWindow(QMainWindow):
                 show_all=self.settings.show_all,
                 alpha=v["alpha"],
                 selected_alpha=v["selected_alpha"],
+                color_seed=v["color_seed"],
             )
         )
         self.display.set_geometry(geometry)
@@ -588,6 +662,7 @@ class MainWindow(QMainWindow):
             color_by_id=True,
             selected=tuple(self.selection),
             selected_alpha=v["selected_alpha"],
+            color_seed=v["color_seed"],
         )
         return FigureSpec(
             bounds=(tuple(lo), tuple(hi)),  # type: ignore[arg-type]
@@ -626,8 +701,11 @@ class MainWindow(QMainWindow):
     ) -> BackgroundJob:
         """Export in the background with a progress dialog; returns the job."""
         ds = self.dataset
+        extra = self.provenance_extra()
         job = BackgroundJob(
-            lambda progress: export(ds, spec, path, force=force, masks=masks, progress=progress),
+            lambda progress: export(
+                ds, spec, path, force=force, masks=masks, extra_provenance=extra, progress=progress
+            ),
             self,
         )
         dialog = QProgressDialog("Exporting...", "Cancel", 0, 0, self)
@@ -674,6 +752,49 @@ class MainWindow(QMainWindow):
         self._jobs.append(job)
         job.start()
         return job
+
+    # -- Neuroglancer -----------------------------------------------------------------------------
+    def neuroglancer_link(self) -> str:
+        """A Neuroglancer link for the current view: position, zoom, layers, selection."""
+        assert self.dataset is not None
+        res = self.display.view_res
+        cx, cy = self.canvas.center_nm()
+        v = self.overlay.values()
+        if v["palette"] != NEUROGLANCER:
+            colors = self.segment_colors()
+        else:
+            colors = {i: c for i, c in self.selection.items() if c is not None}
+        state = make_state(
+            center=[np.floor(cx / res[0]), np.floor(cy / res[1]), self.display.z],
+            resolution=res,
+            image_source=self.dataset.image.url if self.dataset.image else None,
+            segmentation_source=self.dataset.segmentation.url
+            if self.dataset.segmentation
+            else None,
+            segments=list(self.selection),
+            segment_colors=colors or None,
+            selected_alpha=v["selected_alpha"],
+            color_seed=v["color_seed"] if v["palette"] == NEUROGLANCER else None,
+            contrast=self.canvas.levels if self.dataset.image else None,
+            nm_per_px=self.canvas.nm_per_px(),
+        )
+        site = self.inputs.viewer_site if self.inputs and self.inputs.viewer_site else None
+        return make_link(state, site or DEFAULT_NGL_URL)
+
+    def copy_neuroglancer_link(self) -> None:
+        if self.dataset is None:
+            return
+        QGuiApplication.clipboard().setText(self.neuroglancer_link())
+        self.statusBar().showMessage("copied a Neuroglancer link for this view", 4000)
+
+    def provenance_extra(self) -> dict:
+        extra = {"neuroglancer_link": self.neuroglancer_link()}
+        if self.inputs and self.inputs.datastack:
+            extra["datastack"] = {
+                "name": self.inputs.datastack,
+                "server": self.inputs.server_address,
+            }
+        return extra
 
     # -- settings ------------------------------------------------------------------------------
     def _ask_cache_size(self) -> None:

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from superqt import QLabeledDoubleSlider, QLabeledRangeSlider, QLabeledSlider
 
 PALETTES = [
+    "neuroglancer",
     "husl",
     "hls",
     "tab10",
@@ -57,6 +58,8 @@ class SegmentPanel(QGroupBox):
     copyRequested = Signal()
     colorRequested = Signal(int)  # id whose colour to change
     showAllChanged = Signal(bool)
+    supervoxelsChanged = Signal(bool)
+    updateRequested = Signal()  # replace outdated root ids by their successors
 
     def __init__(self, parent=None) -> None:
         super().__init__("Segments", parent)
@@ -74,6 +77,15 @@ class SegmentPanel(QGroupBox):
         self.copy_btn = QPushButton("Copy ids")
         self.color_btn = QPushButton("Colour...")
         self.show_selected = QCheckBox("Show selected only")
+        self.supervoxels = QCheckBox("Show supervoxels (graphene)")
+        self.supervoxels.setEnabled(False)
+        self.supervoxels.setToolTip("graphene sources: draw supervoxel ids instead of root ids")
+        self.outdated = QLabel("")
+        self.outdated.setWordWrap(True)
+        self.outdated.setStyleSheet("color: #d35400")
+        self.outdated.setObjectName("outdatedLabel")
+        self.update_btn = QPushButton("Update to latest ids")
+        self.update_btn.setVisible(False)
         self.count = QLabel("none selected; click a segment to select it")
         self.count.setWordWrap(True)
 
@@ -88,6 +100,9 @@ class SegmentPanel(QGroupBox):
         lay.addWidget(self.list)
         lay.addLayout(buttons)
         lay.addWidget(self.show_selected)
+        lay.addWidget(self.supervoxels)
+        lay.addWidget(self.outdated)
+        lay.addWidget(self.update_btn)
         lay.addWidget(self.count)
 
         add.clicked.connect(self._on_add)
@@ -100,6 +115,8 @@ class SegmentPanel(QGroupBox):
             lambda item: self.colorRequested.emit(int(item.data(Qt.ItemDataRole.UserRole)))
         )
         self.show_selected.toggled.connect(lambda on: self.showAllChanged.emit(not on))
+        self.supervoxels.toggled.connect(self.supervoxelsChanged)
+        self.update_btn.clicked.connect(self.updateRequested)
 
     def _on_add(self) -> None:
         text = self.entry.text().strip()
@@ -136,6 +153,27 @@ class SegmentPanel(QGroupBox):
         n = len(items)
         self.count.setText(f"{n} selected" if n else "none selected; click a segment to select it")
 
+    def set_graphene(self, graphene: bool) -> None:
+        with QSignalBlocker(self.supervoxels):
+            self.supervoxels.setChecked(False)
+        self.supervoxels.setEnabled(graphene)
+        self.set_outdated({})
+
+    def set_outdated(self, outdated: dict[int, list[int]]) -> None:
+        """Tell which selected root ids were edited since, and offer their successors."""
+        if not outdated:
+            self.outdated.setText("")
+            self.update_btn.setVisible(False)
+            return
+        lines = [
+            f"{old} was edited; now {', '.join(str(n) for n in new) or 'gone'}"
+            for old, new in outdated.items()
+        ]
+        self.outdated.setText(
+            f"{len(outdated)} selected id(s) are no longer the latest:\n" + "\n".join(lines)
+        )
+        self.update_btn.setVisible(True)
+
     def set_show_all(self, show_all: bool) -> None:
         with QSignalBlocker(self.show_selected):
             self.show_selected.setChecked(not show_all)
@@ -147,7 +185,7 @@ class SegmentPanel(QGroupBox):
 class OverlayPanel(QGroupBox):
     """Alpha, fill or outline, outline width / side / merge, palette."""
 
-    styleChanged = Signal(dict)
+    styleChanged = Signal(object)  # dict of style values
 
     def __init__(self, parent=None) -> None:
         super().__init__("Overlay", parent)
@@ -170,6 +208,12 @@ class OverlayPanel(QGroupBox):
         self.palette = QComboBox()
         self.palette.setEditable(True)
         self.palette.addItems(PALETTES)
+        self.palette.setToolTip(
+            "'neuroglancer': the colours Neuroglancer gives each id for the seed"
+        )
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setToolTip("Neuroglancer's colorSeed (a link's seed is used when you open it)")
         form = QFormLayout(self)
         form.addRow("Alpha", self.alpha)
         form.addRow("Selected alpha", self.selected_alpha)
@@ -178,6 +222,7 @@ class OverlayPanel(QGroupBox):
         form.addRow("Outline side", self.side)
         form.addRow("", self.merge)
         form.addRow("Palette", self.palette)
+        form.addRow("Colour seed", self.seed)
         self.alpha.valueChanged.connect(self._emit)
         self.selected_alpha.valueChanged.connect(self._emit)
         self.mode.currentTextChanged.connect(self._emit)
@@ -185,6 +230,7 @@ class OverlayPanel(QGroupBox):
         self.side.currentTextChanged.connect(self._emit)
         self.merge.toggled.connect(self._emit)
         self.palette.currentTextChanged.connect(self._emit)
+        self.seed.valueChanged.connect(self._emit)
 
     def values(self) -> dict:
         return {
@@ -195,6 +241,7 @@ class OverlayPanel(QGroupBox):
             "side": self.side.currentText(),
             "merge_outline": self.merge.isChecked(),
             "palette": self.palette.currentText().strip() or "husl",
+            "color_seed": int(self.seed.value()),
         }
 
     def set_values(self, v: dict) -> None:
@@ -206,6 +253,7 @@ class OverlayPanel(QGroupBox):
             self.side,
             self.merge,
             self.palette,
+            self.seed,
         )
         blockers = [QSignalBlocker(w) for w in widgets]
         self.alpha.setValue(float(v["alpha"]))
@@ -215,6 +263,7 @@ class OverlayPanel(QGroupBox):
         self.side.setCurrentText(v["side"])
         self.merge.setChecked(bool(v["merge_outline"]))
         self.palette.setCurrentText(v["palette"])
+        self.seed.setValue(int(v.get("color_seed", 0)) & 0x7FFFFFFF)
         self._update_enabled()
         del blockers
 
@@ -222,6 +271,7 @@ class OverlayPanel(QGroupBox):
         outline = self.mode.currentText() == "outline"
         for w in (self.width, self.side, self.merge):
             w.setEnabled(outline)
+        self.seed.setEnabled(self.palette.currentText() == "neuroglancer")
 
     def _emit(self, *args) -> None:
         self._update_enabled()

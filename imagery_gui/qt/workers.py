@@ -85,7 +85,7 @@ class FetchWorker(QObject):
         def target() -> None:
             try:
                 outcome.value = self._load(key)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - handed to the GUI as a message
                 outcome.error = exc
             finally:
                 outcome.done.set()

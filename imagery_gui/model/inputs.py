@@ -1,0 +1,159 @@
+"""From what the user gave (sources, a CAVE datastack, a Neuroglancer link) to a dataset.
+
+One function serves the viewer's command line, ``imagery-gui export`` and File > Open, so
+they all accept the same things and fail the same way. Precedence: explicit arguments,
+then the Neuroglancer link, then the datastack.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from .dataset import Dataset
+from .errors import ImageryGuiError
+from .segments import parse_root_ids
+
+
+@dataclass
+class Inputs:
+    """Everything needed to open a view."""
+
+    image_source: str | None = None
+    segmentation_source: str | None = None
+    center: list[float] | None = None
+    resolution: list[float] | None = None  # of the centre (and the view's coordinates)
+    root_ids: list[int] = field(default_factory=list)
+    hidden_ids: list[int] = field(default_factory=list)
+    segment_colors: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    color_seed: int | None = None
+    selected_alpha: float | None = None
+    contrast: tuple[float, float] | None = None
+    timestamp: Any = None
+    token: str | None = None
+    datastack: str | None = None
+    server_address: str | None = None
+    viewer_site: str | None = None
+    client: Any = None  # a CAVEclient when a datastack was given
+    nm_per_px: float | None = None
+
+    def dataset(self, **kw: Any) -> Dataset:
+        return Dataset(
+            self.image_source,
+            self.segmentation_source,
+            resolution=self.resolution,
+            secrets=self.token,
+            timestamp=self.timestamp,
+            **kw,
+        )
+
+
+def parse_timestamp(value: Any) -> Any:
+    """ISO 8601 text or unix seconds to a timezone-aware datetime (None stays None)."""
+    if value is None or isinstance(value, _dt.datetime):
+        return value
+    if isinstance(value, (int, float)):
+        return _dt.datetime.fromtimestamp(float(value), _dt.UTC)
+    text = str(value).strip()
+    try:
+        return _dt.datetime.fromtimestamp(float(text), _dt.UTC)
+    except ValueError:
+        pass
+    try:
+        ts = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ImageryGuiError(
+            f"timestamp {text!r} is neither ISO 8601 (2024-06-01T12:00) nor unix seconds"
+        ) from None
+    return ts if ts.tzinfo else ts.replace(tzinfo=_dt.UTC)
+
+
+def _needs_token(source: str | None) -> str | None:
+    """The server whose CAVE token a source needs (graphene and middleauth sources)."""
+    if not source:
+        return None
+    if source.startswith("graphene://") or "middleauth+" in source:
+        inner = source.split("://", 1)[1].replace("middleauth+", "")
+        parts = urlsplit(inner)
+        return f"{parts.scheme}://{parts.netloc}"
+    return None
+
+
+def resolve(
+    *,
+    image_source: str | None = None,
+    segmentation_source: str | None = None,
+    center: Any = None,
+    resolution: Any = None,
+    root_ids: Any = None,
+    datastack: str | None = None,
+    server_address: str | None = None,
+    auth_token_file: str | None = None,
+    ngl_url: str | None = None,
+    timestamp: Any = None,
+    materialization_version: int | None = None,
+) -> Inputs:
+    """Combine the ways in; contacts CAVE servers when a datastack or state link is given."""
+    from . import cave
+
+    out = Inputs()
+    token_file = auth_token_file
+    if datastack:
+        client, info = cave.connect(datastack, server_address, auth_token_file=token_file)
+        out.client = client
+        out.datastack = datastack
+        out.server_address = info.server_address
+        out.image_source = info.image_source
+        out.segmentation_source = info.segmentation_source
+        out.resolution = list(info.resolution)
+        out.viewer_site = info.viewer_site
+        out.token = client.auth.token
+        if materialization_version is not None:
+            out.timestamp = cave.timestamp_for_version(client, materialization_version)
+    elif materialization_version is not None:
+        raise ImageryGuiError(
+            "--materialization-version needs --datastack (the version belongs to one)"
+        )
+    if ngl_url:
+        from .ngl import parse_link
+
+        view = parse_link(
+            ngl_url, fetch_state=lambda url: cave.fetch_state_json(url, out.token, token_file)
+        )
+        out.image_source = view.image_source or out.image_source
+        out.segmentation_source = view.segmentation_source or out.segmentation_source
+        if view.center is not None:
+            out.center = list(view.center)
+        if view.resolution is not None:
+            out.resolution = list(view.resolution)
+        out.root_ids = list(view.segments)
+        out.hidden_ids = list(view.hidden_segments)
+        out.segment_colors = dict(view.segment_colors)
+        out.color_seed = view.color_seed
+        out.selected_alpha = view.selected_alpha
+        out.contrast = view.contrast
+        if view.cross_section_scale and view.resolution:
+            out.nm_per_px = view.cross_section_scale * view.resolution[0]
+    if image_source:
+        out.image_source = image_source
+    if segmentation_source:
+        out.segmentation_source = segmentation_source
+    if center is not None:
+        out.center = [float(v) for v in center]
+    if resolution is not None:
+        out.resolution = [float(v) for v in resolution]
+    if root_ids:
+        out.root_ids = parse_root_ids(root_ids)
+    if timestamp is not None:
+        out.timestamp = parse_timestamp(timestamp)
+    server = _needs_token(out.segmentation_source) or _needs_token(out.image_source)
+    if server and out.token is None:
+        out.token = cave._find_token(server, None, token_file)
+        if not out.token:
+            raise cave.AuthenticationError(
+                f"the source {out.segmentation_source or out.image_source} needs a CAVE token for "
+                f"{server}, and none was found. " + cave.token_help(server)
+            )
+    return out

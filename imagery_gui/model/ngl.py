@@ -1,0 +1,405 @@
+"""Neuroglancer links, both ways, and Neuroglancer's own segment colours.
+
+Reading (:func:`parse_link`) accepts what colleagues paste:
+
+* ``https://host/#!{"dimensions": ...}`` (percent-encoded JSON in the fragment),
+* the legacy url-safe form (single quotes, ``_`` or ``&`` for commas),
+* state-server links: ``https://host/?json_url=https://.../nglstate/api/v1/123`` and
+  ``https://host/#!middleauth+https://.../nglstate/api/v1/123`` (fetched through
+  caveclient's state service, with the user's token),
+* a bare state JSON.
+
+From the state it takes the position and dimensions (centre voxel and resolution), the
+first image layer, the segmentation layer (the first one with selected segments, else
+the first), its selected segments (``!``-prefixed ones are hidden), ``segmentColors``,
+``colorSeed``, ``selectedAlpha`` and the image contrast range.
+
+Writing (:func:`make_link`) produces a link for a view, never containing a token.
+:func:`ng_colors` reproduces Neuroglancer's colour hash for a ``colorSeed`` exactly, so a
+figure can match what colleagues see in their browser.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+import numpy as np
+
+from .errors import ImageryGuiError
+from .segments import parse_root_id
+from .source import parse_source
+
+DEFAULT_NGL_URL = "https://neuroglancer-demo.appspot.com"
+_UNIT_NM = {"m": 1e9, "mm": 1e6, "um": 1e3, "µm": 1e3, "nm": 1.0, "pm": 1e-3}
+_SEG_TYPES = ("segmentation", "segmentation_with_graph")
+
+
+class NglLinkError(ImageryGuiError, ValueError):
+    """A Neuroglancer link or state that cannot be used."""
+
+
+@dataclass(frozen=True)
+class NglLayer:
+    name: str
+    type: str
+    source: str | None
+
+
+@dataclass(frozen=True)
+class NglView:
+    """What imagery-gui takes from a Neuroglancer state."""
+
+    center: tuple[int, int, int] | None
+    resolution: tuple[float, float, float] | None
+    image_source: str | None
+    segmentation_source: str | None
+    segments: tuple[int, ...] = ()
+    hidden_segments: tuple[int, ...] = ()
+    segment_colors: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    color_seed: int | None = None
+    selected_alpha: float | None = None
+    contrast: tuple[float, float] | None = None
+    cross_section_scale: float | None = None
+    image_layer: str | None = None
+    segmentation_layer: str | None = None
+    layers: tuple[NglLayer, ...] = ()
+
+
+# -- url-safe JSON ---------------------------------------------------------------------------
+_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+def url_safe_to_json(text: str) -> str:
+    """Neuroglancer's legacy url-safe state to JSON: ``'`` quotes become ``"`` and, outside
+    strings, ``_`` and ``&`` become commas."""
+    out: list[str] = []
+    pos = 0
+    for m in _STRING.finditer(text):
+        out.append(re.sub(r"[_&]", ",", text[pos : m.start()]))
+        literal = m.group(0)
+        if literal[0] == "'":
+            body = literal[1:-1]
+            # Unescape \' and escape bare " for a double-quoted JSON string.
+            body = re.sub(r"\\'", "'", body)
+            body = re.sub(r'(?<!\\)"', r'\\"', body)
+            literal = '"' + body + '"'
+        out.append(literal)
+        pos = m.end()
+    out.append(re.sub(r"[_&]", ",", text[pos:]))
+    return "".join(out)
+
+
+def _loads(text: str) -> dict:
+    for candidate in (text, url_safe_to_json(text)):
+        try:
+            obj = json.loads(candidate)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            return obj
+    raise NglLinkError(
+        "this is not a Neuroglancer link or state: expected a URL with #!{...}, a "
+        "?json_url= / #!middleauth+https://... state link, or the state JSON itself"
+    )
+
+
+def _state_url_from_link(link: str) -> str | None:
+    """The state-server URL inside a link, if the link points at a stored state."""
+    parts = urlsplit(link)
+    q = parse_qs(parts.query)
+    if "json_url" in q:
+        return q["json_url"][0]
+    frag = unquote(parts.fragment or "")
+    if frag.startswith("!"):
+        frag = frag[1:]
+    if re.match(r"^(middleauth\+)?https?://", frag):
+        return frag
+    return None
+
+
+def parse_link(text: str, fetch_state: Callable[[str], dict] | None = None) -> NglView:
+    """Parse a Neuroglancer link (any form) or state JSON into an :class:`NglView`.
+
+    ``fetch_state(url)`` is called for state-server links (see
+    :func:`imagery_gui.model.cave.fetch_state_json`).
+    """
+    text = (text or "").strip()
+    if not text:
+        raise NglLinkError("the Neuroglancer link is empty")
+    if text.startswith("{") or text.startswith("%7B"):
+        return view_from_state(_loads(unquote(text)))
+    state_url = _state_url_from_link(text)
+    if state_url is not None:
+        if fetch_state is None:
+            raise NglLinkError(
+                f"this link points at a stored state ({state_url}); it needs a state server"
+            )
+        state = fetch_state(state_url)
+        if not isinstance(state, dict):
+            raise NglLinkError(f"the state server returned no state for {state_url}")
+        return view_from_state(state)
+    frag = urlsplit(text).fragment
+    if not frag:
+        raise NglLinkError(
+            "this is not a Neuroglancer link: there is no '#!' state in it (paste the whole "
+            "link from the browser's address bar)"
+        )
+    frag = unquote(frag)
+    if frag.startswith("!"):
+        frag = frag[1:]
+    return view_from_state(_loads(frag))
+
+
+# -- state -> view ---------------------------------------------------------------------------
+def _source_url(source: Any) -> str | None:
+    if isinstance(source, str):
+        return source
+    if isinstance(source, dict):
+        return _source_url(source.get("url"))
+    if isinstance(source, list) and source:
+        for s in source:
+            url = _source_url(s)
+            if url:
+                return url
+    return None
+
+
+def _layers(state: dict) -> list[tuple[str, dict]]:
+    layers = state.get("layers", [])
+    if isinstance(layers, dict):  # legacy: {name: layer}
+        return [(name, spec) for name, spec in layers.items() if isinstance(spec, dict)]
+    out = []
+    for i, spec in enumerate(layers if isinstance(layers, list) else []):
+        if isinstance(spec, dict):
+            out.append((str(spec.get("name", f"layer {i}")), spec))
+    return out
+
+
+def _resolution(state: dict) -> tuple[float, float, float] | None:
+    dims = state.get("dimensions")
+    if isinstance(dims, dict) and all(k in dims for k in ("x", "y", "z")):
+        out = []
+        for k in ("x", "y", "z"):
+            value, unit = dims[k][0], dims[k][1]
+            if unit not in _UNIT_NM:
+                raise NglLinkError(f"unsupported unit {unit!r} for dimension {k}")
+            out.append(round(float(value) * _UNIT_NM[unit], 6))
+        return tuple(out)  # type: ignore[return-value]
+    nav = state.get("navigation", {})  # legacy states: navigation.pose.position.voxelSize
+    vs = nav.get("pose", {}).get("position", {}).get("voxelSize") if isinstance(nav, dict) else None
+    if vs and len(vs) == 3:
+        return tuple(float(v) for v in vs)  # type: ignore[return-value]
+    return None
+
+
+def _position(state: dict) -> list[float] | None:
+    pos = state.get("position")
+    if pos is None:
+        nav = state.get("navigation", {})
+        pos = (
+            nav.get("pose", {}).get("position", {}).get("voxelCoordinates")
+            if isinstance(nav, dict)
+            else None
+        )
+    if pos is None or len(pos) < 3:
+        return None
+    return [float(v) for v in pos[:3]]
+
+
+def _segments(spec: dict) -> tuple[list[int], list[int]]:
+    shown, hidden = [], []
+    for s in spec.get("segments", []) or []:
+        text = str(s).strip()
+        target = hidden if text.startswith("!") else shown
+        target.append(parse_root_id(text.lstrip("!")))
+    for s in spec.get("hiddenSegments", []) or []:  # some states list them separately
+        hidden.append(parse_root_id(str(s)))
+    return shown, hidden
+
+
+def _hex_to_rgb(value: str) -> tuple[int, int, int]:
+    from .palette import to_uint8
+
+    return to_uint8(value)
+
+
+def view_from_state(state: dict) -> NglView:
+    """The parts of a Neuroglancer state imagery-gui uses."""
+    layers = _layers(state)
+    if not layers:
+        raise NglLinkError("the Neuroglancer state has no layers")
+    all_layers = tuple(
+        NglLayer(n, str(s.get("type", "")), _source_url(s.get("source"))) for n, s in layers
+    )
+    images = [
+        (n, s) for n, s in layers if s.get("type") == "image" and _source_url(s.get("source"))
+    ]
+    segs = [
+        (n, s) for n, s in layers if s.get("type") in _SEG_TYPES and _source_url(s.get("source"))
+    ]
+    if not segs:
+        raise NglLinkError(
+            "the Neuroglancer state has no segmentation layer; imagery-gui needs one "
+            f"(layers: {', '.join(n + ' (' + (s.get('type') or '?') + ')' for n, s in layers)})"
+        )
+    seg_name, seg = next(((n, s) for n, s in segs if s.get("segments")), segs[0])
+    seg_source = _source_url(seg.get("source"))
+    img_name, img = images[0] if images else (None, None)
+    img_source = _source_url(img.get("source")) if img else None
+    for src in (seg_source, img_source):
+        if src is not None:
+            parse_source(src)  # unsupported schemes fail here, with a clear message
+    shown, hidden = _segments(seg)
+    colors = {}
+    for k, v in (seg.get("segmentColors") or {}).items():
+        colors[parse_root_id(str(k))] = _hex_to_rgb(v)
+    contrast = None
+    if img:
+        rng = (img.get("shaderControls") or {}).get("normalized", {})
+        if isinstance(rng, dict) and "range" in rng and len(rng["range"]) == 2:
+            contrast = (float(rng["range"][0]), float(rng["range"][1]))
+    pos = _position(state)
+    center = tuple(int(np.floor(v)) for v in pos) if pos is not None else None
+    seed = seg.get("colorSeed")
+    alpha = seg.get("selectedAlpha")
+    return NglView(
+        center=center,  # type: ignore[arg-type]
+        resolution=_resolution(state),
+        image_source=img_source,
+        segmentation_source=seg_source,
+        segments=tuple(shown),
+        hidden_segments=tuple(hidden),
+        segment_colors=colors,
+        color_seed=int(seed) & 0xFFFFFFFF if seed is not None else None,
+        selected_alpha=float(alpha) if alpha is not None else None,
+        contrast=contrast,
+        cross_section_scale=float(state["crossSectionScale"])
+        if "crossSectionScale" in state
+        else None,
+        image_layer=img_name,
+        segmentation_layer=seg_name,
+        layers=all_layers,
+    )
+
+
+# -- view -> link ----------------------------------------------------------------------------
+def make_state(
+    *,
+    center: Sequence[float],
+    resolution: Sequence[float],
+    image_source: str | None,
+    segmentation_source: str | None,
+    segments: Iterable[int] = (),
+    segment_colors: dict[int, tuple[int, int, int]] | None = None,
+    selected_alpha: float | None = None,
+    color_seed: int | None = None,
+    contrast: tuple[float, float] | None = None,
+    nm_per_px: float | None = None,
+) -> dict:
+    """A Neuroglancer state for a view (voxel centres are at .5 in Neuroglancer)."""
+    from .export import redact_url
+    from .palette import to_hex
+
+    res = [float(r) for r in resolution]
+    state: dict[str, Any] = {
+        "dimensions": {k: [r * 1e-9, "m"] for k, r in zip("xyz", res)},
+        "position": [float(c) + 0.5 for c in center],
+        "layout": "xy",
+        "layers": [],
+    }
+    if nm_per_px:
+        state["crossSectionScale"] = float(nm_per_px) / res[0]
+    if image_source:
+        layer: dict[str, Any] = {
+            "type": "image",
+            "source": redact_url(image_source),
+            "name": "image",
+        }
+        if contrast is not None:
+            layer["shaderControls"] = {
+                "normalized": {"range": [float(contrast[0]), float(contrast[1])]}
+            }
+        state["layers"].append(layer)
+    if segmentation_source:
+        seg: dict[str, Any] = {
+            "type": "segmentation",
+            "source": redact_url(segmentation_source),
+            "name": "segmentation",
+            "segments": [str(int(s)) for s in segments],
+        }
+        if segment_colors:
+            seg["segmentColors"] = {str(int(k)): to_hex(v) for k, v in segment_colors.items()}
+        if selected_alpha is not None:
+            seg["selectedAlpha"] = float(selected_alpha)
+        if color_seed is not None:
+            seg["colorSeed"] = int(color_seed) & 0xFFFFFFFF
+        state["layers"].append(seg)
+        state["selectedLayer"] = {"layer": "segmentation", "visible": True}
+    return state
+
+
+def make_link(state: dict, base_url: str = DEFAULT_NGL_URL) -> str:
+    """``base_url/#!{percent-encoded JSON}``, the form Neuroglancer writes itself."""
+    text = json.dumps(state, separators=(",", ":"))
+    return base_url.rstrip("/") + "/#!" + quote(text, safe="~@#$&()*!+=:;,.?/'")
+
+
+# -- Neuroglancer's segment colours ----------------------------------------------------------
+_K1 = np.uint32(0xCC9E2D51)
+_K2 = np.uint32(0x1B873593)
+
+
+def _rotl(x: np.ndarray, r: int) -> np.ndarray:
+    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
+
+
+def _hash_combine(state: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Neuroglancer's ``hashCombine`` (MurmurHash3 without the final mix), on uint32."""
+    with np.errstate(over="ignore"):
+        value = value * _K1
+        value = _rotl(value, 15)
+        value = value * _K2
+        state = state ^ value
+        state = _rotl(state, 13)
+        return state * np.uint32(5) + np.uint32(0xE6546B64)
+
+
+def ng_colors(ids: Iterable[int] | np.ndarray, color_seed: int = 0) -> np.ndarray:
+    """``(n, 3)`` uint8 colours Neuroglancer gives segment ``ids`` under ``color_seed``.
+
+    Same arithmetic as Neuroglancer's ``SegmentColorHash.compute`` (hash of the low and
+    high 32 bits of the id, then HSV with h = byte 0, s = 0.5 + 0.5 * byte 1, v = 1,
+    stored in float32) and ``packColor`` (``Math.round(x * 255)``).
+    """
+    arr = np.asarray(
+        list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.uint64
+    ).reshape(-1)
+    lo = (arr & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    hi = (arr >> np.uint64(32)).astype(np.uint32)
+    h = _hash_combine(np.full(arr.shape, int(color_seed) & 0xFFFFFFFF, dtype=np.uint32), lo)
+    h = _hash_combine(h, hi)
+    c0 = (h & np.uint32(0xFF)).astype(np.float64) / 255
+    c1 = ((h >> np.uint32(8)) & np.uint32(0xFF)).astype(np.float64) / 255
+    hue, sat, val = c0 * 6, 0.5 + 0.5 * c1, 1.0
+    idx = np.floor(hue)
+    rem = hue - idx
+    v1 = val * (1 - sat)
+    v2 = val * (1 - sat * rem)
+    v3 = val * (1 - sat * (1 - rem))
+    k = (idx.astype(np.int64) % 6)[:, None]
+    vv = np.full_like(v1, val)
+    choices = [
+        np.stack([vv, v3, v1], 1),
+        np.stack([v2, vv, v1], 1),
+        np.stack([v1, vv, v3], 1),
+        np.stack([v1, v2, vv], 1),
+        np.stack([v3, v1, vv], 1),
+        np.stack([vv, v1, v2], 1),
+    ]
+    rgb = np.select([k == i for i in range(6)], choices).astype(np.float32).astype(np.float64)
+    return np.clip(np.floor(rgb * 255 + 0.5), 0, 255).astype(np.uint8)
