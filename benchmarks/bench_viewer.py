@@ -29,6 +29,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _remote import pump
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("IMAGERY_GUI_SETTINGS_DIR", tempfile.mkdtemp(prefix="bench-settings-"))
 
@@ -57,12 +60,7 @@ def main() -> int:
     results: dict = {"rows": []}
 
     def pump_until(cond, timeout=120.0):
-        t0 = time.perf_counter()
-        while not cond():
-            app.processEvents()
-            time.sleep(0.0005)
-            if time.perf_counter() - t0 > timeout:
-                raise TimeoutError("the viewer did not finish in time")
+        pump(app, cond, timeout)
 
     # -- reference: one picture with ImageryClient ----------------------------------------------
     ref = icref.ImageryClient(

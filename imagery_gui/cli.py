@@ -148,6 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # cloud-volume's parallel chunk reads overflow urllib3's per-host pool: harmless chatter.
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "--imagery-gui-read-process":  # fetchproc.READER_FLAG: the
+        # bundled app started as its own read process (there is no "python -m" in a bundle)
+        from .model.fetchproc import child_entry
+
+        child_entry(argv[1])
+        return 0
     if argv and argv[0] == "export":
         from .export_cli import export_main
 

@@ -44,6 +44,9 @@ class Settings:
     cache_mb: int = 768
     disk_cache: bool = False
     fetch_timeout_s: float = 10.0
+    # Read slabs in a separate process (see imagery_gui.model.fetchproc); False reads in
+    # threads of the viewer's process (slower frames while a remote read is decoding).
+    read_process: bool = True
     geometry: str | None = None  # base64 of QMainWindow.saveGeometry()
     window_state: str | None = None
 

@@ -12,7 +12,8 @@ cutout is stretched onto the finer one's grid by nearest neighbour (see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,17 +93,34 @@ class Dataset:
         lru_bytes: int = DEFAULT_LRU_BYTES,
         disk_cache: bool | str = False,
         use_https: bool = True,
+        _infos: tuple[dict | None, dict | None] = (None, None),
     ) -> None:
         if image_source is None and segmentation_source is None:
             raise SourceError("give an image source, a segmentation source, or both")
+        self._args = dict(
+            image_source=image_source,
+            segmentation_source=segmentation_source,
+            resolution=resolution,
+            image_mip=image_mip,
+            segmentation_mip=segmentation_mip,
+            secrets=secrets,
+            timestamp=timestamp,
+            lru_bytes=lru_bytes,
+            disk_cache=disk_cache,
+            use_https=use_https,
+        )
         common = dict(
             secrets=secrets, lru_bytes=lru_bytes, disk_cache=disk_cache, use_https=use_https
         )
         self.image: Layer | None = (
-            Layer(image_source, "image", **common) if image_source is not None else None
+            Layer(image_source, "image", info=_infos[0], **common)
+            if image_source is not None
+            else None
         )
         self.segmentation: Layer | None = (
-            Layer(segmentation_source, "segmentation", timestamp=timestamp, **common)
+            Layer(
+                segmentation_source, "segmentation", timestamp=timestamp, info=_infos[1], **common
+            )
             if segmentation_source is not None
             else None
         )
@@ -118,6 +136,31 @@ class Dataset:
                 'resolution must be "image", "segmentation" or three numbers in nm, '
                 f"got {resolution!r}"
             )
+
+    def open(self) -> Dataset:
+        """Read both layers' metadata now, at the same time (over a network, one round
+        trip instead of two); errors surface here. Returns the dataset."""
+        layers = [layer for layer in (self.image, self.segmentation) if layer is not None]
+        if len(layers) == 2:
+            other = start_thread(layers[1].open)
+            try:
+                layers[0].open()
+            finally:
+                other()
+        else:
+            layers[0].open()
+        _ = self.resolution, self.image_mip, self.segmentation_mip
+        return self
+
+    def replica_args(self, **changes: Any) -> dict:
+        """Picklable keyword arguments that rebuild this dataset (``Dataset(**args)``),
+        e.g. in another process, with ``changes`` applied. Layers already opened pass on
+        their ``info``, so the copy opens without a request."""
+        infos = tuple(
+            layer.info if layer is not None and layer.is_open else None
+            for layer in (self.image, self.segmentation)
+        )
+        return {**self._args, **changes, "_infos": infos}
 
     def __repr__(self) -> str:
         img = self.image.url if self.image else None
@@ -215,25 +258,32 @@ class Dataset:
         return lo, hi, False
 
     @staticmethod
-    def _read(layer: Layer, lo, hi, mip: int, outside: bool, **kw) -> np.ndarray:
+    def _read(layer: Layer, lo, hi, mip: int, outside: bool, with_missing: bool = False, **kw):
         if outside:
-            return np.zeros(tuple(int(v) for v in (hi - lo)[::-1]), dtype=layer.dtype)
-        return layer.read(lo, hi, mip, **kw)
+            zeros = np.zeros(tuple(int(v) for v in (hi - lo)[::-1]), dtype=layer.dtype)
+            return (zeros, None) if with_missing else zeros
+        return layer.read(lo, hi, mip, with_missing=with_missing, **kw)
 
     def read_image(
-        self, bounds: Any, mip: Any = None, resolution: Any = None, fill_outside: bool = False
-    ) -> np.ndarray:
+        self,
+        bounds: Any,
+        mip: Any = None,
+        resolution: Any = None,
+        fill_outside: bool = False,
+        with_missing: bool = False,
+    ) -> Any:
         """Raw image voxels ``(z, y, x)`` at ``mip`` covering ``bounds`` (2x3 at ``resolution``).
 
         A box entirely outside the volume raises :class:`OutOfBoundsError`, or reads as
-        zeros with ``fill_outside``.
+        zeros with ``fill_outside``. ``with_missing`` returns ``(array, mask)`` with the
+        mask of voxels whose chunks are missing (None when none are).
         """
         layer = self._need(self.image, "image")
         box = normalize_bounds(bounds)
         res = self.coord_resolution(resolution)
         m = self.image_mip if mip is None else layer.resolve_mip(mip)
         lo, hi, outside = self._mip_box(layer, box, res, m, fill_outside)
-        return self._read(layer, lo, hi, m, outside)
+        return self._read(layer, lo, hi, m, outside, with_missing)
 
     def read_segmentation(
         self,
@@ -243,7 +293,8 @@ class Dataset:
         root_ids: Any = "all",
         timestamp: Any = None,
         fill_outside: bool = False,
-    ) -> np.ndarray:
+        with_missing: bool = False,
+    ) -> Any:
         """Segment ids ``(z, y, x)`` (uint64) at ``mip`` covering ``bounds``.
 
         ``root_ids``: ``"all"``, ``None`` (supervoxels) or a list (other ids become 0).
@@ -255,13 +306,10 @@ class Dataset:
         m = self.segmentation_mip if mip is None else layer.resolve_mip(mip)
         lo, hi, outside = self._mip_box(layer, box, res, m, fill_outside)
         ts = timestamp if timestamp is not None else self.timestamp
-        if sel.mode == "all":
-            return self._read(layer, lo, hi, m, outside, agglomerate=True, timestamp=ts)
-        if sel.mode == "supervoxels":
-            return self._read(layer, lo, hi, m, outside, agglomerate=False, timestamp=ts)
-        return self._read(
-            layer, lo, hi, m, outside, agglomerate=False, segids=list(sel.ids), timestamp=ts
-        )
+        kw: dict[str, Any] = {"timestamp": ts, "agglomerate": sel.mode == "all"}
+        if sel.mode == "list":
+            kw["segids"] = list(sel.ids)
+        return self._read(layer, lo, hi, m, outside, with_missing, **kw)
 
     def aligned_cutout(
         self,
@@ -274,13 +322,15 @@ class Dataset:
         resize: bool = True,
         scale_to_bounds: bool = False,
         fill_outside: bool = False,
-    ) -> tuple[np.ndarray, np.ndarray]:
+        with_missing: bool = False,
+    ) -> Any:
         """Image and segmentation ``(z, y, x)`` on one pixel grid.
 
         The finer layer sets the grid (or, with ``scale_to_bounds``, the bounds do: one
         pixel per voxel at ``resolution``); the other is resampled onto it by nearest
         neighbour. Same rules and pixels as ImageryClient's
-        ``image_and_segmentation_cutout``.
+        ``image_and_segmentation_cutout``. ``with_missing`` adds a third value: the mask of
+        output pixels whose chunks are missing in either layer (None when none are).
         """
         img_layer = self._need(self.image, "image")
         seg_layer = self._need(self.segmentation, "segmentation")
@@ -292,27 +342,32 @@ class Dataset:
             if segmentation_mip is None
             else seg_layer.resolve_mip(segmentation_mip)
         )
-        img_res = img_layer.resolution(im)
-        seg_res = seg_layer.resolution(sm)
-        if np.all(img_res == seg_res):
-            zoom_to = None
-        elif np.all(img_res >= seg_res):
-            zoom_to = "segmentation"
+        if with_missing:
+            img, img_gap = self.read_image(box, im, res, fill_outside, with_missing=True)
+            seg, seg_gap = self.read_segmentation(
+                box, sm, res, root_ids, timestamp, fill_outside, with_missing=True
+            )
         else:
-            zoom_to = "image"
-        img = self.read_image(box, im, res, fill_outside)
-        seg = self.read_segmentation(box, sm, res, root_ids, timestamp, fill_outside)
-        target = bounds_shape_zyx(box)
-        if scale_to_bounds:
-            if zoom_to in (None, "image"):
-                img = rescale_to_bounds(img, target)
-            if zoom_to in (None, "segmentation"):
-                seg = rescale_to_bounds(seg, target)
-        if resize and zoom_to == "segmentation":
-            img = resize_nearest(img, zoom_shape(img.shape, np.divide(seg.shape, img.shape)))
-        elif resize and zoom_to == "image":
-            seg = resize_nearest(seg, zoom_shape(seg.shape, np.divide(img.shape, seg.shape)))
-        return img, seg
+            img = self.read_image(box, im, res, fill_outside)
+            seg = self.read_segmentation(box, sm, res, root_ids, timestamp, fill_outside)
+            img_gap = seg_gap = None
+        img, seg, missing = align_pair(
+            (img, img_gap),
+            (seg, seg_gap),
+            self.zoom_target(im, sm),
+            bounds_shape_zyx(box) if scale_to_bounds else None,
+            resize,
+        )
+        return (img, seg, missing) if with_missing else (img, seg)
+
+    def zoom_target(self, image_mip: int, segmentation_mip: int) -> str | None:
+        """Which layer's grid the other is resampled onto by :meth:`aligned_cutout`:
+        ``"segmentation"`` (finer or equal in every axis), ``"image"``, or None (same)."""
+        img_res = self._need(self.image, "image").resolution(image_mip)
+        seg_res = self._need(self.segmentation, "segmentation").resolution(segmentation_mip)
+        if np.all(img_res == seg_res):
+            return None
+        return "segmentation" if np.all(img_res >= seg_res) else "image"
 
     @staticmethod
     def _need(layer: Layer | None, kind: str) -> Layer:
@@ -336,13 +391,78 @@ def _fmt_box(box: np.ndarray) -> str:
     return f"{pt(box[0])}-{pt(box[1])}"
 
 
+def start_thread(job: Callable[[], Any]) -> Callable[[], Any]:
+    """Run ``job`` in a daemon thread; the returned function waits for its result (or
+    raises its exception). A thread that is never waited for finishes on its own."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["value"] = job()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the waiting thread
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, name="imagery-gui-read-labels", daemon=True)
+    thread.start()
+
+    def result() -> Any:
+        thread.join()
+        if "error" in out:
+            raise out["error"]
+        return out["value"]
+
+    return result
+
+
+def align_pair(
+    image: tuple[np.ndarray, np.ndarray | None],
+    labels: tuple[np.ndarray, np.ndarray | None],
+    zoom_to: str | None,
+    bounds_shape: Sequence[int] | None = None,
+    resize: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Put image and labels (each with its missing-chunk mask or None) on one grid.
+
+    ``zoom_to`` is :meth:`Dataset.zoom_target`; ``bounds_shape`` (ImageryClient's
+    ``scale_to_bounds``) first zooms the layers at bounds resolution to that shape. Nearest
+    neighbour throughout, so labels may be relabelled (e.g. to local numbers) before or
+    after with the same result. Returns ``(image, labels, missing)``; ``missing`` is None
+    when no chunk is missing or the layers end on different grids.
+    """
+    img, img_gap = image
+    seg, seg_gap = labels
+
+    def resample(arr, gap, shape):
+        return resize_nearest(arr, shape), (None if gap is None else resize_nearest(gap, shape))
+
+    if bounds_shape is not None:
+        if zoom_to in (None, "image"):
+            img, img_gap = resample(img, img_gap, _bounds_shape_for(img, bounds_shape))
+        if zoom_to in (None, "segmentation"):
+            seg, seg_gap = resample(seg, seg_gap, _bounds_shape_for(seg, bounds_shape))
+    if resize and zoom_to == "segmentation":
+        shape = zoom_shape(img.shape, np.divide(seg.shape, img.shape))
+        img, img_gap = resample(img, img_gap, shape)
+    elif resize and zoom_to == "image":
+        shape = zoom_shape(seg.shape, np.divide(img.shape, seg.shape))
+        seg, seg_gap = resample(seg, seg_gap, shape)
+    gaps = [g for g in (img_gap, seg_gap) if g is not None]
+    missing = None
+    if gaps and all(g.shape == img.shape for g in gaps):
+        missing = np.logical_or.reduce(gaps)
+    return img, seg, missing
+
+
 def bounds_shape_zyx(box: np.ndarray) -> tuple[int, int, int]:
     """Shape ``(z, y, x)`` a box maps to at one pixel per voxel (rounded like zoom)."""
     size = np.asarray(box[1], dtype=np.float64) - np.asarray(box[0], dtype=np.float64)
     return tuple(int(round(s)) for s in size[::-1])  # type: ignore[return-value]
 
 
+def _bounds_shape_for(arr: np.ndarray, target_zyx: Sequence[int]) -> tuple[int, ...]:
+    return zoom_shape(arr.shape, np.divide(np.asarray(target_zyx, dtype=float), arr.shape))
+
+
 def rescale_to_bounds(arr: np.ndarray, target_zyx: Sequence[int]) -> np.ndarray:
     """ImageryClient's ``rescale_to_bounds`` (zoom to the bounds' size), ids kept exact."""
-    shape = zoom_shape(arr.shape, np.divide(np.asarray(target_zyx, dtype=float), arr.shape))
-    return resize_nearest(arr, shape)
+    return resize_nearest(arr, _bounds_shape_for(arr, target_zyx))

@@ -38,6 +38,10 @@ class SourceUnavailableError(SourceError, ConnectionError):
     """A remote source did not answer (network error, timeout, repeated server errors)."""
 
 
+class SourceTimeoutError(SourceUnavailableError, TimeoutError):
+    """A read took longer than the fetch timeout the user set."""
+
+
 class AuthenticationError(SourceError, PermissionError):
     """A token is missing or was rejected."""
 

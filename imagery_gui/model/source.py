@@ -239,7 +239,9 @@ def translate_errors(where: str) -> Iterator[None]:
         ) from None
     except json.JSONDecodeError as exc:
         raise InfoUnreadableError(f"{where}: the info file is not valid JSON ({exc})") from None
-    except (cvx.DecodingError, cvx.EmptyFileException) as exc:
+    except (cvx.DecodingError, cvx.EmptyFileException, cvx.EmptyVolumeException) as exc:
+        if isinstance(exc, cvx.EmptyVolumeException):
+            raise SourceNotFoundError(f"{where}: a chunk is missing ({_short(exc)})") from None
         raise DataCorruptError(
             f"{where}: a chunk could not be decoded ({type(exc).__name__}: {_short(exc)}). "
             "The data may be corrupt or the info file may not match it."
@@ -254,7 +256,38 @@ def translate_errors(where: str) -> Iterator[None]:
         raise UnsupportedSourceError(f"{where}: {_short(exc)}") from None
     except Exception as exc:
         _translate_http(where, exc)
+        import zlib
+
+        decoder = type(exc).__module__.split(".")[0] in _DECODER_MODULES
+        if decoder or isinstance(exc, (ValueError, RuntimeError, EOFError, zlib.error)):
+            # Inside a read these come from the chunk decoders: the data is not what the
+            # info file says (corrupt file, wrong encoding or dtype).
+            raise DataCorruptError(
+                f"{where}: a chunk could not be decoded ({type(exc).__name__}: {_short(exc)}). "
+                "The data may be corrupt or the info file may not match it."
+            ) from None
         raise
+
+
+#: Packages whose exceptions, raised during a read, mean a chunk failed to decode.
+_DECODER_MODULES = frozenset(
+    {
+        "deflate",
+        "zlib",
+        "gzip",
+        "brotli",
+        "zstandard",
+        "compressed_segmentation",
+        "compresso",
+        "crackle",
+        "simplejpeg",
+        "pyspng",
+        "fpzip",
+        "imagecodecs",
+        "PIL",
+        "fastremap",
+    }
+)
 
 
 def _server_of(where: str) -> str | None:
@@ -316,6 +349,8 @@ class Layer:
         Read ``gs://`` and ``s3://`` through their public https endpoints, as ImageryClient.
     timestamp : datetime, int or str, optional
         Default time at which graphene root ids are looked up.
+    info : dict, optional
+        The layer's ``info``, already read elsewhere: opening then costs no request.
     """
 
     def __init__(
@@ -329,8 +364,10 @@ class Layer:
         use_https: bool = True,
         timestamp: Any = None,
         fill_missing: bool = True,
+        info: dict | None = None,
     ) -> None:
         self.spec = parse_source(source)
+        self._given_info = info
         self.kind = kind
         self._secrets = secrets
         self._lru_bytes = int(lru_bytes)
@@ -339,6 +376,7 @@ class Layer:
         self._fill_missing = fill_missing
         self.timestamp = timestamp
         self._cv: Any = None
+        self._strict_cv: Any = None
         self._scales: list[Scale] | None = None
         self._lock = threading.RLock()
 
@@ -392,6 +430,24 @@ class Layer:
             return
         scales_from_info(data, self.label)
 
+    def _cloudvolume(self, fill_missing: bool, info: dict | None, provenance: Any) -> Any:
+        from cloudvolume import CloudVolume
+
+        return CloudVolume(
+            self.spec.url,
+            mip=0,
+            bounded=False,
+            fill_missing=fill_missing,
+            progress=False,
+            use_https=self._use_https,
+            secrets=self._secrets,
+            lru_bytes=self._lru_bytes,
+            cache=self._disk_cache,
+            timestamp=None,
+            info=info,
+            provenance=provenance,
+        )
+
     def open(self) -> Any:
         """Open the layer (once) and return the CloudVolume. Thread-safe."""
         if self._cv is not None:
@@ -400,23 +456,12 @@ class Layer:
             if self._cv is not None:
                 return self._cv
             self._precheck_local()
-            from cloudvolume import CloudVolume
-
             with translate_errors(self.label):
                 try:
-                    cv = CloudVolume(
-                        self.spec.url,
-                        mip=0,
-                        bounded=False,
-                        fill_missing=self._fill_missing,
-                        progress=False,
-                        use_https=self._use_https,
-                        secrets=self._secrets,
-                        lru_bytes=self._lru_bytes,
-                        cache=self._disk_cache,
-                        timestamp=None,
-                    )
-                except (KeyError, TypeError, IndexError) as exc:
+                    # The provenance file is not fetched: reading never uses it, and over
+                    # a network it is a round trip before the first image.
+                    cv = self._cloudvolume(self._fill_missing, self._given_info, {})
+                except (KeyError, TypeError, IndexError, ValueError) as exc:
                     self._diagnose_info()
                     raise InfoUnreadableError(
                         f"{self.label}: the info file is malformed ({type(exc).__name__}: {exc})"
@@ -527,6 +572,35 @@ class Layer:
         return np.asarray(self.scale(mip).chunk_size, dtype=np.int64)
 
     # -- reading ---------------------------------------------------------------------------
+    def _strict(self) -> Any:
+        """A second CloudVolume on the same layer that raises on missing chunks."""
+        if self._strict_cv is None:
+            cv = self.open()
+            with self._lock, translate_errors(self.label):
+                if self._strict_cv is None:
+                    self._strict_cv = self._cloudvolume(False, cv.info, cv.provenance)
+        return self._strict_cv
+
+    def missing_mask(self, lo: np.ndarray, hi: np.ndarray, mip: int) -> np.ndarray:
+        """``(z, y, x)`` bool over ``[lo, hi)``: True where the chunk file does not exist."""
+        from cloudvolume import Bbox
+
+        cv = self.open()
+        vlo, vhi = self.bounds(mip)
+        inner = Bbox(np.maximum(lo, vlo), np.minimum(hi, vhi))
+        with translate_errors(self.label):
+            exists = cv.image.exists(inner, mip)
+        mask = np.zeros(tuple(int(v) for v in (hi - lo)[::-1]), dtype=bool)
+        for path, present in exists.items():
+            if present:
+                continue
+            box = Bbox.from_filename(path.rsplit("/", 1)[-1])
+            a = np.maximum(box.minpt, lo) - lo
+            b = np.minimum(box.maxpt, hi) - lo
+            if np.all(b > a):
+                mask[a[2] : b[2], a[1] : b[1], a[0] : b[0]] = True
+        return mask
+
     def read(
         self,
         lo: Sequence[int],
@@ -536,7 +610,8 @@ class Layer:
         agglomerate: bool = False,
         segids: Sequence[int] | None = None,
         timestamp: Any = None,
-    ) -> np.ndarray:
+        with_missing: bool = False,
+    ) -> Any:
         """Read voxels ``[lo, hi)`` at ``mip`` as a C-contiguous ``(z, y, x)`` array.
 
         Regions outside the volume read as 0 (as ImageryClient's unbounded reads do), but a
@@ -545,8 +620,15 @@ class Layer:
         For graphene sources ``agglomerate=True`` maps supervoxels to root ids at
         ``timestamp``; ``segids`` keeps only those root ids. For plain Precomputed
         segmentation ``segids`` masks every other id to 0.
+
+        With ``with_missing`` it returns ``(array, mask)``: the read is first made strict,
+        and only if a chunk is missing is it repeated with missing chunks as 0, and the
+        ``(z, y, x)`` mask of missing voxels computed (None when nothing is missing).
+        Chunks that are absent look like zeros otherwise, which is not the same as "no
+        segment" or black imagery.
         """
         from cloudvolume import Bbox
+        from cloudvolume.exceptions import EmptyVolumeException
 
         cv = self.open()
         mip = self.resolve_mip(mip)
@@ -566,10 +648,20 @@ class Layer:
                 kwargs["timestamp"] = ts
         if segids is not None:
             kwargs["segids"] = list(segids)
+        mask = None
         # No lock here: cloud-volume's reads (and its LRU, which has its own lock) are safe
         # to run concurrently, and a read that outlived its timeout must not block the next.
         with translate_errors(self.label):
-            cut = cv.download(Bbox(lo_a, hi_a), mip=mip, **kwargs)
+            if with_missing:
+                try:
+                    cut = self._strict().download(Bbox(lo_a, hi_a), mip=mip, **kwargs)
+                except EmptyVolumeException:
+                    cut = cv.download(Bbox(lo_a, hi_a), mip=mip, **kwargs)
+                    mask = self.missing_mask(lo_a, hi_a, mip)
+                    if not mask.any():
+                        mask = None
+            else:
+                cut = cv.download(Bbox(lo_a, hi_a), mip=mip, **kwargs)
         arr = np.asarray(cut)
         if arr.ndim == 4:
             arr = arr[..., 0]
@@ -581,7 +673,7 @@ class Layer:
             raise DataCorruptError(
                 f"{self.label}: read returned shape {out.shape}, expected {expected}"
             )
-        return out
+        return (out, mask) if with_missing else out
 
 
 def _fmt(v: float) -> str:

@@ -9,6 +9,7 @@ never touch the network, and redraws are coalesced (at most one per frame), neve
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -16,16 +17,19 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from ..model import render
+from ..model import fetchproc, render
 from ..model.dataset import Dataset
+from ..model.fetchproc import FetchProcess
 from ..model.view import (
     Coloring,
+    MemoryBudget,
     Region,
     SlabCache,
     SlabData,
     SlabKey,
     choose_mips,
     fetch_slab,
+    hatch,
     outline_display,
     plan_region,
     prefetch_order,
@@ -36,7 +40,11 @@ from .canvas import SliceCanvas
 from .workers import Fetcher, Outliner
 
 FRAME_MS = 16
-OUTLINE_CACHE_ITEMS = 96
+#: Outlines estimated to take longer than this are computed by the outline worker (the
+#: previous overlay stays up meanwhile), so a frame never waits for them.
+OUTLINE_GUI_MS = 20.0
+#: Dataset serials are unique in the process: displays may share one read process.
+_serials = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +60,9 @@ class SliceDisplay(QObject):
     """Owns the fetcher, the caches and the canvas contents."""
 
     busyChanged = Signal(bool)
+    activity = Signal(str)  # what the fetcher is doing or waiting for
     failed = Signal(str)  # a fetch failed for the current view
+    missingChanged = Signal(float)  # fraction of the shown slice whose chunks are missing
     drawn = Signal()  # the current slice was drawn (complete when ``complete`` is True)
     zRangeChanged = Signal(int, int)  # in view-resolution z
 
@@ -63,10 +73,14 @@ class SliceDisplay(QObject):
         timeout_s: float | None = 10.0,
         synchronous: bool = False,
         parent: QObject | None = None,
+        reader: FetchProcess | None = None,
     ) -> None:
         super().__init__(parent)
         self.canvas = canvas
+        self.reader = reader  # reads in another process; None: in this one
+        self._replica: dict | None = None  # how the read process rebuilds the dataset
         self.dataset: Dataset | None = None
+        self.dataset_serial = 0
         self.view_res = np.array([1.0, 1.0, 1.0])
         self.z = 0  # in view-resolution voxels
         self.direction = 1
@@ -74,7 +88,9 @@ class SliceDisplay(QObject):
         self.geometry = render.Geometry()
         self.agglomerate = True
         self.timestamp = None
-        self.cache = SlabCache(cache_bytes)
+        self.budget = MemoryBudget(int(cache_bytes))
+        self.cache = SlabCache(self.budget.slabs)
+        self._outline_bytes = 0
         self.region: Region | None = None
         self.shown: Shown | None = None
         self.complete = False
@@ -99,14 +115,36 @@ class SliceDisplay(QObject):
 
     # -- data --------------------------------------------------------------------------------
     def _load(self, key: SlabKey) -> SlabData:
+        reader = self.reader
+        if reader is not None:
+            if not reader.alive and self._replica is not None:
+                # it died (killed, out of memory): a new one, told about the current data
+                reader = self.reader = fetchproc.shared()
+                reader.set_dataset(self.dataset_serial, self._replica)
+            return reader.fetch(key)
         assert self.dataset is not None
         return fetch_slab(self.dataset, key)
 
-    def set_dataset(self, dataset: Dataset) -> None:
+    def set_memory(self, total_bytes: int) -> None:
+        """Change the memory bound (slabs and outlines now; chunk LRUs on the next open)."""
+        self.budget = MemoryBudget(int(total_bytes))
+        self.cache.set_limit(self.budget.slabs)
+        self._trim_outlines()
+
+    def set_dataset(self, dataset: Dataset, timestamp=None) -> None:
         self.dataset = dataset
+        self.dataset_serial = next(_serials)
+        if self.reader is not None:
+            self._replica = dataset.replica_args(lru_bytes=self.budget.chunk_lru_per_layer)
+            if not self.reader.alive:
+                self.reader = fetchproc.shared()
+            self.reader.set_dataset(self.dataset_serial, self._replica)
+        self.agglomerate = True
+        self.timestamp = timestamp
         self.view_res = np.asarray(dataset.resolution, dtype=np.float64)
         self.cache.clear()
         self._outlines.clear()
+        self._outline_bytes = 0
         self._luts.clear()
         self.region = None
         self.shown = None
@@ -183,10 +221,11 @@ class SliceDisplay(QObject):
         ):
             new = plan_region(self.dataset, (x0, y0, x1, y1), img_mip, seg_mip)
             if new is None:
-                self.failed.emit("the view is outside the volume")
+                self.activity.emit("the view is outside the volume: pan back to see data")
                 return
             if new != reg:
                 self.region = new
+        self.complete = False  # until the redraw shows what the view now asks for
         self._request_current()
         self.request_redraw()
 
@@ -195,7 +234,7 @@ class SliceDisplay(QObject):
         zr = z_slab(self.dataset, region, self.z_at_mip(region))
         if zr is None:
             return None
-        return SlabKey(region, zr[0], zr[1], self.agglomerate, self.timestamp)
+        return SlabKey(region, zr[0], zr[1], self.agglomerate, self.timestamp, self.dataset_serial)
 
     def _request_current(self) -> None:
         if self.region is None or self.dataset is None:
@@ -215,8 +254,12 @@ class SliceDisplay(QObject):
 
     @Slot(int, object)
     def _on_fetcher_slab_ready(self, generation: int, slab: SlabData) -> None:
-        if self.region is None or slab.key.region != self.region:
-            return  # stale: the view has moved on
+        if (
+            self.region is None
+            or slab.key.region != self.region
+            or slab.key.dataset != self.dataset_serial
+        ):
+            return  # stale: the view has moved on, or another dataset was opened
         self.cache.put(slab)
         current = self.key_for(self.region)
         if slab.key == current:
@@ -234,6 +277,7 @@ class SliceDisplay(QObject):
     @Slot(bool, str)
     def _on_fetcher_activity(self, busy: bool, message: str) -> None:
         self.busyChanged.emit(busy)
+        self.activity.emit(message if busy else "")
 
     # -- drawing -----------------------------------------------------------------------------
     def request_redraw(self) -> None:
@@ -266,10 +310,14 @@ class SliceDisplay(QObject):
         c = self.coloring
         return (slab.key, zi, self.geometry, c.show_all, () if c.show_all else c.selected)
 
-    def _outline_is_cheap(self, visible: np.ndarray) -> bool:
-        """Inner outlines cost one pass whatever the number of segments; outer ones one
-        pass per segment, so only a few are done right away (about 15 ms a megapixel)."""
-        return self.geometry.side == "in" or int(visible.sum()) <= 40
+    def _outline_is_cheap(self, visible: np.ndarray, pixels: int) -> bool:
+        """Whether outlines may be computed in the GUI thread: an estimate of at most
+        ``OUTLINE_GUI_MS``. Inner outlines cost one pass (about 12 ms a megapixel) whatever
+        the number of segments; outer ones add about 0.3 ms a megapixel per segment."""
+        per_mp = 12.0
+        if self.geometry.side == "out":
+            per_mp += 0.3 * int(visible.sum())
+        return per_mp * pixels / 1e6 <= OUTLINE_GUI_MS
 
     def overlay_rgba(self, slab: SlabData, zi: int) -> tuple[np.ndarray | None, bool]:
         """RGBA overlay of one slice and whether it is final (outlines may be pending)."""
@@ -282,7 +330,7 @@ class SliceDisplay(QObject):
         ckey = self._outline_key(slab, zi)
         disp = self._outlines.get(ckey)
         visible = self.coloring.visible(slab.ids)
-        if disp is None and self._outline_is_cheap(visible):
+        if disp is None and self._outline_is_cheap(visible, local.size):
             disp = outline_display(local, visible, self.geometry)
             self._store_outline(ckey, disp)
         if disp is not None:
@@ -309,9 +357,17 @@ class SliceDisplay(QObject):
             self.outliner.request(items, visible, self.geometry)
 
     def _store_outline(self, ckey, disp: np.ndarray) -> None:
+        old = self._outlines.pop(ckey, None)
+        if old is not None:
+            self._outline_bytes -= old.nbytes
         self._outlines[ckey] = disp
-        while len(self._outlines) > OUTLINE_CACHE_ITEMS:
-            self._outlines.popitem(last=False)
+        self._outline_bytes += disp.nbytes
+        self._trim_outlines()
+
+    def _trim_outlines(self) -> None:
+        while self._outline_bytes > self.budget.outlines and len(self._outlines) > 1:
+            _, old = self._outlines.popitem(last=False)
+            self._outline_bytes -= old.nbytes
 
     @Slot(int, object, object)
     def _on_outliner_done(self, generation: int, ckey, disp: np.ndarray) -> None:
@@ -333,6 +389,9 @@ class SliceDisplay(QObject):
             self.canvas.set_em(slab.image[zi], rect)
         else:
             self.canvas.set_em(None, rect)
+        fraction = slab.missing_fraction(zi)
+        self.canvas.set_missing(hatch(slab.missing[zi]) if fraction else None, rect)
+        self.missingChanged.emit(fraction)
         rgba, final = self.overlay_rgba(slab, zi)
         if rgba is not None:
             self.canvas.set_overlay(rgba, rect)
@@ -355,6 +414,18 @@ class SliceDisplay(QObject):
         x = int(np.floor(x_nm / reg.resolution[0])) - reg.lo[0]
         y = int(np.floor(y_nm / reg.resolution[1])) - reg.lo[1]
         return slab.id_at(zi, y, x)
+
+    def missing_at_nm(self, x_nm: float, y_nm: float) -> bool:
+        """Whether the data under a point of the current slice is missing (chunk absent)."""
+        got = self.current_slab()
+        if got is None or got[0].missing is None:
+            return False
+        slab, zi = got
+        reg = slab.key.region
+        x = int(np.floor(x_nm / reg.resolution[0])) - reg.lo[0]
+        y = int(np.floor(y_nm / reg.resolution[1])) - reg.lo[1]
+        _d, h, w = slab.missing.shape
+        return bool(0 <= y < h and 0 <= x < w and slab.missing[zi, y, x])
 
     def current_image(self) -> np.ndarray | None:
         got = self.current_slab()

@@ -49,6 +49,7 @@ from .dialogs import BackgroundJob, ExportDialog, OpenDialog, OpenRequest
 from .display import SliceDisplay
 from .graphene import RootStatus
 from .panels import ContrastPanel, OverlayPanel, SegmentPanel, ZPanel
+from .process import configure_gui_process, settle_heap
 
 SCREENSHOT_TIMEOUT_MS = 180_000
 
@@ -70,6 +71,7 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None, synchronous: bool = False) -> None:
         super().__init__()
         self.settings = settings if settings is not None else Settings.load()
+        configure_gui_process()
         self.setWindowTitle("imagery-gui")
         self.setWindowIcon(app_icon())
         self.resize(1280, 800)
@@ -83,12 +85,18 @@ class MainWindow(QMainWindow):
 
         self.canvas = SliceCanvas()
         self.setCentralWidget(self.canvas)
+        reader = None
+        if self.settings.read_process and not synchronous:
+            from ..model import fetchproc
+
+            reader = fetchproc.shared()  # starts now: its imports overlap with ours
         self.display = SliceDisplay(
             self.canvas,
             cache_bytes=int(self.settings.cache_mb) * 1024**2,
             timeout_s=self.settings.fetch_timeout_s or None,
             synchronous=synchronous,
             parent=self,
+            reader=reader,
         )
         self.segments = SegmentPanel()
         self.overlay = OverlayPanel()
@@ -125,10 +133,14 @@ class MainWindow(QMainWindow):
         self.busy.setMaximumHeight(14)
         self.busy.setVisible(False)
         self.cache_label = QLabel("")
+        self.missing_label = QLabel("")
+        self.missing_label.setStyleSheet("color: #e67e22")
+        self.missing_label.setObjectName("missingLabel")
         sb = self.statusBar()
         sb.addWidget(self.readout, 1)
         sb.addPermanentWidget(self.error_label)
         sb.addPermanentWidget(self.busy)
+        sb.addPermanentWidget(self.missing_label)
         sb.addPermanentWidget(self.cache_label)
 
         self._build_menus()
@@ -139,6 +151,8 @@ class MainWindow(QMainWindow):
         self.canvas.viewChanged.connect(self._on_canvas_view_changed)
         self.canvas.zStepRequested.connect(self.step_z)
         self.display.busyChanged.connect(self._on_display_busy)
+        self.display.activity.connect(self._on_display_activity)
+        self.display.missingChanged.connect(self._on_display_missing)
         self.display.failed.connect(self._on_display_failed)
         self.display.drawn.connect(self._on_display_drawn)
         self.segments.addRequested.connect(self._on_segments_add)
@@ -208,6 +222,15 @@ class MainWindow(QMainWindow):
         act = QAction("Fetch timeout...", self)
         act.triggered.connect(self._ask_timeout)
         s.addAction(act)
+        s.addSeparator()
+        self.act_disk_cache = QAction("Disk cache for remote data", self, checkable=True)
+        self.act_disk_cache.setChecked(self.settings.disk_cache)
+        self.act_disk_cache.toggled.connect(self.set_disk_cache)
+        s.addAction(self.act_disk_cache)
+        self.act_clear_cache = QAction("Clear disk cache", self)
+        self.act_clear_cache.triggered.connect(self.clear_disk_cache)
+        s.addAction(self.act_clear_cache)
+        s.aboutToShow.connect(self._update_cache_menu)
         h = self.menuBar().addMenu("&Help")
         act = QAction("About imagery-gui", self)
         act.triggered.connect(
@@ -304,12 +327,16 @@ class MainWindow(QMainWindow):
                 timestamp=req.timestamp,
                 materialization_version=req.materialization_version,
             )
-            ds = inputs.dataset()
-            for layer in (ds.image, ds.segmentation):
-                if layer is not None:
-                    layer.open()  # metadata now, in the background: errors surface here
-            _ = ds.resolution, ds.image_mip, ds.segmentation_mip
-            return ds, inputs, req
+            # Metadata now, in the background: errors surface here. The heap is settled
+            # while the first requests are on the wire (it holds the GIL for a moment).
+            from ..model.dataset import start_thread
+
+            ds = inputs.dataset(
+                disk_cache=self.disk_cache_path(), lru_bytes=self.display.budget.chunk_lru_per_layer
+            )
+            opened = start_thread(ds.open)
+            settle_heap()
+            return opened(), inputs, req
 
         job = BackgroundJob(work, self)
         job.progressed.connect(self._on_job_progress)
@@ -329,8 +356,7 @@ class MainWindow(QMainWindow):
         self.statusBar().clearMessage()
         self.dataset = ds
         self.inputs = inputs
-        self.display.set_dataset(ds)
-        self.display.set_agglomerate(True, inputs.timestamp)
+        self.display.set_dataset(ds, inputs.timestamp)
         res = ds.resolution
         center = inputs.center
         if center is None:
@@ -455,11 +481,15 @@ class MainWindow(QMainWindow):
         res = self.display.view_res
         z = self.display.z
         sid = self.display.id_at_nm(x_nm, y_nm)
+        if self.display.missing_at_nm(x_nm, y_nm):
+            what = "no data (missing chunk)"
+        else:
+            what = str(sid) if sid else "-"
         zn = (z + 0.5) * res[2]
         self.readout.setText(
             f"x {x_nm / res[0]:.0f}  y {y_nm / res[1]:.0f}  z {z}   "
             f"({x_nm / 1000:.3f}, {y_nm / 1000:.3f}, {zn / 1000:.3f}) µm   "
-            f"segment {sid if sid else '-'}"
+            f"segment {what}"
         )
 
     @Slot(float, float, object)
@@ -613,10 +643,22 @@ class MainWindow(QMainWindow):
     @Slot(bool)
     def _on_display_busy(self, busy: bool) -> None:
         self.busy.setVisible(busy)
-        if busy:
-            self.statusBar().showMessage("fetching...")
-        else:
+        if not busy:
             self.statusBar().clearMessage()
+
+    @Slot(str)
+    def _on_display_activity(self, message: str) -> None:
+        if message:
+            self.statusBar().showMessage(message)
+
+    @Slot(float)
+    def _on_display_missing(self, fraction: float) -> None:
+        if fraction > 0:
+            self.missing_label.setText(
+                f"no data in {max(fraction, 0.001):.1%} of this slice (hatched: missing chunks)"
+            )
+        else:
+            self.missing_label.setText("")
 
     @Slot(str)
     def _on_display_failed(self, message: str) -> None:
@@ -624,11 +666,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _on_display_drawn(self) -> None:
-        if (
-            self.display.complete
-            and self.last_error
-            and "outside the volume" not in self.last_error
-        ):
+        if self.display.complete and self.last_error:
             self.clear_error()
         self.cache_label.setText(f"cache {describe_bytes(self.display.cache.nbytes)}")
         if self._screenshot_path and self.display.complete:
@@ -801,7 +839,7 @@ class MainWindow(QMainWindow):
         mb, ok = QInputDialog.getInt(
             self,
             "Memory cache",
-            "Decoded slabs kept in memory (MiB):",
+            "Memory for caches: decoded slices, outlines, chunk files (MiB):",
             self.settings.cache_mb,
             64,
             65536,
@@ -809,7 +847,54 @@ class MainWindow(QMainWindow):
         )
         if ok:
             self.settings.cache_mb = mb
-            self.display.cache.set_limit(mb * 1024**2)
+            self.display.set_memory(mb * 1024**2)
+
+    def disk_cache_path(self) -> str | bool:
+        """Where cloud-volume caches chunk files on disk, or False when the cache is off."""
+        if not self.settings.disk_cache:
+            return False
+        from ..model.demo import cache_root
+
+        path = cache_root() / "chunks"
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path)
+
+    def disk_cache_bytes(self) -> int:
+        from ..model.demo import cache_root
+
+        total = 0
+        for root, _, files in os.walk(cache_root() / "chunks"):
+            for f in files:
+                with contextlib.suppress(OSError):
+                    total += os.path.getsize(os.path.join(root, f))
+        return total
+
+    def _update_cache_menu(self) -> None:
+        self.act_clear_cache.setText(
+            f"Clear disk cache ({describe_bytes(self.disk_cache_bytes())})"
+        )
+
+    @Slot(bool)
+    def set_disk_cache(self, on: bool) -> None:
+        """Turn cloud-volume's disk cache on or off; the open data is reopened to use it."""
+        self.settings.disk_cache = bool(on)
+        if self.dataset is not None and self.inputs is not None:
+            ds = self.inputs.dataset(
+                disk_cache=self.disk_cache_path(), lru_bytes=self.display.budget.chunk_lru_per_layer
+            )
+            self.dataset = ds
+            z = self.display.z
+            self.display.set_dataset(ds)
+            self.display.z = z
+            self.display.update_view()
+
+    def clear_disk_cache(self) -> None:
+        import shutil
+
+        from ..model.demo import cache_root
+
+        shutil.rmtree(cache_root() / "chunks", ignore_errors=True)
+        self.statusBar().showMessage("disk cache cleared", 3000)
 
     def _ask_timeout(self) -> None:
         s, ok = QInputDialog.getDouble(

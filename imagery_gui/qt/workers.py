@@ -25,11 +25,15 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from ..model import render
-from ..model.errors import ImageryGuiError, SourceUnavailableError
+from ..model import netwatch, render
+from ..model.errors import ImageryGuiError, SourceTimeoutError, SourceUnavailableError
+from ..model.fetchproc import Outcome
 from ..model.view import SlabData, SlabKey, outline_display
 
 POLL_S = 0.02
+#: Reads that outlived their timeout keep running until cloud-files gives up on them; no
+#: more than this many may be pending at once, so a dead server cannot multiply threads.
+MAX_PENDING_READS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +52,6 @@ class OutlineJob:
     geometry: render.Geometry
 
 
-class _Outcome:
-    __slots__ = ("done", "error", "value")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.value: Any = None
-        self.error: BaseException | None = None
-
-
 class FetchWorker(QObject):
     """Reads slabs, newest request first; lives in the fetch thread."""
 
@@ -70,6 +65,7 @@ class FetchWorker(QObject):
         self.timeout_s = timeout_s
         self.latest: tuple[int, frozenset] = (0, frozenset())
         self.stopping = False
+        self._readers: list[threading.Thread] = []
         # key -> newest generation known when it was delivered: a request made no later
         # than that could not know the slab had arrived, so it is not read again.
         self._delivered: OrderedDict[SlabKey, int] = OrderedDict()
@@ -78,9 +74,9 @@ class FetchWorker(QObject):
         gen, wanted = self.latest
         return generation >= gen or key in wanted
 
-    def _run(self, generation: int, key: SlabKey) -> _Outcome | None:
+    def _run(self, generation: int, key: SlabKey) -> Outcome | None:
         """Read one slab in a daemon thread; None if abandoned (superseded or closing)."""
-        outcome = _Outcome()
+        outcome = Outcome()
 
         def target() -> None:
             try:
@@ -90,13 +86,35 @@ class FetchWorker(QObject):
             finally:
                 outcome.done.set()
 
-        threading.Thread(target=target, name="imagery-gui-read", daemon=True).start()
+        self._readers = [t for t in self._readers if t.is_alive()]
+        while len(self._readers) >= MAX_PENDING_READS:
+            self.activity.emit(
+                True, f"waiting: {len(self._readers)} earlier reads have not been answered yet"
+            )
+            if self.stopping or not self._wanted(generation, key):
+                return None
+            time.sleep(0.1)
+            self._readers = [t for t in self._readers if t.is_alive()]
+        reader = threading.Thread(target=target, name="imagery-gui-read", daemon=True)
+        reader.start()
+        self._readers.append(reader)
         t0 = time.monotonic()
+        last_note = 0.0
         while not outcome.done.wait(POLL_S):
             if self.stopping or not self._wanted(generation, key):
                 return None
+            now = time.monotonic()
+            if now - last_note > 0.25:
+                last_note = now
+                status = netwatch.recent(3.0)
+                if status.retrying:
+                    self.activity.emit(
+                        True,
+                        f"{status.host} answered {status.last_error} ({status.errors} failed "
+                        "requests in 3 s); retrying",
+                    )
             if self.timeout_s and time.monotonic() - t0 > self.timeout_s:
-                outcome.error = SourceUnavailableError(
+                outcome.error = SourceTimeoutError(
                     f"no answer from the data source within {self.timeout_s:g} s "
                     "(the server may be down or very slow); change the limit in "
                     "Settings > Fetch timeout"
@@ -116,6 +134,18 @@ class FetchWorker(QObject):
                 if self._delivered.get(key, -1) >= request.generation:
                     continue  # delivered after this request was made
                 outcome = self._run(request.generation, key)
+                attempts = 1
+                # A server error that survived cloud-files' retries (a bad moment for one
+                # chunk among many) gets two more tries before the user hears of it.
+                while (
+                    outcome is not None
+                    and isinstance(outcome.error, SourceUnavailableError)
+                    and not isinstance(outcome.error, SourceTimeoutError)
+                    and attempts < 3
+                ):
+                    self.activity.emit(True, f"{outcome.error}; trying again")
+                    outcome = self._run(request.generation, key)
+                    attempts += 1
                 if outcome is None:
                     return
                 if outcome.error is not None:

@@ -26,6 +26,12 @@ import numpy as np
 
 from imagery_gui.model.writer import write_precomputed
 
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # see tests/helpers/http_server.py
+    daemon_threads = True
+
+
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 EDIT_TIME = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
 LAYER1 = np.uint64(1) << np.uint64(56)
@@ -340,7 +346,7 @@ class FakeCave:
                     )
                 return self._send(404, b"not found", "text/plain")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         self._timer = threading.Timer(self.max_seconds, self.stop)

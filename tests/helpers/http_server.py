@@ -20,6 +20,21 @@ from urllib.parse import unquote, urlsplit
 _ENCODINGS = ((".gz", "gzip"), (".br", "br"), (".zstd", "zstd"))
 
 
+class _Server(ThreadingHTTPServer):
+    # TCPServer's default listen backlog is 5: cloud-files opens about 20 connections at
+    # once, and connections beyond the backlog have their SYN dropped and retried after 1,
+    # 3, 7 s, which looks like a slow server. Real servers have large backlogs.
+    request_queue_size = 256
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        # A client that hangs up mid-response (an abandoned read) is not a server error.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class LoopbackServer:
     """``with LoopbackServer(root, latency=0.1, fail_rate=0.2) as srv: srv.url``.
 
@@ -51,6 +66,7 @@ class LoopbackServer:
         self.corrupt: set[str] = set()
         self.max_seconds = max_seconds
         self.counts: Counter[str] = Counter()
+        self.log: list[str] = []  # paths requested, in order
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -112,6 +128,7 @@ class LoopbackServer:
                     time.sleep(delay)
                 with srv._lock:
                     srv.counts["requests"] += 1
+                    srv.log.append(path if self.command == "GET" else f"{self.command} {path}")
                 if srv._decide_failure(path):
                     with srv._lock:
                         srv.counts["failed"] += 1
@@ -140,7 +157,7 @@ class LoopbackServer:
                     srv.counts["missing"] += 1
                 self._send(404, b"not found")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -159,3 +176,38 @@ class LoopbackServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def main() -> None:
+    """Run as a process: ``python -m tests.helpers.http_server ROOT [options]``.
+
+    Prints ``serving http://127.0.0.1:PORT`` and serves until killed or ``--seconds`` pass.
+    """
+    import argparse
+    import signal
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("root")
+    ap.add_argument("--latency-ms", type=float, default=0.0)
+    ap.add_argument("--jitter-ms", type=float, default=0.0)
+    ap.add_argument("--fail-rate", type=float, default=0.0)
+    ap.add_argument("--seconds", type=float, default=1800.0)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    srv = LoopbackServer(
+        a.root,
+        latency=a.latency_ms / 1000,
+        jitter=a.jitter_ms / 1000,
+        fail_rate=a.fail_rate,
+        seed=a.seed,
+        max_seconds=a.seconds,
+    )
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    with srv:
+        print(f"serving {srv.url}", flush=True)
+        done.wait(a.seconds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""The viewer against a "remote" source: the demo volume over HTTP on 127.0.0.1 (a server
+in its own process) with latency added to every request and a share of requests failing
+with HTTP 503: 100 ms and none, 100 ms and 20%, 200 ms and 10%.
+
+Measured in the same run, for each condition:
+
+* first image: opening the sources to the first slice drawn with its overlay;
+  reference: plain cloud-volume opening both layers and reading that slice;
+* scrubbing at 10 slices per second through 4 z-chunks after a short warm-up: the
+  fraction of steps whose slice was on screen before the next step, and the number of
+  steps with nothing to show for the requested slice; reference: a naive viewer that reads
+  each slice when asked (it delivers at most 1 / read-time slices per second);
+* the longest GUI-thread stall meanwhile (a 2 ms heartbeat timer);
+* whether the status bar said it was retrying (with failures).
+
+    QT_QPA_PLATFORM=offscreen python benchmarks/bench_remote.py [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _remote import Heartbeat, http_server, open_served_demo, pump, run_for, viewer_window
+
+CONDITIONS = [(100, 0.0), (100, 0.2), (200, 0.1)]
+STEPS = 64
+STEP_S = 0.1
+
+
+def slice_read_time(url: str, center, ds_res) -> tuple[float, float]:
+    """Plain cloud-volume: open both layers, read a 1024x1024 slice of each (mip 0).
+    Returns (open + read, read alone)."""
+    from cloudvolume import Bbox, CloudVolume
+
+    x, y, z = (int(v) for v in center)
+    t_open = time.perf_counter()
+    img = CloudVolume(f"precomputed://{url}/image", progress=False, fill_missing=True)
+    seg = CloudVolume(f"precomputed://{url}/segmentation", progress=False, fill_missing=True)
+    t0 = time.perf_counter()
+    img.download(Bbox((x - 512, y - 512, z + 20), (x + 512, y + 512, z + 21)), mip=0)
+    seg.download(
+        Bbox((x // 2 - 256, y // 2 - 256, z + 20), (x // 2 + 256, y // 2 + 256, z + 21)), mip=0
+    )
+    t1 = time.perf_counter()
+    return t1 - t_open, t1 - t0
+
+
+def reference(latency_ms: float, fail_rate: float, demo) -> tuple[float, float]:
+    """Plain cloud-volume (its own retry policy): measured before any viewer exists."""
+    with http_server(demo.root, latency_ms, fail_rate, seed=2) as url:
+        runs = [slice_read_time(url, demo.center, None) for _ in range(2)]
+    return min(r[0] for r in runs), min(r[1] for r in runs)
+
+
+def run(latency_ms: float, fail_rate: float, app, demo, t_ref: tuple[float, float]) -> dict:
+    from imagery_gui.settings import Settings
+
+    with http_server(demo.root, latency_ms, fail_rate, seed=1) as url:
+        settings = Settings()
+        settings.fetch_timeout_s = 60.0
+        win = viewer_window(settings, (1024 + 380, 800))
+        notes: list[str] = []
+        win.display.activity.connect(notes.append)
+        t0 = time.perf_counter()
+        open_served_demo(win, url, demo)
+        pump(app, lambda: win.display.complete and win.canvas.overlay.image is not None)
+        t_first = time.perf_counter() - t0
+        lo, _ = win.display.z_bounds()
+        start = lo  # scrub from the first slice through four 16-deep chunks
+        win.set_z(start)
+        pump(app, lambda: win.display.complete)
+        run_for(app, 1.5)  # warm-up: prefetch gets ahead
+        hb = Heartbeat()
+        hb.start()
+        on_time = blank = 0
+        for i in range(STEPS):
+            z = start + i
+            win.set_z(z)
+            run_for(app, STEP_S)
+            shown = win.display.shown
+            want = win.display.key_for(win.display.region)
+            if (
+                shown is not None
+                and want is not None
+                and shown.key == want
+                and shown.key.z0 + shown.zi == win.display.z_at_mip(win.display.region)
+            ):
+                on_time += 1
+            if win.display.current_slab() is None:
+                blank += 1
+        stall = hb.stop()
+        gaps = sorted(hb.gaps)
+        p99 = gaps[int(0.99 * (len(gaps) - 1))] if gaps else 0.0
+        retry_notes = [n for n in notes if "retrying" in n or "trying again" in n]
+        win.close()
+    return {
+        "latency_ms": latency_ms,
+        "fail_rate": fail_rate,
+        "first_image_s": t_first,
+        "plain_cloudvolume_open_and_slice_s": t_ref[0],
+        "steps": STEPS,
+        "steps_on_time": on_time,
+        "steps_blank": blank,
+        "naive_slices_per_s": 1 / t_ref[1],
+        "longest_gui_stall_ms": stall * 1e3,
+        "gui_stall_p99_ms": p99 * 1e3,
+        "status_said_retrying": bool(retry_notes),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    from imagery_gui.app import make_app
+    from imagery_gui.model import fetchproc
+    from imagery_gui.model.demo import ensure_demo
+
+    demo = ensure_demo()
+    app = make_app()
+    # The viewer starts its read process at launch; here it is warm before the first
+    # open, so every condition's first image is "open data in a running viewer".
+    fetchproc.shared().wait_ready(60)
+    refs = {c: reference(*c, demo) for c in CONDITIONS}
+    rows = [run(*c, app, demo, refs[c]) for c in CONDITIONS for _ in range(args.repeats)]
+    print(
+        f"\n{'condition':26s} {'first image':>11s} {'plain c-v':>10s} {'10/s scrub on time':>18s} "
+        f"{'blank':>5s} {'naive max':>9s} {'stall max':>9s} {'stall p99':>9s} {'retrying?':>9s}"
+    )
+    for r in rows:
+        cond = f"{r['latency_ms']:.0f} ms, {r['fail_rate']:.0%} failing"
+        print(
+            f"{cond:26s} {r['first_image_s']:9.2f} s {r['plain_cloudvolume_open_and_slice_s']:8.2f} s "
+            f"{r['steps_on_time']:>11d} / {r['steps']:<4d} {r['steps_blank']:5d} "
+            f"{r['naive_slices_per_s']:6.1f}/s {r['longest_gui_stall_ms']:6.1f} ms {r['gui_stall_p99_ms']:6.1f} ms "
+            f"{r['status_said_retrying']!s:>9s}"
+        )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
