@@ -11,7 +11,10 @@ Measured in the same run, for each condition:
   steps with nothing to show for the requested slice; reference: a naive viewer that reads
   each slice when asked (it delivers at most 1 / read-time slices per second);
 * the longest GUI-thread stall meanwhile (a 2 ms heartbeat timer);
-* whether the status bar said it was retrying (with failures).
+* whether the status bar said it was retrying (with failures);
+* a source that goes down (every request 503) or hangs (no answer) mid-session: the time
+  from the z step that needs new data to the error message, with the default fetch
+  timeout (10 s) and with 3 s, and whether the view loads again once the source is back.
 
     QT_QPA_PLATFORM=offscreen python benchmarks/bench_remote.py [--json out.json]
 """
@@ -113,6 +116,49 @@ def run(latency_ms: float, fail_rate: float, app, demo, t_ref: tuple[float, floa
     }
 
 
+def down_source(app, demo, mode: str, timeout_s: float) -> dict:
+    """Time from a step needing new data to the error, with the source down or hung."""
+    from imagery_gui.settings import Settings
+    from tests.helpers.http_server import LoopbackServer
+
+    with LoopbackServer(demo.root, latency=0.05, seed=4) as srv:
+        settings = Settings()
+        settings.fetch_timeout_s = timeout_s
+        win = viewer_window(settings, (1024 + 380, 800))
+        errors: list[str] = []
+        win.errorShown.connect(errors.append)
+        open_served_demo(win, srv.url, demo)
+        pump(app, lambda: win.display.complete and win.canvas.overlay.image is not None)
+        if mode == "down":
+            srv.down = True
+        else:
+            srv.hang = 3 * timeout_s
+        win.display.cache.clear()
+        hb = Heartbeat()
+        hb.start()
+        t0 = time.perf_counter()
+        win.step_z(20)  # a slab that is not in memory
+        pump(app, lambda: bool(errors), timeout=20 * timeout_s)
+        t_error = time.perf_counter() - t0
+        stall = hb.stop()
+        srv.down, srv.hang = False, 0.0
+        win.step_z(1)
+        try:
+            pump(app, lambda: win.display.complete and win.display.current_slab() is not None, 60)
+            recovered = True
+        except TimeoutError:
+            recovered = False
+        win.close()
+    return {
+        "mode": mode,
+        "fetch_timeout_s": timeout_s,
+        "time_to_error_s": t_error,
+        "error": errors[0],
+        "longest_gui_stall_ms": stall * 1e3,
+        "view_loads_when_back": recovered,
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", type=Path)
@@ -141,9 +187,19 @@ def main() -> int:
             f"{r['naive_slices_per_s']:6.1f}/s {r['longest_gui_stall_ms']:6.1f} ms {r['gui_stall_p99_ms']:6.1f} ms "
             f"{r['status_said_retrying']!s:>9s}"
         )
+    down = [down_source(app, demo, m, t) for m in ("down", "hung") for t in (10.0, 3.0)]
+    print(
+        f"\n{'source':12s} {'fetch timeout':>13s} {'error after':>11s} {'stall max':>9s} "
+        f"{'loads when back':>15s}  message"
+    )
+    for r in down:
+        print(
+            f"{r['mode']:12s} {r['fetch_timeout_s']:11.0f} s {r['time_to_error_s']:9.2f} s "
+            f"{r['longest_gui_stall_ms']:6.1f} ms {r['view_loads_when_back']!s:>15s}  {r['error'][:70]}"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"rows": rows}, indent=2))
+        args.json.write_text(json.dumps({"rows": rows, "down": down}, indent=2))
     return 0
 
 

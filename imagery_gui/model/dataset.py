@@ -19,7 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BoundsError, OutOfBoundsError, ResolutionError, SourceError
+from .errors import (
+    BoundsError,
+    OutOfBoundsError,
+    ResolutionError,
+    SourceError,
+    SourceTimeoutError,
+)
 from .geometry import as_resolution, bounds_to_mip_bbox, normalize_bounds
 from .resample import resize_nearest, zoom_shape
 from .segments import parse_root_ids
@@ -391,9 +397,10 @@ def _fmt_box(box: np.ndarray) -> str:
     return f"{pt(box[0])}-{pt(box[1])}"
 
 
-def start_thread(job: Callable[[], Any]) -> Callable[[], Any]:
+def start_thread(job: Callable[[], Any]) -> Callable[..., Any]:
     """Run ``job`` in a daemon thread; the returned function waits for its result (or
-    raises its exception). A thread that is never waited for finishes on its own."""
+    raises its exception). A thread that is never waited for finishes on its own.
+    ``result(timeout=s)`` raises SourceTimeoutError after ``s`` seconds without one."""
     out: dict[str, Any] = {}
 
     def run() -> None:
@@ -405,8 +412,13 @@ def start_thread(job: Callable[[], Any]) -> Callable[[], Any]:
     thread = threading.Thread(target=run, name="imagery-gui-read-labels", daemon=True)
     thread.start()
 
-    def result() -> Any:
-        thread.join()
+    def result(timeout: float | None = None) -> Any:
+        thread.join(timeout)
+        if thread.is_alive():
+            raise SourceTimeoutError(
+                f"no answer from the data source within {timeout:g} s (the server may be "
+                "down or very slow)"
+            )
         if "error" in out:
             raise out["error"]
         return out["value"]

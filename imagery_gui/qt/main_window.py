@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 from .._version import __version__
 from ..model import render
 from ..model.dataset import Dataset
-from ..model.errors import ImageryGuiError
+from ..model.errors import ImageryGuiError, SourceTimeoutError
 from ..model.export import FigureSpec, FigureStyle, export, make_figure
 from ..model.inputs import Inputs
 from ..model.ngl import DEFAULT_NGL_URL, make_link, make_state, ng_colors
@@ -336,7 +336,12 @@ class MainWindow(QMainWindow):
             )
             opened = start_thread(ds.open)
             settle_heap()
-            return opened(), inputs, req
+            try:
+                return opened(timeout=self.settings.fetch_timeout_s or None), inputs, req
+            except SourceTimeoutError as exc:
+                raise SourceTimeoutError(
+                    f"{exc}; change the limit in Settings > Fetch timeout"
+                ) from None
 
         job = BackgroundJob(work, self)
         job.progressed.connect(self._on_job_progress)

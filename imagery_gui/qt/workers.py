@@ -74,8 +74,9 @@ class FetchWorker(QObject):
         gen, wanted = self.latest
         return generation >= gen or key in wanted
 
-    def _run(self, generation: int, key: SlabKey) -> Outcome | None:
-        """Read one slab in a daemon thread; None if abandoned (superseded or closing)."""
+    def _run(self, generation: int, key: SlabKey, deadline: float | None) -> Outcome | None:
+        """Read one slab in a daemon thread; None if abandoned (superseded or closing).
+        Past ``deadline`` (monotonic) the outcome is a SourceTimeoutError."""
         outcome = Outcome()
 
         def target() -> None:
@@ -93,12 +94,14 @@ class FetchWorker(QObject):
             )
             if self.stopping or not self._wanted(generation, key):
                 return None
+            if deadline is not None and time.monotonic() > deadline:
+                outcome.error = self._timeout_error()
+                return outcome
             time.sleep(0.1)
             self._readers = [t for t in self._readers if t.is_alive()]
         reader = threading.Thread(target=target, name="imagery-gui-read", daemon=True)
         reader.start()
         self._readers.append(reader)
-        t0 = time.monotonic()
         last_note = 0.0
         while not outcome.done.wait(POLL_S):
             if self.stopping or not self._wanted(generation, key):
@@ -113,14 +116,21 @@ class FetchWorker(QObject):
                         f"{status.host} answered {status.last_error} ({status.errors} failed "
                         "requests in 3 s); retrying",
                     )
-            if self.timeout_s and time.monotonic() - t0 > self.timeout_s:
-                outcome.error = SourceTimeoutError(
-                    f"no answer from the data source within {self.timeout_s:g} s "
-                    "(the server may be down or very slow); change the limit in "
-                    "Settings > Fetch timeout"
-                )
+            if deadline is not None and now > deadline:
+                outcome.error = self._timeout_error()
                 return outcome
         return outcome
+
+    def _timeout_error(self) -> SourceTimeoutError:
+        status = netwatch.recent(self.timeout_s or 3.0)
+        if status.errors:
+            what = f"no usable answer ({status.host} answered {status.last_error})"
+        else:
+            what = "no answer"
+        return SourceTimeoutError(
+            f"{what} from the data source within {self.timeout_s:g} s (the server may be down "
+            "or very slow); change the limit in Settings > Fetch timeout"
+        )
 
     @Slot(object)
     def process(self, request: FetchRequest) -> None:
@@ -133,7 +143,10 @@ class FetchWorker(QObject):
                     return
                 if self._delivered.get(key, -1) >= request.generation:
                     continue  # delivered after this request was made
-                outcome = self._run(request.generation, key)
+                # The user's fetch timeout bounds the whole wait for this slab, tries
+                # below included.
+                deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
+                outcome = self._run(request.generation, key, deadline)
                 attempts = 1
                 # A server error that survived cloud-files' retries (a bad moment for one
                 # chunk among many) gets two more tries before the user hears of it.
@@ -144,7 +157,7 @@ class FetchWorker(QObject):
                     and attempts < 3
                 ):
                     self.activity.emit(True, f"{outcome.error}; trying again")
-                    outcome = self._run(request.generation, key)
+                    outcome = self._run(request.generation, key, deadline)
                     attempts += 1
                 if outcome is None:
                     return

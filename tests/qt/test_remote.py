@@ -87,7 +87,7 @@ def test_a_down_server_gives_an_error_in_bounded_time_and_recovery(qtbot, settin
     win.display.cache.clear()
     with qtbot.waitSignal(win.errorShown, timeout=30000) as sig:
         win.step_z(9)  # a slab that is not in memory
-    assert "no answer" in sig.args[0] or "did not answer" in sig.args[0]
+    assert "within 1.5 s" in sig.args[0] or "did not answer" in sig.args[0]
     # The window stays usable: once the server is back, the view loads.
     served.down = False
     win.step_z(1)
@@ -106,6 +106,26 @@ def test_a_hung_server_times_out(qtbot, settings, served):
         win.step_z(9)
     assert "within 1 s" in sig.args[0]
     served.hang = 0.0
+    win.close()
+
+
+def test_opening_a_hung_server_times_out_and_the_window_stays_usable(
+    qtbot, settings, served, synthetic_big
+):
+    win = _window(qtbot, settings, timeout_s=1.0)
+    served.hang = 30.0
+    with qtbot.waitSignal(win.errorShown, timeout=20000) as sig:
+        win.open_sources(
+            OpenRequest(
+                served.source("image"), served.source("segmentation"), [2192, 4160, 101], None
+            )
+        )
+    assert "Could not open the data" in sig.args[0] and "within 1 s" in sig.args[0]
+    assert win.dataset is None
+    _close_boxes(win)
+    served.hang = 0.0
+    _open(qtbot, win, served.source("image"), served.source("segmentation"), [2192, 4160, 101])
+    assert win.display.current_slab() is not None
     win.close()
 
 
