@@ -43,6 +43,8 @@ FRAME_MS = 16
 #: Outlines estimated to take longer than this are computed by the outline worker (the
 #: previous overlay stays up meanwhile), so a frame never waits for them.
 OUTLINE_GUI_MS = 20.0
+#: Outer outlines of more segments than this are always computed in the outline worker.
+OUTER_GUI_SEGMENTS = 4
 #: Dataset serials are unique in the process: displays may share one read process.
 _serials = itertools.count(1)
 
@@ -96,6 +98,7 @@ class SliceDisplay(QObject):
         self.complete = False
         self._outlines: OrderedDict = OrderedDict()
         self._outline_pending: tuple | None = None
+        self._outline_scale = 1.0  # measured / estimated cost of GUI-thread outlines
         self._luts: OrderedDict = OrderedDict()
         self._palette_table = self.coloring.table()
         self.fetcher = Fetcher(
@@ -312,12 +315,27 @@ class SliceDisplay(QObject):
 
     def _outline_is_cheap(self, visible: np.ndarray, pixels: int) -> bool:
         """Whether outlines may be computed in the GUI thread: an estimate of at most
-        ``OUTLINE_GUI_MS``. Inner outlines cost one pass (about 12 ms a megapixel) whatever
-        the number of segments; outer ones add about 0.3 ms a megapixel per segment."""
+        ``OUTLINE_GUI_MS``. Inner outlines cost one pass (about 12 ms a megapixel here)
+        whatever the number of segments. Outer ones cost a pass per segment over its box,
+        which depends on segment sizes no cheap estimate knows: only a few segments are
+        outlined in the GUI thread. The estimate is scaled up whenever a GUI-thread
+        outline took longer than it said (a slower machine, bigger segments)."""
         per_mp = 12.0
         if self.geometry.side == "out":
-            per_mp += 0.3 * int(visible.sum())
-        return per_mp * pixels / 1e6 <= OUTLINE_GUI_MS
+            n = int(visible.sum())
+            if n > OUTER_GUI_SEGMENTS:
+                return False
+            per_mp += 3.0 * n * max(int(self.geometry.width), 1)
+        return self._outline_scale * per_mp * pixels / 1e6 <= OUTLINE_GUI_MS
+
+    def _outline_now(self, local: np.ndarray, visible: np.ndarray) -> np.ndarray:
+        """Outlines computed in the GUI thread, keeping the cost estimate honest."""
+        t0 = time.perf_counter()
+        disp = outline_display(local, visible, self.geometry)
+        ms = (time.perf_counter() - t0) * 1e3
+        if ms > OUTLINE_GUI_MS:
+            self._outline_scale = min(self._outline_scale * ms / OUTLINE_GUI_MS, 100.0)
+        return disp
 
     def overlay_rgba(self, slab: SlabData, zi: int) -> tuple[np.ndarray | None, bool]:
         """RGBA overlay of one slice and whether it is final (outlines may be pending)."""
@@ -331,7 +349,7 @@ class SliceDisplay(QObject):
         disp = self._outlines.get(ckey)
         visible = self.coloring.visible(slab.ids)
         if disp is None and self._outline_is_cheap(visible, local.size):
-            disp = outline_display(local, visible, self.geometry)
+            disp = self._outline_now(local, visible)
             self._store_outline(ckey, disp)
         if disp is not None:
             self._outlines.move_to_end(ckey)

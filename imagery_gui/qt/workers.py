@@ -14,6 +14,8 @@ never hangs on a download. ``synchronous=True`` runs the same code inline, for t
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 import traceback
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from ..model import netwatch, render
 from ..model.errors import ImageryGuiError, SourceTimeoutError, SourceUnavailableError
@@ -34,6 +36,20 @@ POLL_S = 0.02
 #: Reads that outlived their timeout keep running until cloud-files gives up on them; no
 #: more than this many may be pending at once, so a dead server cannot multiply threads.
 MAX_PENDING_READS = 4
+#: Worker threads run at this nice value (Linux: per thread), so on a busy machine the
+#: GUI thread gets the CPU first and a frame does not wait for an outline in the works.
+WORKER_NICE = 10
+
+
+def lower_this_thread() -> None:
+    """Lower the CPU priority of the calling thread (Linux only; elsewhere a no-op)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), WORKER_NICE))
+    except OSError:
+        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +229,8 @@ class _Threaded(QObject):
             self.thread = QThread(self)
             self.thread.setObjectName(name)
             worker.moveToThread(self.thread)
+            # started is emitted in the new thread: a direct call lowers that thread.
+            self.thread.started.connect(lower_this_thread, Qt.ConnectionType.DirectConnection)
             self._submit.connect(worker.process)  # queued: runs in the worker thread
             self.thread.start()
 

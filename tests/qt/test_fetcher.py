@@ -6,6 +6,8 @@ finishes when the test opens its gate.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 
 import numpy as np
@@ -180,3 +182,26 @@ def test_closing_the_window_during_a_fetch(qtbot, settings, demo):
     assert not win.display.fetcher.thread.isRunning()
     assert not win.display.outliner.thread.isRunning()
     gate.set()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_worker_threads_run_at_lower_cpu_priority(qtbot):
+    from imagery_gui.qt.workers import WORKER_NICE, Outliner
+
+    fetcher = Fetcher(lambda key: None, timeout_s=1.0, synchronous=False)
+    outliner = Outliner(synchronous=False)
+
+    def nice_of(prefix):
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/comm") as fh:
+                if fh.read().startswith(prefix):
+                    return os.getpriority(os.PRIO_PROCESS, int(tid))
+        return None
+
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # the GUI thread's
+    want = max(base, WORKER_NICE)
+    qtbot.waitUntil(lambda: nice_of("imagery-gui-out") == want, timeout=5000)
+    qtbot.waitUntil(lambda: nice_of("imagery-gui-fet") == want, timeout=5000)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # unchanged
+    fetcher.close()
+    outliner.close()
