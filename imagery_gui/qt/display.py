@@ -124,7 +124,10 @@ class SliceDisplay(QObject):
                 # it died (killed, out of memory): a new one, told about the current data
                 reader = self.reader = fetchproc.shared()
                 reader.set_dataset(self.dataset_serial, self._replica)
-            return reader.fetch(key)
+            if reader.wait_ready(0) or self.dataset is None:
+                return reader.fetch(key)
+            # The read process is still starting (it imports cloud-volume, about a second
+            # at launch): the first views are read here rather than wait for it.
         assert self.dataset is not None
         return fetch_slab(self.dataset, key)
 
