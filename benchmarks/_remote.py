@@ -16,22 +16,24 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("IMAGERY_GUI_SETTINGS_DIR", tempfile.mkdtemp(prefix="bench-settings-"))
 
 
+#: Another server script to use instead of tests/helpers/http_server.py, called as
+#: ``SCRIPT ROOT 0 --latency-ms MS --fail-rate F --seed N --spare-metadata --seconds S``
+#: (the interface of ../shared/tools/serve_http.py); set by the benchmarks' --server.
+SERVER_SCRIPT: Path | None = None
+
+
 @contextlib.contextmanager
 def http_server(root: Path, latency_ms: float = 0, fail_rate: float = 0, seed: int = 0):
-    """The loopback server (tests/helpers/http_server.py) as a separate process."""
+    """The loopback server (tests/helpers/http_server.py, or SERVER_SCRIPT) as a separate
+    process. Failures spare info/provenance in both, so a layer opens and chunks fail."""
+    opts = ["--latency-ms", str(latency_ms), "--fail-rate", str(fail_rate), "--seed", str(seed)]
+    if SERVER_SCRIPT is not None:
+        cmd = [sys.executable, str(SERVER_SCRIPT), str(root), "0", *opts]
+        cmd += ["--spare-metadata", "--seconds", "3600"]
+    else:
+        cmd = [sys.executable, "-m", "tests.helpers.http_server", str(root), *opts]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.helpers.http_server",
-            str(root),
-            "--latency-ms",
-            str(latency_ms),
-            "--fail-rate",
-            str(fail_rate),
-            "--seed",
-            str(seed),
-        ],
+        cmd,
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -40,7 +42,7 @@ def http_server(root: Path, latency_ms: float = 0, fail_rate: float = 0, seed: i
         line = proc.stdout.readline().strip()
         if not line.startswith("serving "):
             raise RuntimeError(f"the HTTP server did not start: {line!r}")
-        yield line.split()[1]
+        yield line.split()[1].rstrip("/")
     finally:
         proc.terminate()
         proc.wait(10)

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _remote
 from _remote import (
     Heartbeat,
     http_server,
@@ -51,7 +52,15 @@ def main() -> int:
     ap.add_argument("--fail-rate", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--server",
+        type=Path,
+        metavar="SCRIPT",
+        help="serve with this script instead (e.g. ../shared/tools/serve_http.py)",
+    )
     args = ap.parse_args()
+    if args.server:
+        _remote.SERVER_SCRIPT = args.server.resolve()
 
     import numpy as np
 

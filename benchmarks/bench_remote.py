@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _remote
 from _remote import Heartbeat, http_server, open_served_demo, pump, run_for, viewer_window
 
 CONDITIONS = [(100, 0.0), (100, 0.2), (200, 0.1)]
@@ -163,7 +164,15 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", type=Path)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument(
+        "--server",
+        type=Path,
+        metavar="SCRIPT",
+        help="serve with this script instead (e.g. ../shared/tools/serve_http.py)",
+    )
     args = ap.parse_args()
+    if args.server:
+        _remote.SERVER_SCRIPT = args.server.resolve()
     from imagery_gui.app import make_app
     from imagery_gui.model import fetchproc
     from imagery_gui.model.demo import ensure_demo

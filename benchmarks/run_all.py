@@ -13,6 +13,8 @@ HERE = Path(__file__).resolve().parent
 BENCHES = [
     ("bench_render.py", ["--json", str(HERE / "results" / "render.json")]),
     ("bench_viewer.py", ["--json", str(HERE / "results" / "viewer.json")]),
+    ("bench_remote.py", ["--json", str(HERE / "results" / "remote.json")]),
+    ("bench_longrun.py", ["--json", str(HERE / "results" / "longrun.json")]),
 ]
 
 
