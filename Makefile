@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 PSTAMP := $(VENV)/.installed-package
 
-.PHONY: run test lint format bench screenshot package clean
+.PHONY: run test lint format bench screenshot package install-desktop clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "imagery-gui needs Python >= 3.11; run make PYTHON=python3.11 ...")'
@@ -51,6 +51,21 @@ bench: $(TSTAMP)
 screenshot: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(VENV)/bin/imagery-gui --screenshot docs/screenshot.png \
 	    --root-ids 864691135898292963 864691135197106784 864691135343341928 864691135871001686 864691135463058046
+
+## Standalone one-folder app in dist/imagery-gui/ (PyInstaller; see packaging/).
+package: $(PSTAMP)
+	$(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN \
+	    --distpath dist --workpath build/pyinstaller packaging/imagery-gui.spec
+	@echo "bundle: dist/imagery-gui/imagery-gui ($$(du -sh dist/imagery-gui | cut -f1))"
+
+## Menu entry and icon for the current user (the bundle if built, else the venv's command).
+BIN := $(if $(wildcard dist/imagery-gui/imagery-gui),$(abspath dist/imagery-gui/imagery-gui),$(abspath $(VENV)/bin/imagery-gui))
+install-desktop:
+	install -Dm644 resources/imagery-gui.svg $(HOME)/.local/share/icons/hicolor/scalable/apps/imagery-gui.svg
+	install -Dm644 resources/imagery-gui.png $(HOME)/.local/share/icons/hicolor/512x512/apps/imagery-gui.png
+	mkdir -p $(HOME)/.local/share/applications
+	sed -e 's|^Exec=.*|Exec=$(BIN)|' -e 's|^TryExec=.*|TryExec=$(BIN)|' resources/imagery-gui.desktop \
+	    > $(HOME)/.local/share/applications/imagery-gui.desktop
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -26,6 +26,23 @@ def _truth_slice(win, slab, zi):
     return img[0], seg[0]
 
 
+def test_window_and_taskbar_icon(window):
+    from PySide6.QtWidgets import QApplication
+
+    from imagery_gui.app import make_app
+
+    app = make_app()
+    assert isinstance(app, QApplication)
+    # The taskbar finds the desktop entry (resources/imagery-gui.desktop) by this name on
+    # Wayland, and takes the window icon on X11.
+    assert app.desktopFileName() == "imagery-gui"
+    icon = window.windowIcon()
+    assert not icon.isNull()
+    img = icon.pixmap(64, 64).toImage()
+    assert img.width() == 64 and img.pixelColor(32, 32).alpha() == 255
+    assert img.pixelColor(0, 0).alpha() == 0  # the rounded corner
+
+
 def test_first_image_appears(window):
     em = window.canvas.em.image
     ov = window.canvas.overlay.image
