@@ -22,6 +22,21 @@ os.environ.setdefault("IMAGERY_GUI_SETTINGS_DIR", tempfile.mkdtemp(prefix="bench
 SERVER_SCRIPT: Path | None = None
 
 
+def add_server_option(ap) -> None:
+    ap.add_argument(
+        "--server",
+        type=Path,
+        metavar="SCRIPT",
+        help="serve with this script instead (e.g. ../shared/tools/serve_http.py)",
+    )
+
+
+def use_server(args) -> None:
+    global SERVER_SCRIPT
+    if args.server:
+        SERVER_SCRIPT = args.server.resolve()
+
+
 @contextlib.contextmanager
 def http_server(root: Path, latency_ms: float = 0, fail_rate: float = 0, seed: int = 0):
     """The loopback server (tests/helpers/http_server.py, or SERVER_SCRIPT) as a separate

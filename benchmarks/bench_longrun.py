@@ -52,15 +52,9 @@ def main() -> int:
     ap.add_argument("--fail-rate", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--json", type=Path)
-    ap.add_argument(
-        "--server",
-        type=Path,
-        metavar="SCRIPT",
-        help="serve with this script instead (e.g. ../shared/tools/serve_http.py)",
-    )
+    _remote.add_server_option(ap)
     args = ap.parse_args()
-    if args.server:
-        _remote.SERVER_SCRIPT = args.server.resolve()
+    _remote.use_server(args)
 
     import numpy as np
 

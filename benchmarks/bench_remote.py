@@ -164,15 +164,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", type=Path)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument(
-        "--server",
-        type=Path,
-        metavar="SCRIPT",
-        help="serve with this script instead (e.g. ../shared/tools/serve_http.py)",
-    )
+    _remote.add_server_option(ap)
     args = ap.parse_args()
-    if args.server:
-        _remote.SERVER_SCRIPT = args.server.resolve()
+    _remote.use_server(args)
     from imagery_gui.app import make_app
     from imagery_gui.model import fetchproc
     from imagery_gui.model.demo import ensure_demo
