@@ -155,35 +155,18 @@ def _colors(items: Sequence[str] | None):
 def build(args: argparse.Namespace):
     """Dataset, FigureSpec and the resolved inputs from parsed arguments (raises on bad input)."""
     from .model.export import FigureSpec, FigureStyle
-    from .model.inputs import resolve
+    from .model.inputs import OpenRequest
     from .model.scalebar import ScaleBar
 
-    image_source, seg_source = args.image_source, args.segmentation_source
-    center = args.center
-    if args.demo:
-        from .model.demo import ensure_demo
-
-        demo = ensure_demo(log=lambda m: print(m, file=sys.stderr))
-        image_source = image_source or demo.image_source
-        seg_source = seg_source or demo.segmentation_source
-        if center is None and args.bounds is None:
-            center = list(demo.center)
-    if not (image_source or seg_source or args.datastack or args.ngl_url):
+    if not (
+        args.demo or args.image_source or args.segmentation_source or args.datastack or args.ngl_url
+    ):
         raise ValueError(
             "give --image-source and/or --segmentation-source, --datastack, --ngl-url, or --demo"
         )
-    inputs = resolve(
-        image_source=image_source,
-        segmentation_source=seg_source,
-        center=center,
-        resolution=args.resolution,
-        root_ids=args.root_ids,
-        datastack=args.datastack,
-        server_address=args.server_address,
-        auth_token_file=args.auth_token_file,
-        ngl_url=args.ngl_url,
-        timestamp=args.timestamp,
-        materialization_version=args.materialization_version,
+    # (With --bounds the demo's centre, filled in here, goes unused.)
+    inputs = OpenRequest.from_args(args, demo=args.demo).resolve(
+        args.root_ids, log=lambda m: print(m, file=sys.stderr)
     )
     dataset = inputs.dataset()
     colors = dict(inputs.segment_colors)

@@ -18,6 +18,73 @@ from .segments import parse_root_ids
 
 
 @dataclass
+class OpenRequest:
+    """What to open, as asked for (command line, File > Open); ``resolve()`` turns it into
+    Inputs. ``demo`` fills in whatever is not given from the built-in demo volume."""
+
+    image_source: str | None
+    segmentation_source: str | None
+    center: list[float] | None
+    resolution: list[float] | None
+    demo: bool = False
+    datastack: str | None = None
+    server_address: str | None = None
+    auth_token_file: str | None = None
+    ngl_url: str | None = None
+    timestamp: str | None = None
+    materialization_version: int | None = None
+
+    @classmethod
+    def from_args(cls, args: Any, demo: bool) -> OpenRequest:
+        """From parsed command-line options (the viewer's and ``export``'s share names)."""
+        return cls(
+            image_source=args.image_source,
+            segmentation_source=args.segmentation_source,
+            center=list(args.center) if args.center else None,
+            resolution=list(args.resolution) if args.resolution else None,
+            demo=demo,
+            datastack=args.datastack,
+            server_address=args.server_address,
+            auth_token_file=args.auth_token_file,
+            ngl_url=args.ngl_url,
+            timestamp=args.timestamp,
+            materialization_version=args.materialization_version,
+        )
+
+    def describe(self) -> str:
+        return (
+            self.datastack
+            or self.image_source
+            or self.segmentation_source
+            or ("a Neuroglancer link" if self.ngl_url else "the demo volume")
+        )
+
+    def resolve(self, root_ids: Any = None, log=None) -> Inputs:
+        """The Inputs for this request (generates the demo volume on first use)."""
+        image_source, seg_source, center = self.image_source, self.segmentation_source, self.center
+        if self.demo:
+            from .demo import ensure_demo
+
+            demo = ensure_demo(log=log)
+            image_source = image_source or demo.image_source
+            seg_source = seg_source or demo.segmentation_source
+            center = center or list(demo.center)
+        return resolve(
+            image_source=image_source,
+            segmentation_source=seg_source,
+            center=center,
+            resolution=self.resolution,
+            root_ids=root_ids,
+            datastack=self.datastack,
+            server_address=self.server_address,
+            auth_token_file=self.auth_token_file,
+            ngl_url=self.ngl_url,
+            timestamp=self.timestamp,
+            materialization_version=self.materialization_version,
+        )
+
+
+@dataclass
 class Inputs:
     """Everything needed to open a view."""
 

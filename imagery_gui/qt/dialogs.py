@@ -24,6 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..model.inputs import OpenRequest
+
 
 def _floats(text: str, n: int, what: str) -> list[float] | None:
     text = text.replace(",", " ").strip()
@@ -36,29 +38,6 @@ def _floats(text: str, n: int, what: str) -> list[float] | None:
     if len(vals) != n:
         raise ValueError(f"{what} must be {n} numbers, got {text!r}")
     return vals
-
-
-@dataclass
-class OpenRequest:
-    image_source: str | None
-    segmentation_source: str | None
-    center: list[float] | None
-    resolution: list[float] | None
-    demo: bool = False
-    datastack: str | None = None
-    server_address: str | None = None
-    auth_token_file: str | None = None
-    ngl_url: str | None = None
-    timestamp: str | None = None
-    materialization_version: int | None = None
-
-    def describe(self) -> str:
-        return (
-            self.datastack
-            or self.image_source
-            or self.segmentation_source
-            or ("a Neuroglancer link" if self.ngl_url else "the demo volume")
-        )
 
 
 class OpenDialog(QDialog):

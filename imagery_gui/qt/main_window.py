@@ -275,19 +275,7 @@ class MainWindow(QMainWindow):
         elif args.size:
             win.resize(*args.size)
         given = (args.image_source, args.segmentation_source, args.datastack, args.ngl_url)
-        req = OpenRequest(
-            image_source=args.image_source,
-            segmentation_source=args.segmentation_source,
-            center=list(args.center) if args.center else None,
-            resolution=list(args.resolution) if args.resolution else None,
-            demo=args.demo or not any(given),
-            datastack=args.datastack,
-            server_address=args.server_address,
-            auth_token_file=args.auth_token_file,
-            ngl_url=args.ngl_url,
-            timestamp=args.timestamp,
-            materialization_version=args.materialization_version,
-        )
+        req = OpenRequest.from_args(args, demo=args.demo or not any(given))
         win.open_sources(req, root_ids=args.root_ids)
         return win
 
@@ -303,30 +291,9 @@ class MainWindow(QMainWindow):
         self.busy.setVisible(True)
 
         def work(progress):
-            from ..model.inputs import resolve
-
-            image_source, seg_source, center = req.image_source, req.segmentation_source, req.center
             if req.demo:
-                from ..model.demo import ensure_demo
-
                 progress(0, 1, "generating the demo volume (first run only)...")
-                demo = ensure_demo()
-                image_source = image_source or demo.image_source
-                seg_source = seg_source or demo.segmentation_source
-                center = center or list(demo.center)
-            inputs = resolve(
-                image_source=image_source,
-                segmentation_source=seg_source,
-                center=center,
-                resolution=req.resolution,
-                root_ids=root_ids,
-                datastack=req.datastack,
-                server_address=req.server_address,
-                auth_token_file=req.auth_token_file,
-                ngl_url=req.ngl_url,
-                timestamp=req.timestamp,
-                materialization_version=req.materialization_version,
-            )
+            inputs = req.resolve(root_ids)
             # Metadata now, in the background: errors surface here. The heap is settled
             # while the first requests are on the wire (it holds the GIL for a moment).
             from ..model.dataset import start_thread

@@ -18,19 +18,14 @@ import json
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 
 from imagery_gui.model.writer import write_precomputed
-
-
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 256  # see tests/helpers/http_server.py
-    daemon_threads = True
-
+from tests.helpers.http_server import BoundedServer
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 EDIT_TIME = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
@@ -100,7 +95,7 @@ def build_graphene_table(
     return GrapheneTable("test_table", folder / "sv", mapping, (a, b), info)
 
 
-class FakeCave:
+class FakeCave(BoundedServer):
     """``with FakeCave(tables, tokens={"abc123"}) as cave: cave.url``"""
 
     def __init__(
@@ -122,13 +117,6 @@ class FakeCave:
         self.max_seconds = max_seconds
         self.requests: list[tuple[str, str, str | None]] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._timer: threading.Timer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def graphene_source(self) -> str:
@@ -346,21 +334,5 @@ class FakeCave:
                     )
                 return self._send(404, b"not found", "text/plain")
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self._timer = threading.Timer(self.max_seconds, self.stop)
-        self._timer.daemon = True
-        self._timer.start()
+        self._serve(Handler)
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._timer is not None:
-            self._timer.cancel()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

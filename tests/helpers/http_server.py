@@ -35,7 +35,43 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-class LoopbackServer:
+class BoundedServer:
+    """Base of the tests' servers: a ThreadingHTTPServer on 127.0.0.1 (a free port) served
+    from a daemon thread, which stops by itself after ``max_seconds``."""
+
+    max_seconds: float = 600.0
+    _server: ThreadingHTTPServer | None = None
+    _timer: threading.Timer | None = None
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = _Server(("127.0.0.1", 0), handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._timer = threading.Timer(self.max_seconds, self.stop)
+        self._timer.daemon = True
+        self._timer.start()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class LoopbackServer(BoundedServer):
     """``with LoopbackServer(root, latency=0.1, fail_rate=0.2) as srv: srv.url``.
 
     Attributes can be changed while running: ``latency`` (s), ``jitter`` (s), ``fail_rate``,
@@ -69,18 +105,6 @@ class LoopbackServer:
         self.log: list[str] = []  # paths requested, in order
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._timer: threading.Timer | None = None
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return self._server.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def source(self, relpath: str) -> str:
         return f"precomputed://{self.url}/{relpath.strip('/')}"
@@ -157,25 +181,8 @@ class LoopbackServer:
                     srv.counts["missing"] += 1
                 self._send(404, b"not found")
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        self._timer = threading.Timer(self.max_seconds, self.stop)
-        self._timer.daemon = True
-        self._timer.start()
+        self._serve(Handler)
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._timer is not None:
-            self._timer.cancel()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def main() -> None:
