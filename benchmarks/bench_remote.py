@@ -12,6 +12,9 @@ Measured in the same run, for each condition:
   each slice when asked (it delivers at most 1 / read-time slices per second);
 * the longest GUI-thread stall meanwhile (a 2 ms heartbeat timer);
 * whether the status bar said it was retrying (with failures);
+* a fresh viewer process opening the source (100 ms latency) at once, and 3 s after
+  launch (by then cloud-volume is imported and the heap settled): time to the first
+  image and the longest GUI stall from the open to it;
 * a source that goes down (every request 503) or hangs (no answer) mid-session: the time
   from the z step that needs new data to the error message, with the default fetch
   timeout (10 s) and with 3 s, and whether the view loads again once the source is back.
@@ -70,10 +73,13 @@ def run(latency_ms: float, fail_rate: float, app, demo, t_ref: tuple[float, floa
         win = viewer_window(settings, (1024 + 380, 800))
         notes: list[str] = []
         win.display.activity.connect(notes.append)
+        hb_open = Heartbeat()
+        hb_open.start()
         t0 = time.perf_counter()
         open_served_demo(win, url, demo)
         pump(app, lambda: win.display.complete and win.canvas.overlay.image is not None)
         t_first = time.perf_counter() - t0
+        stall_open = hb_open.stop()
         lo, _ = win.display.z_bounds()
         start = lo  # scrub from the first slice through four 16-deep chunks
         win.set_z(start)
@@ -106,6 +112,7 @@ def run(latency_ms: float, fail_rate: float, app, demo, t_ref: tuple[float, floa
         "latency_ms": latency_ms,
         "fail_rate": fail_rate,
         "first_image_s": t_first,
+        "stall_opening_ms": stall_open * 1e3,
         "plain_cloudvolume_open_and_slice_s": t_ref[0],
         "steps": STEPS,
         "steps_on_time": on_time,
@@ -115,6 +122,49 @@ def run(latency_ms: float, fail_rate: float, app, demo, t_ref: tuple[float, floa
         "gui_stall_p99_ms": p99 * 1e3,
         "status_said_retrying": bool(retry_notes),
     }
+
+
+def cold_open(url: str, delay_s: float) -> dict:
+    """In a fresh process: launch the viewer, wait ``delay_s``, open, wait for the image."""
+    from imagery_gui.app import make_app
+    from imagery_gui.model.demo import ensure_demo
+    from imagery_gui.settings import Settings
+
+    demo = ensure_demo()
+    app = make_app()
+    t_launch = time.perf_counter()
+    win = viewer_window(Settings(), (1024 + 380, 800))
+    run_for(app, delay_s)
+    hb = Heartbeat()
+    hb.start()
+    t0 = time.perf_counter()
+    open_served_demo(win, url, demo)
+    pump(app, lambda: win.display.complete and win.canvas.overlay.image is not None)
+    t1 = time.perf_counter()
+    stall = hb.stop()
+    win.close()
+    return {
+        "open_after_launch_s": delay_s,
+        "window_s": t0 - t_launch - delay_s,
+        "first_image_s": t1 - t0,
+        "longest_gui_stall_ms": stall * 1e3,
+    }
+
+
+def cold_opens(demo, latency_ms: float = 100) -> list[dict]:
+    import subprocess
+
+    rows = []
+    with http_server(demo.root, latency_ms, 0.0, seed=6) as url:
+        for delay in (0.0, 3.0):
+            out = subprocess.run(
+                [sys.executable, __file__, "--cold-open", url, str(delay)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            rows.append(json.loads(out.strip().splitlines()[-1]))
+    return rows
 
 
 def down_source(app, demo, mode: str, timeout_s: float) -> dict:
@@ -164,9 +214,13 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", type=Path)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--cold-open", nargs=2, metavar=("URL", "DELAY"), help=argparse.SUPPRESS)
     _remote.add_server_option(ap)
     args = ap.parse_args()
     _remote.use_server(args)
+    if args.cold_open:
+        print(json.dumps(cold_open(args.cold_open[0], float(args.cold_open[1]))))
+        return 0
     from imagery_gui.app import make_app
     from imagery_gui.model import fetchproc
     from imagery_gui.model.demo import ensure_demo
@@ -176,11 +230,24 @@ def main() -> int:
     # The viewer starts its read process at launch; here it is warm before the first
     # open, so every condition's first image is "open data in a running viewer".
     fetchproc.shared().wait_ready(60)
+    cold = cold_opens(demo)  # first: nothing else has run in this process's server yet
+    print(f"\n{'fresh viewer, open':20s} {'window':>7s} {'first image':>11s} {'stall max':>9s}")
+    for r in cold:
+        when = (
+            f"{r['open_after_launch_s']:.0f} s after launch"
+            if r["open_after_launch_s"]
+            else "at launch"
+        )
+        print(
+            f"{when:20s} {r['window_s']:5.2f} s {r['first_image_s']:9.2f} s "
+            f"{r['longest_gui_stall_ms']:6.1f} ms"
+        )
     refs = {c: reference(*c, demo) for c in CONDITIONS}
     rows = [run(*c, app, demo, refs[c]) for c in CONDITIONS for _ in range(args.repeats)]
     print(
         f"\n{'condition':26s} {'first image':>11s} {'plain c-v':>10s} {'10/s scrub on time':>18s} "
-        f"{'blank':>5s} {'naive max':>9s} {'stall max':>9s} {'stall p99':>9s} {'retrying?':>9s}"
+        f"{'blank':>5s} {'naive max':>9s} {'stall max':>9s} {'stall p99':>9s} {'retrying?':>9s} "
+        f"{'stall opening':>13s}"
     )
     for r in rows:
         cond = f"{r['latency_ms']:.0f} ms, {r['fail_rate']:.0%} failing"
@@ -188,7 +255,7 @@ def main() -> int:
             f"{cond:26s} {r['first_image_s']:9.2f} s {r['plain_cloudvolume_open_and_slice_s']:8.2f} s "
             f"{r['steps_on_time']:>11d} / {r['steps']:<4d} {r['steps_blank']:5d} "
             f"{r['naive_slices_per_s']:6.1f}/s {r['longest_gui_stall_ms']:6.1f} ms {r['gui_stall_p99_ms']:6.1f} ms "
-            f"{r['status_said_retrying']!s:>9s}"
+            f"{r['status_said_retrying']!s:>9s} {r['stall_opening_ms']:10.1f} ms"
         )
     down = [down_source(app, demo, m, t) for m in ("down", "hung") for t in (10.0, 3.0)]
     print(
@@ -202,7 +269,7 @@ def main() -> int:
         )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"rows": rows, "down": down}, indent=2))
+        args.json.write_text(json.dumps({"rows": rows, "down": down, "cold": cold}, indent=2))
     return 0
 
 

@@ -678,3 +678,24 @@ class Layer:
 
 def _fmt(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+
+def warm_up() -> None:
+    """Import what the first open and read import (cloud-volume, its storage backends and
+    codecs: about a second of work and some 30,000 objects) by opening an empty layer in
+    memory and reading from it. Nothing touches the disk or the network."""
+    from cloudvolume import CloudVolume
+    from cloudvolume import exceptions as _cvx  # noqa: F401 - imported by translate_errors
+
+    info = CloudVolume.create_new_info(
+        1, "segmentation", "uint64", "compressed_segmentation", [8, 8, 40], [0, 0, 0], [64] * 3
+    )
+    cv = CloudVolume(
+        "mem://imagery-gui-warm-up/segmentation",
+        info=info,
+        provenance={},
+        progress=False,
+        fill_missing=True,
+        bounded=False,
+    )
+    cv.download(cv.bounds, mip=0)

@@ -216,7 +216,7 @@ class MemoryBudget:
 
     @property
     def chunk_lru_per_layer(self) -> int:
-        """Per layer and per process (two layers, two processes: a quarter in all)."""
+        """Per layer, in the process that reads (two layers: an eighth in all)."""
         return self.total // 16
 
 

@@ -49,7 +49,7 @@ from .dialogs import BackgroundJob, ExportDialog, OpenDialog, OpenRequest
 from .display import SliceDisplay
 from .graphene import RootStatus
 from .panels import ContrastPanel, OverlayPanel, SegmentPanel, ZPanel
-from .process import configure_gui_process, settle_heap
+from .process import configure_gui_process, settle_heap, warm_up
 
 SCREENSHOT_TIMEOUT_MS = 180_000
 
@@ -177,6 +177,8 @@ class MainWindow(QMainWindow):
         if self.settings.geometry:
             with contextlib.suppress(ValueError):  # a damaged entry: keep the default size
                 self.restoreGeometry(QByteArray(base64.b64decode(self.settings.geometry)))
+        warm_up()
+        settle_heap(everything=True)  # after every import the window and the first read make
 
     # -- construction --------------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -298,9 +300,7 @@ class MainWindow(QMainWindow):
             # while the first requests are on the wire (it holds the GIL for a moment).
             from ..model.dataset import start_thread
 
-            ds = inputs.dataset(
-                disk_cache=self.disk_cache_path(), lru_bytes=self.display.budget.chunk_lru_per_layer
-            )
+            ds = self._dataset_for(inputs)
             opened = start_thread(ds.open)
             settle_heap()
             try:
@@ -316,6 +316,13 @@ class MainWindow(QMainWindow):
         job.failed.connect(self._on_open_failed)
         self._jobs.append(job)
         job.start()
+
+    def _dataset_for(self, inputs: Inputs) -> Dataset:
+        """The dataset this process reads metadata (and, without a read process, data)
+        through. With a read process, chunks are cached there: this process's own reads
+        (the first views while it starts, exports) go without a chunk LRU."""
+        lru = 0 if self.display.reader is not None else self.display.budget.chunk_lru_per_layer
+        return inputs.dataset(disk_cache=self.disk_cache_path(), lru_bytes=lru)
 
     @Slot(int, int, str)
     def _on_job_progress(self, done: int, total: int, message: str) -> None:
@@ -851,9 +858,7 @@ class MainWindow(QMainWindow):
         """Turn cloud-volume's disk cache on or off; the open data is reopened to use it."""
         self.settings.disk_cache = bool(on)
         if self.dataset is not None and self.inputs is not None:
-            ds = self.inputs.dataset(
-                disk_cache=self.disk_cache_path(), lru_bytes=self.display.budget.chunk_lru_per_layer
-            )
+            ds = self._dataset_for(self.inputs)
             self.dataset = ds
             z = self.display.z
             self.display.set_dataset(ds)

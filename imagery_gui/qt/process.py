@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 
@@ -18,7 +19,21 @@ def configure_gui_process() -> None:
     sys.setswitchinterval(GUI_SWITCH_INTERVAL)
     netwatch.install(viewer_retries=True)
     tune_malloc()
-    settle_heap()
+
+
+def warm_up() -> None:
+    """Import cloud-volume and its codecs now, while the window is being built.
+
+    Otherwise the first open imports them in its thread (about a second, some 30,000
+    objects, and a garbage collection or two on the way) while the first data arrives,
+    and the GUI thread waits for the GIL: stalls of 50-60 ms at launch
+    (``benchmarks/bench_remote.py``, fresh viewer). The open needs them before its first
+    request anyway, so the first image comes no later."""
+    from ..model import source
+
+    # only a head start: a problem here is reported by the open that meets it
+    with contextlib.suppress(Exception):
+        source.warm_up()
 
 
 def tune_malloc() -> None:
@@ -37,16 +52,25 @@ def tune_malloc() -> None:
         pass  # not glibc
 
 
-def settle_heap() -> None:
+def settle_heap(everything: bool = False) -> None:
     """Collect, then exempt every object alive now from future garbage collections.
 
-    After the imports and an open there are some 300,000 long-lived objects (modules,
-    functions, Qt wrappers, cloud-volume's and caveclient's state); each full collection,
-    which any thread may trigger, walked all of them while holding the GIL: 50-160 ms with
-    every thread stopped, a visible hitch in the middle of scrubbing. Frozen objects are
-    still freed by reference counting; only cycles among them wait for the next call here,
-    which is made when the user opens data (while the first requests are on the wire).
+    After the imports and an open there are some 290,000 long-lived objects (modules,
+    functions, Qt wrappers, cloud-volume's, seaborn's and caveclient's state); a full
+    collection, which any thread may trigger, walks all of them while holding the GIL:
+    60-240 ms with every thread stopped, a visible hitch in the middle of scrubbing.
+
+    Called with ``everything`` once the window is built (before it is shown): all of
+    them are frozen. Called without when data is opened: only what appeared since (the
+    modules the first read imports, the dataset) is collected and frozen, a few ms,
+    whereas unfreezing everything again made each open stall the GUI for 220-280 ms.
+    Frozen objects are still freed by reference counting; garbage cycles among them are
+    not collected until the next ``everything`` call. The objects alive at an open that
+    later end up in such cycles are the replaced dataset's cloud-volume bookkeeping,
+    about 100 objects and 13 KB per open: the viewer's own dataset keeps no chunk LRU
+    (its reads go to the read process), the one cycle that could have held chunk data.
     """
-    gc.unfreeze()
+    if everything:
+        gc.unfreeze()
     gc.collect()
     gc.freeze()

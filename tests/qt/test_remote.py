@@ -265,6 +265,29 @@ def test_long_walk_stays_within_the_cache_bound(qtbot, settings, demo):
     win.close()
 
 
+def test_the_heap_is_frozen_and_a_replaced_dataset_is_freed(qtbot, settings, served):
+    """A full garbage collection (any thread may start one, and it holds the GIL) walks
+    only what was made since the last open, not the ~290,000 objects of the imports; and
+    freezing keeps nothing of a dataset once another replaces it."""
+    import gc
+    import weakref
+
+    win = _window(qtbot, settings)
+    src = served.source("image"), served.source("segmentation")
+    _open(qtbot, win, *src, [2192, 4160, 103])
+    win.step_z(1)
+    qtbot.waitUntil(lambda: win.display.complete, timeout=60000)
+    assert gc.get_freeze_count() > 100_000  # imports, Qt wrappers, cloud-volume
+    assert len(gc.get_objects()) < 30_000  # what a full collection walks
+    first = weakref.ref(win.dataset)
+    first_cv = weakref.ref(win.dataset.image.open())
+    _open(qtbot, win, *src, [2192, 4160, 90])
+    assert win.dataset is not first()
+    gc.collect()
+    assert first() is None and first_cv() is None
+    win.close()
+
+
 def _proc_counts(pid: int) -> tuple[int, int]:
     return len(os.listdir(f"/proc/{pid}/task")), len(os.listdir(f"/proc/{pid}/fd"))
 
