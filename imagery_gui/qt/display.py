@@ -41,8 +41,12 @@ from .workers import Fetcher, Outliner
 
 FRAME_MS = 16
 #: Outlines estimated to take longer than this are computed by the outline worker (the
-#: previous overlay stays up meanwhile), so a frame never waits for them.
-OUTLINE_GUI_MS = 20.0
+#: previous overlay stays up meanwhile), so a frame never waits for them. With the rest of
+#: a redraw (colouring, handing images to Qt, painting) a frame stays within ~25 ms.
+OUTLINE_GUI_MS = 12.0
+#: Most an estimate is corrected by after one GUI-thread outline (one slow moment - a
+#: collection, another process on the core - must not send every outline to the worker).
+OUTLINE_SCALE_STEP = 4.0
 #: Outer outlines of more segments than this are always computed in the outline worker.
 OUTER_GUI_SEGMENTS = 4
 #: Dataset serials are unique in the process: displays may share one read process.
@@ -316,28 +320,32 @@ class SliceDisplay(QObject):
         c = self.coloring
         return (slab.key, zi, self.geometry, c.show_all, () if c.show_all else c.selected)
 
-    def _outline_is_cheap(self, visible: np.ndarray, pixels: int) -> bool:
-        """Whether outlines may be computed in the GUI thread: an estimate of at most
-        ``OUTLINE_GUI_MS``. Inner outlines cost one pass (about 12 ms a megapixel here)
-        whatever the number of segments. Outer ones cost a pass per segment over its box,
-        which depends on segment sizes no cheap estimate knows: only a few segments are
-        outlined in the GUI thread. The estimate is scaled up whenever a GUI-thread
-        outline took longer than it said (a slower machine, bigger segments)."""
+    def _outline_estimate_ms(self, visible: np.ndarray, pixels: int) -> float:
+        """Estimated cost of outlining in the GUI thread (inf: never there). Inner
+        outlines cost one pass (about 12 ms a megapixel on an idle core) whatever the
+        number of segments. Outer ones cost a pass per segment over its box, which depends
+        on segment sizes no cheap estimate knows: only a few segments are outlined in the
+        GUI thread. The estimate learns from each GUI-thread outline that took longer
+        than it said (a slower machine, bigger segments, cores shared with the outline
+        worker and the read process: 2-3x here during a session)."""
         per_mp = 12.0
         if self.geometry.side == "out":
             n = int(visible.sum())
             if n > OUTER_GUI_SEGMENTS:
-                return False
+                return float("inf")
             per_mp += 3.0 * n * max(int(self.geometry.width), 1)
-        return self._outline_scale * per_mp * pixels / 1e6 <= OUTLINE_GUI_MS
+        return self._outline_scale * per_mp * pixels / 1e6
 
-    def _outline_now(self, local: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    def _outline_now(
+        self, local: np.ndarray, visible: np.ndarray, estimate_ms: float
+    ) -> np.ndarray:
         """Outlines computed in the GUI thread, keeping the cost estimate honest."""
         t0 = time.perf_counter()
         disp = outline_display(local, visible, self.geometry)
         ms = (time.perf_counter() - t0) * 1e3
-        if ms > OUTLINE_GUI_MS:
-            self._outline_scale = min(self._outline_scale * ms / OUTLINE_GUI_MS, 100.0)
+        if ms > estimate_ms:
+            step = min(ms / max(estimate_ms, 1e-3), OUTLINE_SCALE_STEP)
+            self._outline_scale = min(self._outline_scale * step, 100.0)
         return disp
 
     def overlay_rgba(self, slab: SlabData, zi: int) -> tuple[np.ndarray | None, bool]:
@@ -351,9 +359,11 @@ class SliceDisplay(QObject):
         ckey = self._outline_key(slab, zi)
         disp = self._outlines.get(ckey)
         visible = self.coloring.visible(slab.ids)
-        if disp is None and self._outline_is_cheap(visible, local.size):
-            disp = self._outline_now(local, visible)
-            self._store_outline(ckey, disp)
+        if disp is None:
+            estimate = self._outline_estimate_ms(visible, local.size)
+            if estimate <= OUTLINE_GUI_MS:
+                disp = self._outline_now(local, visible, estimate)
+                self._store_outline(ckey, disp)
         if disp is not None:
             self._outlines.move_to_end(ckey)
             self._prefetch_outlines(slab, zi, visible)
