@@ -103,6 +103,10 @@ def run_for(app, seconds: float) -> None:
         time.sleep(0.001)
 
 
+#: Gaps at least this long are also kept with when they ended, to compare across processes.
+STALL_S = 0.05
+
+
 class Heartbeat:
     """Largest gap between ticks of a 2 ms timer in the GUI thread: the longest stall."""
 
@@ -110,6 +114,7 @@ class Heartbeat:
         from PySide6.QtCore import QElapsedTimer, QTimer
 
         self.gaps: list[float] = []
+        self.stalls: list[tuple[float, float]] = []  # (perf_counter at the end, seconds)
         self._clock = QElapsedTimer()
         self._timer = QTimer()
         self._timer.setInterval(2)
@@ -118,11 +123,15 @@ class Heartbeat:
 
     def _tick(self) -> None:
         now = self._clock.nsecsElapsed()
-        self.gaps.append((now - self._last) / 1e9)
+        gap = (now - self._last) / 1e9
+        self.gaps.append(gap)
+        if gap >= STALL_S:
+            self.stalls.append((time.perf_counter(), gap))
         self._last = now
 
     def start(self) -> None:
         self.gaps.clear()
+        self.stalls.clear()
         self._clock.start()
         self._last = self._clock.nsecsElapsed()
         self._timer.start()
@@ -130,6 +139,55 @@ class Heartbeat:
     def stop(self) -> float:
         self._timer.stop()
         return max(self.gaps) if self.gaps else 0.0
+
+
+_IDLE_CODE = """
+import sys, time
+last = time.perf_counter()
+while True:
+    time.sleep(0.002)
+    now = time.perf_counter()
+    if now - last >= 0.02:
+        print(f"{now:.4f} {now - last:.4f}", flush=True)
+    last = now
+"""
+
+
+class IdleReference:
+    """A process that only sleeps 2 ms at a time, running beside the viewer: how late it
+    wakes is what the machine does to any thread at that moment (a virtual machine's
+    host taking the CPU, other processes), measured in the same run as the heartbeat.
+
+    ``perf_counter`` is the system's monotonic clock on Linux, so a GUI stall can be
+    matched with a late wake-up of this process at the same time."""
+
+    def __init__(self) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _IDLE_CODE],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def stop(self) -> list[tuple[float, float]]:
+        """Late wake-ups of 20 ms or more: (perf_counter at the end, seconds)."""
+        self._proc.terminate()
+        out, _ = self._proc.communicate(timeout=10)
+        return [tuple(float(v) for v in line.split()) for line in out.splitlines() if line]
+
+
+def stalls_report(stalls: list[tuple[float, float]], idle: list[tuple[float, float]]) -> dict:
+    """GUI stalls of STALL_S or more, each marked whether the idle process woke late (by 20
+    ms or more) at the same time, i.e. whether the whole machine stood still then; and the
+    idle process's latest wake-up (0 when never 20 ms late)."""
+
+    def shared(end: float, gap: float) -> bool:
+        return any(e > end - gap - 0.005 and e - g < end + 0.005 for e, g in idle)
+
+    rows = [{"ms": round(g * 1e3, 1), "machine_stalled_too": shared(e, g)} for e, g in stalls]
+    return {
+        "gui_stalls_over_50ms": rows,
+        "idle_process_longest_late_wakeup_ms": round(max((g for _, g in idle), default=0) * 1e3, 1),
+    }
 
 
 def proc_stats(pid: int | str = "self") -> dict:

@@ -7,7 +7,9 @@ slices, either way), a pan (up to half a view), a zoom (x2 or /2) or a style cha
 or outline, width, side). Every 5 s it records,
 for the viewer's process and its read process: resident memory, threads and open file
 descriptors, plus the bytes held in the slab and outline caches. It also keeps the longest
-GUI-thread stall (a 2 ms heartbeat timer).
+GUI-thread stall (a 2 ms heartbeat timer), and lists every stall of 50 ms or more with
+whether a process that only sleeps, running beside it, woke late at the same moment (then
+the whole machine stood still, e.g. a virtual machine's host took the CPU).
 
 Reported: memory right after the first image (the baseline), the largest and the last
 figure, growth over the second half of the run (MiB per minute; a leak shows here), and
@@ -28,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _remote
 from _remote import (
     Heartbeat,
+    IdleReference,
     http_server,
     open_served_demo,
     proc_stats,
@@ -107,6 +110,7 @@ def main() -> int:
 
         hb = Heartbeat()
         stall_by_kind: dict[str, float] = {}
+        idle = IdleReference()
         hb.start()
         t0 = time.perf_counter()
         next_sample = 0.0
@@ -142,6 +146,7 @@ def main() -> int:
             stall_by_kind[kind] = max(stall_by_kind.get(kind, 0.0), worst)
         sample(time.perf_counter() - t0)
         stall = hb.stop()
+        late = idle.stop()
         gaps = sorted(hb.gaps)
         win.close()
 
@@ -174,6 +179,7 @@ def main() -> int:
         "longest_gui_stall_ms": round(stall * 1e3, 1),
         "longest_stall_after_ms": {k: round(v * 1e3, 1) for k, v in stall_by_kind.items()},
         "gui_stall_p99_ms": round(gaps[int(0.99 * (len(gaps) - 1))] * 1e3, 1) if gaps else 0.0,
+        **_remote.stalls_report(hb.stalls, late),
     }
     print("\n" + json.dumps(summary, indent=2))
     if args.json:

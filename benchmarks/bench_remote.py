@@ -10,7 +10,9 @@ Measured in the same run, for each condition:
   fraction of steps whose slice was on screen before the next step, and the number of
   steps with nothing to show for the requested slice; reference: a naive viewer that reads
   each slice when asked (it delivers at most 1 / read-time slices per second);
-* the longest GUI-thread stall meanwhile (a 2 ms heartbeat timer);
+* the longest GUI-thread stall meanwhile (a 2 ms heartbeat timer), and for each of 50 ms
+  or more whether a process that only sleeps woke late at the same moment (the machine
+  stood still);
 * whether the status bar said it was retrying (with failures);
 * a fresh viewer process opening the source (100 ms latency) at once, and 3 s after
   launch (by then cloud-volume is imported and the heap settled): time to the first
@@ -32,7 +34,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _remote
-from _remote import Heartbeat, http_server, open_served_demo, pump, run_for, viewer_window
+from _remote import (
+    Heartbeat,
+    IdleReference,
+    http_server,
+    open_served_demo,
+    pump,
+    run_for,
+    viewer_window,
+)
 
 CONDITIONS = [(100, 0.0), (100, 0.2), (200, 0.1)]
 STEPS = 64
@@ -73,6 +83,7 @@ def run(latency_ms: float, fail_rate: float, app, demo, t_ref: tuple[float, floa
         win = viewer_window(settings, (1024 + 380, 800))
         notes: list[str] = []
         win.display.activity.connect(notes.append)
+        idle = IdleReference()
         hb_open = Heartbeat()
         hb_open.start()
         t0 = time.perf_counter()
@@ -104,6 +115,7 @@ def run(latency_ms: float, fail_rate: float, app, demo, t_ref: tuple[float, floa
             if win.display.current_slab() is None:
                 blank += 1
         stall = hb.stop()
+        late = idle.stop()
         gaps = sorted(hb.gaps)
         p99 = gaps[int(0.99 * (len(gaps) - 1))] if gaps else 0.0
         retry_notes = [n for n in notes if "retrying" in n or "trying again" in n]
@@ -121,6 +133,7 @@ def run(latency_ms: float, fail_rate: float, app, demo, t_ref: tuple[float, floa
         "longest_gui_stall_ms": stall * 1e3,
         "gui_stall_p99_ms": p99 * 1e3,
         "status_said_retrying": bool(retry_notes),
+        **_remote.stalls_report(hb_open.stalls + hb.stalls, late),
     }
 
 
