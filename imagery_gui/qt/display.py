@@ -37,7 +37,7 @@ from ..model.view import (
     z_slab,
 )
 from .canvas import SliceCanvas
-from .workers import Fetcher, Outliner
+from .workers import Fetcher, Outliner, OverlayItem, OverlayResult
 
 FRAME_MS = 16
 #: Outlines estimated to take longer than this are computed by the outline worker (the
@@ -47,6 +47,12 @@ OUTLINE_GUI_MS = 12.0
 #: Most an estimate is corrected by after one GUI-thread outline (one slow moment - a
 #: collection, another process on the core - must not send every outline to the worker).
 OUTLINE_SCALE_STEP = 4.0
+#: Colouring a slice (a gather through its LUT) costs about this much a pixel on an idle
+#: core here: 7 ms a megapixel, 60 ms for a 4096x4096 region of a big volume.
+LUT_NS_PER_PX = 7.0
+#: Slices estimated to take longer than this to colour are coloured by the overlay worker
+#: (and the next ones in the direction of travel ahead of time), so a frame never waits.
+LUT_GUI_MS = 10.0
 #: Outer outlines of more segments than this are always computed in the outline worker.
 OUTER_GUI_SEGMENTS = 4
 #: Dataset serials are unique in the process: displays may share one read process.
@@ -103,6 +109,8 @@ class SliceDisplay(QObject):
         self._outlines: OrderedDict = OrderedDict()
         self._outline_pending: tuple | None = None
         self._outline_scale = 1.0  # measured / estimated cost of GUI-thread outlines
+        self._lut_scale = 1.0  # the same for colouring
+        self._coloring_version = 0  # in the keys of coloured overlays the worker made
         self._luts: OrderedDict = OrderedDict()
         self._palette_table = self.coloring.table()
         self.fetcher = Fetcher(
@@ -201,14 +209,19 @@ class SliceDisplay(QObject):
         )
         self.coloring = coloring
         self._luts.clear()
+        self._coloring_version += 1
+        for key in [k for k in self._outlines if k[0] == "rgba"]:  # coloured with the old
+            self._outline_bytes -= self._outlines.pop(key).nbytes
         if visible_changed and self.geometry.outline:
             self._outline_pending = None
+        self.complete = False  # until the redraw shows the new colours
         self.request_redraw()
 
     def set_geometry(self, geometry: render.Geometry) -> None:
         if geometry != self.geometry:
             self.geometry = geometry
             self._outline_pending = None
+            self.complete = False
             self.request_redraw()
 
     def set_agglomerate(self, agglomerate: bool, timestamp=None) -> None:
@@ -336,6 +349,19 @@ class SliceDisplay(QObject):
             per_mp += 3.0 * n * max(int(self.geometry.width), 1)
         return self._outline_scale * per_mp * pixels / 1e6
 
+    def _lut_estimate_ms(self, pixels: int) -> float:
+        return self._lut_scale * LUT_NS_PER_PX * pixels / 1e6
+
+    def _apply_lut_now(self, lut: np.ndarray, index: np.ndarray, estimate_ms: float) -> np.ndarray:
+        """Colouring in the GUI thread, keeping its estimate honest (as for outlines)."""
+        t0 = time.perf_counter()
+        rgba = render.apply_lut(lut, index)
+        ms = (time.perf_counter() - t0) * 1e3
+        if ms > estimate_ms:
+            step = min(ms / max(estimate_ms, 1e-3), OUTLINE_SCALE_STEP)
+            self._lut_scale = min(self._lut_scale * step, 100.0)
+        return rgba
+
     def _outline_now(
         self, local: np.ndarray, visible: np.ndarray, estimate_ms: float
     ) -> np.ndarray:
@@ -349,45 +375,91 @@ class SliceDisplay(QObject):
         return disp
 
     def overlay_rgba(self, slab: SlabData, zi: int) -> tuple[np.ndarray | None, bool]:
-        """RGBA overlay of one slice and whether it is final (outlines may be pending)."""
+        """RGBA overlay of one slice and whether it is final (outlines may be pending).
+
+        Small slices are coloured here (a table lookup) and outlined here when cheap; the
+        overlay worker outlines the others. Big slices (a big volume in a big window) are
+        outlined *and* coloured by the worker, with the next ones prefetched, so a frame
+        only hands finished images to Qt. Meanwhile the previous overlay stays up."""
         if slab.local is None:
             return None, True
         local = slab.local[zi]
         lut = self._lut(slab)
-        if not self.geometry.outline:
-            return render.apply_lut(lut, local), True
-        ckey = self._outline_key(slab, zi)
-        disp = self._outlines.get(ckey)
+        okey = self._outline_key(slab, zi)
         visible = self.coloring.visible(slab.ids)
+        estimate = self._lut_estimate_ms(local.size)
+        if estimate > LUT_GUI_MS:
+            return self._overlay_from_worker(slab, zi, okey, visible, lut)
+        if not self.geometry.outline:
+            return self._apply_lut_now(lut, local, estimate), True
+        disp = self._outlines.get(okey)
         if disp is None:
-            estimate = self._outline_estimate_ms(visible, local.size)
-            if estimate <= OUTLINE_GUI_MS:
-                disp = self._outline_now(local, visible, estimate)
-                self._store_outline(ckey, disp)
-        if disp is not None:
-            self._outlines.move_to_end(ckey)
-            self._prefetch_outlines(slab, zi, visible)
-            return render.apply_lut(lut, disp), True
-        if self._outline_pending != ckey:
-            self._outline_pending = ckey
-            self.outliner.request([(ckey, local)], visible, self.geometry)
-        return None, False
+            o_estimate = self._outline_estimate_ms(visible, local.size)
+            if o_estimate <= OUTLINE_GUI_MS:
+                disp = self._outline_now(local, visible, o_estimate)
+                self._store_outline(okey, disp)
+        if disp is None and self._outline_pending != okey:
+            self._ask_worker([OverlayItem(okey, local)], visible, None, okey)
+            disp = self._outlines.get(okey)  # a synchronous worker has delivered already
+        if disp is None:
+            return None, False
+        self._outlines.move_to_end(okey)
+        self._prefetch(slab, zi, visible, None)
+        return self._apply_lut_now(lut, disp, estimate), True
 
-    def _prefetch_outlines(self, slab: SlabData, zi: int, visible: np.ndarray) -> None:
-        """Outline the next slices in the direction of travel in the background."""
+    def _overlay_from_worker(
+        self, slab: SlabData, zi: int, okey, visible: np.ndarray, lut: np.ndarray
+    ) -> tuple[np.ndarray | None, bool]:
+        rkey = self._rgba_key(okey)
+        rgba = self._outlines.get(rkey)
+        if rgba is None and self._outline_pending != rkey:
+            self._ask_worker([self._overlay_item(slab, zi, rkey)], visible, lut, rkey)
+            rgba = self._outlines.get(rkey)
+        if rgba is None:
+            return None, False
+        self._outlines.move_to_end(rkey)
+        self._prefetch(slab, zi, visible, lut)
+        return rgba, True
+
+    def _rgba_key(self, okey) -> tuple:
+        return ("rgba", self._coloring_version, okey)
+
+    def _overlay_item(self, slab: SlabData, zi: int, rkey) -> OverlayItem:
+        """What the worker needs to colour a slice: its outline image if known."""
+        okey = rkey[2]
+        disp = self._outlines.get(okey) if self.geometry.outline else None
+        if disp is not None:
+            return OverlayItem(okey, disp, outlined=True, rgba_key=rkey)
+        return OverlayItem(okey, slab.local[zi], rgba_key=rkey)
+
+    def _ask_worker(self, items: list, visible: np.ndarray, lut, pending) -> None:
+        self.outliner.request(items, visible, self.geometry, lut)
+        # set after the request: a synchronous worker delivers within it, and must not
+        # start a redraw inside this one
+        self._outline_pending = pending if self._outlines.get(pending) is None else None
+
+    def _prefetch(self, slab: SlabData, zi: int, visible: np.ndarray, lut) -> None:
+        """Outline (with a LUT: outline and colour) the next slices in the direction of
+        travel in the background."""
         if self._outline_pending is not None:
             return
         items = []
         for k in (1, 2):
             zj = zi + k * self.direction
-            if 0 <= zj < slab.key.depth:
-                key = self._outline_key(slab, zj)
-                if key not in self._outlines:
-                    items.append((key, slab.local[zj]))
+            if not 0 <= zj < slab.key.depth:
+                continue
+            okey = self._outline_key(slab, zj)
+            if lut is not None:
+                rkey = self._rgba_key(okey)
+                if rkey not in self._outlines:
+                    items.append(self._overlay_item(slab, zj, rkey))
+            elif okey not in self._outlines:
+                items.append(OverlayItem(okey, slab.local[zj]))
         if items:
-            self.outliner.request(items, visible, self.geometry)
+            self.outliner.request(items, visible, self.geometry, lut)
 
     def _store_outline(self, ckey, disp: np.ndarray) -> None:
+        """Keep an outline image or a worker-coloured overlay (one byte budget for both)."""
         old = self._outlines.pop(ckey, None)
         if old is not None:
             self._outline_bytes -= old.nbytes
@@ -400,10 +472,14 @@ class SliceDisplay(QObject):
             _, old = self._outlines.popitem(last=False)
             self._outline_bytes -= old.nbytes
 
-    @Slot(int, object, object)
-    def _on_outliner_done(self, generation: int, ckey, disp: np.ndarray) -> None:
-        self._store_outline(ckey, disp)
-        if self._outline_pending == ckey:
+    @Slot(int, object)
+    def _on_outliner_done(self, generation: int, result: OverlayResult) -> None:
+        if result.outline is not None:
+            self._store_outline(result.outline_key, result.outline)
+        if result.rgba is not None and result.rgba_key[1] == self._coloring_version:
+            self._store_outline(result.rgba_key, result.rgba)  # (else: coloured with the old)
+        pending = self._outline_pending
+        if pending is not None and pending in (result.outline_key, result.rgba_key):
             self._outline_pending = None
             self._redraw_timer.stop()
             self._redraw_now()  # a single event: nothing to coalesce

@@ -59,13 +59,34 @@ class FetchRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class OverlayItem:
+    """One slice for the overlay worker. ``index`` is the slice's local ids, or when
+    ``outlined`` its outline image already; with a ``rgba_key`` the result is also coloured
+    through the job's LUT (a big slice, whose colouring would hold up a frame)."""
+
+    outline_key: Any
+    index: np.ndarray  # (height, width)
+    outlined: bool = False
+    rgba_key: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class OverlayResult:
+    outline_key: Any
+    outline: np.ndarray | None  # the outline image, when this item computed one
+    rgba_key: Any = None
+    rgba: np.ndarray | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OutlineJob:
-    """Outline images to compute, in order: (cache key, (height, width) local ids)."""
+    """Slices to outline and/or colour, in order (the first one is on screen)."""
 
     generation: int
-    items: tuple[tuple[Any, np.ndarray], ...]
+    items: tuple[OverlayItem, ...]
     visible: np.ndarray  # bool per local id
     geometry: render.Geometry
+    lut: np.ndarray | None = None  # (n, 4) RGBA per local id, for items with a rgba_key
 
 
 class FetchWorker(QObject):
@@ -193,9 +214,10 @@ class FetchWorker(QObject):
 
 
 class OutlineWorker(QObject):
-    """Computes outline display images for single slices; lives in its own thread."""
+    """Computes outline images (and, for big slices, the coloured overlay) for single
+    slices; lives in its own thread. numpy's gathers release the GIL here."""
 
-    done = Signal(int, object, object)  # generation, cache key, (height, width) local ids
+    done = Signal(int, object)  # generation, OverlayResult
 
     def __init__(self) -> None:
         super().__init__()
@@ -204,12 +226,20 @@ class OutlineWorker(QObject):
 
     @Slot(object)
     def process(self, job: OutlineJob) -> None:
-        for cache_key, local in job.items:
+        for item in job.items:
             if self.stopping or job.generation < self.latest:
                 return
-            out = outline_display(local, job.visible, job.geometry)
+            outline = None
+            index = item.index
+            if job.geometry.outline and not item.outlined:
+                index = outline = outline_display(index, job.visible, job.geometry)
+            rgba = None
+            if item.rgba_key is not None and job.lut is not None:
+                rgba = render.apply_lut(job.lut, index)
             if not self.stopping:
-                self.done.emit(job.generation, cache_key, out)
+                self.done.emit(
+                    job.generation, OverlayResult(item.outline_key, outline, item.rgba_key, rgba)
+                )
 
 
 class _Threaded(QObject):
@@ -288,10 +318,14 @@ class Outliner(_Threaded):
         return self.worker  # type: ignore[return-value]
 
     def request(
-        self, items: list[tuple[Any, np.ndarray]], visible: np.ndarray, geometry: render.Geometry
+        self,
+        items: list[OverlayItem],
+        visible: np.ndarray,
+        geometry: render.Geometry,
+        lut: np.ndarray | None = None,
     ) -> int:
-        """Compute outlines for (cache key, slice) items in order; supersedes earlier jobs."""
+        """Outline and/or colour these slices in order; supersedes earlier jobs."""
         self.generation += 1
         self.worker.latest = self.generation
-        self._send(OutlineJob(self.generation, tuple(items), visible, geometry))
+        self._send(OutlineJob(self.generation, tuple(items), visible, geometry, lut))
         return self.generation

@@ -314,3 +314,46 @@ def test_segmentation_only_dataset(qtbot, settings, synthetic_big):
     assert win.canvas.em.image is None and win.canvas.overlay.image is not None
     assert win.display.view_res.tolist() == [8.0, 8.0, 40.0]
     win.close()
+
+
+def test_big_slices_are_coloured_and_outlined_off_the_gui_thread(qtbot, window, monkeypatch):
+    """Slices whose colouring would hold up a frame (a big volume in a big window; here the
+    threshold is lowered so that the demo's count) are outlined and coloured by the overlay
+    worker, the next one in the direction of travel ahead of time, with the same pixels."""
+    import threading
+
+    from imagery_gui.model import render
+    from imagery_gui.model.view import outline_display
+    from imagery_gui.qt import display as display_mod
+
+    d = window.display
+    apply_lut = render.apply_lut
+    gui_thread = threading.get_ident()
+    in_gui: list[bool] = []
+
+    def spy(lut, index):
+        in_gui.append(threading.get_ident() == gui_thread)
+        return apply_lut(lut, index)
+
+    monkeypatch.setattr(display_mod, "LUT_GUI_MS", 0.0)
+    monkeypatch.setattr(render, "apply_lut", spy)
+    window.step_z(1)
+    qtbot.waitUntil(lambda: d.complete and d.shown.overlay_ok, timeout=20000)
+    slab, zi = d.current_slab()
+    np.testing.assert_array_equal(
+        window.canvas.overlay.image, apply_lut(d._lut(slab), slab.local[zi])
+    )
+    assert zi + 1 < slab.key.depth
+    qtbot.waitUntil(lambda: d._rgba_key(d._outline_key(slab, zi + 1)) in d._outlines)
+
+    window.overlay.mode.setCurrentText("outline")
+    window.overlay.width.setValue(2)
+    qtbot.waitUntil(lambda: d.complete and d.geometry.outline and d.geometry.width == 2)
+    outline = outline_display(slab.local[zi], d.coloring.visible(slab.ids), d.geometry)
+    np.testing.assert_array_equal(window.canvas.overlay.image, apply_lut(d._lut(slab), outline))
+
+    window.overlay.alpha.setValue(0.8)
+    qtbot.waitUntil(
+        lambda: d.complete and window.canvas.overlay.image[..., 3].max() == int(0.8 * 255)
+    )
+    assert in_gui and not any(in_gui)  # every colouring ran in the worker
