@@ -63,6 +63,49 @@ def http_server(root: Path, latency_ms: float = 0, fail_rate: float = 0, seed: i
         proc.wait(10)
 
 
+def big_volume() -> Path:
+    """A bigger volume than the demo (made once, cached): image 3072 x 3072 x 16 at 4 nm
+    (JPEG), segmentation 1536 x 1536 x 16 at 8 nm with ~1,500 cells, so that a 1920x1080
+    window asks for multi-megapixel regions as real data does."""
+    import numpy as np
+    from scipy.spatial import cKDTree
+
+    from imagery_gui.model.demo import cache_root
+    from imagery_gui.model.writer import write_precomputed
+
+    root = cache_root() / "bench-big-v1"
+    if (root / "image" / "info").is_file():
+        return root
+    tmp = root.with_name(root.name + ".partial")
+    rng = np.random.default_rng(1)
+    nz, sx = 16, 1536
+    pts = rng.integers(0, sx, (1500, 2))
+    yy, xx = np.mgrid[0:sx, 0:sx]
+    _, idx = cKDTree(pts).query(np.stack([xx.ravel(), yy.ravel()], 1))
+    cells = (idx.reshape(sx, sx).T + 1).astype(np.uint64) + np.uint64(864691135000000000)  # x, y
+    edge = np.zeros(cells.shape, dtype=bool)
+    edge[:-1] |= cells[:-1] != cells[1:]
+    edge[:, :-1] |= cells[:, :-1] != cells[:, 1:]
+    base = np.where(np.repeat(np.repeat(edge, 2, 0), 2, 1), 60, 170).astype(np.int16)
+    noise = rng.integers(-30, 30, (2 * sx, 2 * sx, nz), dtype=np.int16)
+    image = np.clip(base[:, :, None] + noise, 0, 255).astype(np.uint8)
+    seg = np.repeat(cells[:, :, None], nz, axis=2)
+    common = {"chunk_size": (128, 128, 16), "num_mips": 3}
+    write_precomputed(
+        tmp / "segmentation",
+        seg,
+        layer_type="segmentation",
+        resolution=(8, 8, 40),
+        encoding="compressed_segmentation",
+        **common,
+    )
+    write_precomputed(
+        tmp / "image", image, layer_type="image", resolution=(4, 4, 40), encoding="jpeg", **common
+    )
+    tmp.rename(root)
+    return root
+
+
 def viewer_window(settings, size: tuple[int, int]):
     from imagery_gui.qt.main_window import MainWindow
 
