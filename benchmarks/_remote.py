@@ -185,7 +185,9 @@ class Heartbeat:
 
 
 _IDLE_CODE = """
-import sys, time
+import os, sys, time
+if hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {int(sys.argv[1])})
 last = time.perf_counter()
 while True:
     time.sleep(0.002)
@@ -196,32 +198,57 @@ while True:
 """
 
 
+def steal_ticks() -> int:
+    """CPU time the hypervisor gave to others while this (virtual) machine wanted it, in
+    clock ticks, summed over CPUs (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = fh.readline().split()
+        return int(fields[8])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 class IdleReference:
-    """A process that only sleeps 2 ms at a time, running beside the viewer: how late it
-    wakes is what the machine does to any thread at that moment (a virtual machine's
-    host taking the CPU, other processes), measured in the same run as the heartbeat.
+    """One process per CPU, pinned to it, that only sleeps 2 ms at a time, running beside
+    the viewer: how late they wake is what the machine does to any thread at that moment
+    (a virtual machine's host taking a CPU, other processes), measured in the same run as
+    the heartbeat. Also counts the CPU time stolen by the host meanwhile.
 
     ``perf_counter`` is the system's monotonic clock on Linux, so a GUI stall can be
-    matched with a late wake-up of this process at the same time."""
+    matched with a late wake-up at the same time."""
 
     def __init__(self) -> None:
-        self._proc = subprocess.Popen(
-            [sys.executable, "-c", _IDLE_CODE],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+        self._procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _IDLE_CODE, str(cpu)], stdout=subprocess.PIPE, text=True
+            )
+            for cpu in cpus
+        ]
+        self._steal0 = steal_ticks()
+        self._t0 = time.perf_counter()
+        self.steal_s = 0.0
+        self.seconds = 0.0
 
     def stop(self) -> list[tuple[float, float]]:
-        """Late wake-ups of 20 ms or more: (perf_counter at the end, seconds)."""
-        self._proc.terminate()
-        out, _ = self._proc.communicate(timeout=10)
-        return [tuple(float(v) for v in line.split()) for line in out.splitlines() if line]
+        """Late wake-ups of 20 ms or more on any CPU: (perf_counter at the end, seconds)."""
+        self.steal_s = (steal_ticks() - self._steal0) / os.sysconf("SC_CLK_TCK")
+        self.seconds = time.perf_counter() - self._t0
+        late = []
+        for proc in self._procs:
+            proc.terminate()
+            out, _ = proc.communicate(timeout=10)
+            late += [tuple(float(v) for v in line.split()) for line in out.splitlines() if line]
+        return sorted(late)
 
 
-def stalls_report(stalls: list[tuple[float, float]], idle: list[tuple[float, float]]) -> dict:
-    """GUI stalls of STALL_S or more, each marked whether the idle process woke late (by 20
-    ms or more) at the same time, i.e. whether the whole machine stood still then; and the
-    idle process's latest wake-up (0 when never 20 ms late)."""
+def stalls_report(
+    stalls: list[tuple[float, float]], idle: list[tuple[float, float]], ref: IdleReference
+) -> dict:
+    """GUI stalls of STALL_S or more, each marked whether an idle process woke late (by 20
+    ms or more) at the same time, i.e. whether a CPU stood still then; the idle processes'
+    latest wake-up (0 when never 20 ms late); CPU time stolen by the host meanwhile."""
 
     def shared(end: float, gap: float) -> bool:
         return any(e > end - gap - 0.005 and e - g < end + 0.005 for e, g in idle)
@@ -230,6 +257,8 @@ def stalls_report(stalls: list[tuple[float, float]], idle: list[tuple[float, flo
     return {
         "gui_stalls_over_50ms": rows,
         "idle_process_longest_late_wakeup_ms": round(max((g for _, g in idle), default=0) * 1e3, 1),
+        "cpu_time_stolen_by_host_s": round(ref.steal_s, 1),
+        "run_s": round(ref.seconds, 1),
     }
 
 

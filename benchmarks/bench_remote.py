@@ -136,7 +136,7 @@ def run(latency_ms: float, fail_rate: float, app, demo, t_ref: tuple[float, floa
         "longest_gui_stall_ms": stall * 1e3,
         "gui_stall_p99_ms": p99 * 1e3,
         "status_said_retrying": bool(retry_notes),
-        **_remote.stalls_report(hb_open.stalls + hb.stalls, late),
+        **_remote.stalls_report(hb_open.stalls + hb.stalls, late, idle),
     }
 
 
@@ -222,6 +222,7 @@ def big_scrub(app, colour_in_gui: bool) -> dict:
                 win.set_z(0)
                 pump(app, lambda: win.display.complete)
                 run_for(app, 1.5)  # warm-up: prefetch gets ahead
+                idle = IdleReference()
                 hb = Heartbeat()
                 hb.start()
                 for z in range(1, 16):
@@ -229,6 +230,7 @@ def big_scrub(app, colour_in_gui: bool) -> dict:
                     run_for(app, STEP_S)
                 pump(app, lambda: win.display.complete)
                 out[f"{mode}_longest_gui_stall_ms"] = hb.stop() * 1e3
+                out[mode] = _remote.stalls_report(hb.stalls, idle.stop(), idle)
             win.close()
     finally:
         display.LUT_GUI_MS = saved
@@ -253,6 +255,7 @@ def down_source(app, demo, mode: str, timeout_s: float) -> dict:
         else:
             srv.hang = 3 * timeout_s
         win.display.cache.clear()
+        idle = IdleReference()
         hb = Heartbeat()
         hb.start()
         t0 = time.perf_counter()
@@ -260,6 +263,7 @@ def down_source(app, demo, mode: str, timeout_s: float) -> dict:
         pump(app, lambda: bool(errors), timeout=20 * timeout_s)
         t_error = time.perf_counter() - t0
         stall = hb.stop()
+        late = idle.stop()
         srv.down, srv.hang = False, 0.0
         win.step_z(1)
         try:
@@ -275,6 +279,7 @@ def down_source(app, demo, mode: str, timeout_s: float) -> dict:
         "error": errors[0],
         "longest_gui_stall_ms": stall * 1e3,
         "view_loads_when_back": recovered,
+        **_remote.stalls_report(hb.stalls, late, idle),
     }
 
 
