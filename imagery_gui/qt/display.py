@@ -51,9 +51,10 @@ OUTLINE_SCALE_STEP = 4.0
 #: Colouring a slice (a gather through its LUT) costs about this much a pixel on an idle
 #: core here: 7 ms a megapixel, 60 ms for a 4096x4096 region of a big volume.
 LUT_NS_PER_PX = 7.0
-#: Slices estimated to take longer than this to colour are coloured by the overlay worker
-#: (and the next ones in the direction of travel ahead of time), so a frame never waits.
-LUT_GUI_MS = 10.0
+#: Slices estimated to take longer than this to colour (about 2 megapixels) are coloured
+#: by the overlay worker, and the next ones in the direction of travel ahead of time, so
+#: a frame never waits; smaller ones are coloured at once (a worker adds a hand-over).
+LUT_GUI_MS = 16.0
 #: Outer outlines of more segments than this are always computed in the outline worker.
 OUTER_GUI_SEGMENTS = 4
 #: Dataset serials are unique in the process: displays may share one read process.
@@ -339,9 +340,9 @@ class SliceDisplay(QObject):
         outlines cost one pass (about 12 ms a megapixel on an idle core) whatever the
         number of segments. Outer ones cost a pass per segment over its box, which depends
         on segment sizes no cheap estimate knows: only a few segments are outlined in the
-        GUI thread. The estimate learns from each GUI-thread outline that took longer
-        than it said (a slower machine, bigger segments, cores shared with the outline
-        worker and the read process: 2-3x here during a session)."""
+        GUI thread. The estimate learns from each GUI-thread outline that went over the
+        budget (a slower machine, bigger segments, cores shared with the outline worker
+        and the read process: 2-3x here during a session), by how far it was off."""
         per_mp = 12.0
         if self.geometry.side == "out":
             n = int(visible.sum())
@@ -358,7 +359,7 @@ class SliceDisplay(QObject):
         t0 = time.perf_counter()
         rgba = render.apply_lut(lut, index)
         ms = (time.perf_counter() - t0) * 1e3
-        if ms > estimate_ms:
+        if ms > LUT_GUI_MS:  # over budget: what was estimated cheap was not
             step = min(ms / max(estimate_ms, 1e-3), OUTLINE_SCALE_STEP)
             self._lut_scale = min(self._lut_scale * step, 100.0)
         return rgba
@@ -370,7 +371,7 @@ class SliceDisplay(QObject):
         t0 = time.perf_counter()
         disp = outline_display(local, visible, self.geometry)
         ms = (time.perf_counter() - t0) * 1e3
-        if ms > estimate_ms:
+        if ms > OUTLINE_GUI_MS:  # over budget: what was estimated cheap was not
             step = min(ms / max(estimate_ms, 1e-3), OUTLINE_SCALE_STEP)
             self._outline_scale = min(self._outline_scale * step, 100.0)
         return disp

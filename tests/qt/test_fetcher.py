@@ -207,27 +207,28 @@ def test_worker_threads_run_at_lower_cpu_priority(qtbot):
     outliner.close()
 
 
-def test_the_gui_thread_outline_estimate_learns_from_slow_outlines(qtbot):
-    """An outline that took longer in the GUI thread than estimated makes later estimates
-    larger (so similar ones go to the worker), by at most OUTLINE_SCALE_STEP at a time."""
+def test_the_gui_thread_outline_estimate_learns_from_slow_outlines(qtbot, monkeypatch):
+    """An outline that went over the budget in the GUI thread makes later estimates larger
+    by how far it was off (so similar ones go to the worker), by at most
+    OUTLINE_SCALE_STEP at a time; one within the budget changes nothing."""
     from imagery_gui.model import render
+    from imagery_gui.qt import display as display_mod
     from imagery_gui.qt.canvas import SliceCanvas
-    from imagery_gui.qt.display import OUTLINE_SCALE_STEP, SliceDisplay
 
     canvas = SliceCanvas()
     qtbot.addWidget(canvas)
-    display = SliceDisplay(canvas, cache_bytes=64 << 20, synchronous=True)
+    display = display_mod.SliceDisplay(canvas, cache_bytes=64 << 20, synchronous=True)
     display.set_geometry(render.Geometry(outline=True, width=2, side="in"))
     local = np.random.default_rng(0).integers(0, 50, (256, 256)).astype(np.uint32)
     visible = np.ones(50, dtype=bool)
     first = display._outline_estimate_ms(visible, local.size)
-    display._outline_now(local, visible, estimate_ms=first / 1e4)  # far slower than said
+    monkeypatch.setattr(display_mod, "OUTLINE_GUI_MS", float("inf"))  # within any budget
+    display._outline_now(local, visible, estimate_ms=first / 1e4)
+    assert display._outline_estimate_ms(visible, local.size) == pytest.approx(first)
+    monkeypatch.setattr(display_mod, "OUTLINE_GUI_MS", 0.0)  # over it, and far off
+    display._outline_now(local, visible, estimate_ms=first / 1e4)
     assert display._outline_estimate_ms(visible, local.size) == pytest.approx(
-        first * OUTLINE_SCALE_STEP
-    )
-    display._outline_now(local, visible, estimate_ms=1e6)  # faster than said: unchanged
-    assert display._outline_estimate_ms(visible, local.size) == pytest.approx(
-        first * OUTLINE_SCALE_STEP
+        first * display_mod.OUTLINE_SCALE_STEP
     )
     display.set_geometry(render.Geometry(outline=True, width=2, side="out"))
     assert display._outline_estimate_ms(visible, local.size) == float("inf")  # 50 segments
