@@ -469,6 +469,34 @@ def outline_display(local2d: np.ndarray, visible: np.ndarray, geom: render.Geome
     return out
 
 
+#: Slices with more pixels than this are outlined in bands of rows, with the same result:
+#: each numpy call then holds Python's GIL for a few ms rather than 50 or more, so the
+#: outline worker never keeps the GUI thread waiting that long.
+OUTLINE_BAND_PX = 1 << 19
+
+
+def outline_display_banded(
+    local2d: np.ndarray,
+    visible: np.ndarray,
+    geom: render.Geometry,
+    band_px: int = OUTLINE_BAND_PX,
+) -> np.ndarray:
+    """:func:`outline_display` a band of rows at a time. An outline pixel depends only on
+    the ids within ``width`` of it, so each band is computed with ``width + 2`` rows of
+    context on either side and only its own rows are kept: identical to the whole."""
+    h, w = local2d.shape
+    rows = max(1, band_px // max(w, 1))
+    if h <= rows:
+        return outline_display(local2d, visible, geom)
+    halo = int(geom.width) + 2
+    out = np.empty_like(local2d)
+    for y0 in range(0, h, rows):
+        y1 = min(y0 + rows, h)
+        a, b = max(0, y0 - halo), min(h, y1 + halo)
+        out[y0:y1] = outline_display(local2d[a:b], visible, geom)[y0 - a : y1 - a]
+    return out
+
+
 def hatch(mask: np.ndarray) -> np.ndarray:
     """RGBA ``(h, w, 4)``: diagonal red stripes over a dark veil where ``mask`` is True.
 

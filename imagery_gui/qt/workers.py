@@ -30,7 +30,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from ..model import netwatch, render
 from ..model.errors import ImageryGuiError, SourceTimeoutError, SourceUnavailableError
 from ..model.fetchproc import Outcome
-from ..model.view import SlabData, SlabKey, outline_display
+from ..model.view import SlabData, SlabKey, outline_display_banded
 
 POLL_S = 0.02
 #: Reads that outlived their timeout keep running until cloud-files gives up on them; no
@@ -232,7 +232,7 @@ class OutlineWorker(QObject):
             outline = None
             index = item.index
             if job.geometry.outline and not item.outlined:
-                index = outline = outline_display(index, job.visible, job.geometry)
+                index = outline = outline_display_banded(index, job.visible, job.geometry)
             rgba = None
             if item.rgba_key is not None and job.lut is not None:
                 rgba = render.apply_lut(job.lut, index)

@@ -121,3 +121,37 @@ def test_outline_display_top_most():
     assert disp[10, 10] == 0 and disp[5, 10] == 1 and disp[10, 15] == 2
     only2 = outline_display(local, np.array([False, False, True]), geom)
     assert set(np.unique(only2).tolist()) == {0, 2}
+
+
+def test_banded_outlines_equal_whole_slice_outlines():
+    """Outlines computed a band of rows at a time (what the overlay worker does for big
+    slices, to hold the GIL briefly) are pixel-identical to the whole-slice ones."""
+    import pytest
+
+    from imagery_gui.model.view import outline_display_banded
+    from tests.helpers.volumes import blob_labels
+
+    rng = np.random.default_rng(11)
+    labels = blob_labels((150, 97, 1), 40, rng)[:, :, 0].T  # (y, x), 0 = background
+    _, local = np.unique(labels, return_inverse=True)
+    local = local.reshape(labels.shape).astype(np.uint32)
+    n = int(local.max()) + 1
+    some = rng.random(n) < 0.5
+    some[0] = False
+    cases = 0
+    for side in ("in", "out"):
+        for merge in (True, False):
+            for width in (1, 3, 7):
+                geom = render.Geometry(outline=True, width=width, side=side, merge_outline=merge)
+                for visible in (np.r_[False, np.ones(n - 1, bool)], some):
+                    whole = outline_display(local, visible, geom)
+                    banded = outline_display_banded(local, visible, geom, band_px=97 * 10)
+                    assert whole.any()
+                    np.testing.assert_array_equal(banded, whole, err_msg=f"{geom} {visible.sum()}")
+                    cases += 1
+    assert cases == 24
+    with pytest.raises(AssertionError):  # the context rows matter: without them, seams
+        cut = np.concatenate(
+            [outline_display(local[:75], some, geom), outline_display(local[75:], some, geom)]
+        )
+        np.testing.assert_array_equal(cut, outline_display(local, some, geom))
