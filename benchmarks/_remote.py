@@ -230,6 +230,7 @@ class IdleReference:
         self._t0 = time.perf_counter()
         self.steal_s = 0.0
         self.seconds = 0.0
+        self.late: list[tuple[float, float]] = []
 
     def stop(self) -> list[tuple[float, float]]:
         """Late wake-ups of 20 ms or more on any CPU: (perf_counter at the end, seconds)."""
@@ -240,15 +241,16 @@ class IdleReference:
             proc.terminate()
             out, _ = proc.communicate(timeout=10)
             late += [tuple(float(v) for v in line.split()) for line in out.splitlines() if line]
-        return sorted(late)
+        self.late = sorted(late)
+        return self.late
 
 
-def stalls_report(
-    stalls: list[tuple[float, float]], idle: list[tuple[float, float]], ref: IdleReference
-) -> dict:
+def stalls_report(stalls: list[tuple[float, float]], ref: IdleReference) -> dict:
     """GUI stalls of STALL_S or more, each marked whether an idle process woke late (by 20
     ms or more) at the same time, i.e. whether a CPU stood still then; the idle processes'
-    latest wake-up (0 when never 20 ms late); CPU time stolen by the host meanwhile."""
+    latest wake-up (0 when never 20 ms late); CPU time stolen by the host meanwhile.
+    ``ref`` has been stopped."""
+    idle = ref.late
 
     def shared(end: float, gap: float) -> bool:
         return any(e > end - gap - 0.005 and e - g < end + 0.005 for e, g in idle)

@@ -146,7 +146,7 @@ def main() -> int:
             stall_by_kind[kind] = max(stall_by_kind.get(kind, 0.0), worst)
         sample(time.perf_counter() - t0)
         stall = hb.stop()
-        late = idle.stop()
+        idle.stop()
         gaps = sorted(hb.gaps)
         win.close()
 
@@ -179,7 +179,7 @@ def main() -> int:
         "longest_gui_stall_ms": round(stall * 1e3, 1),
         "longest_stall_after_ms": {k: round(v * 1e3, 1) for k, v in stall_by_kind.items()},
         "gui_stall_p99_ms": round(gaps[int(0.99 * (len(gaps) - 1))] * 1e3, 1) if gaps else 0.0,
-        **_remote.stalls_report(hb.stalls, late, idle),
+        **_remote.stalls_report(hb.stalls, idle),
     }
     print("\n" + json.dumps(summary, indent=2))
     if args.json:

@@ -118,7 +118,7 @@ def run(latency_ms: float, fail_rate: float, app, demo, t_ref: tuple[float, floa
             if win.display.current_slab() is None:
                 blank += 1
         stall = hb.stop()
-        late = idle.stop()
+        idle.stop()
         gaps = sorted(hb.gaps)
         p99 = gaps[int(0.99 * (len(gaps) - 1))] if gaps else 0.0
         retry_notes = [n for n in notes if "retrying" in n or "trying again" in n]
@@ -136,7 +136,7 @@ def run(latency_ms: float, fail_rate: float, app, demo, t_ref: tuple[float, floa
         "longest_gui_stall_ms": stall * 1e3,
         "gui_stall_p99_ms": p99 * 1e3,
         "status_said_retrying": bool(retry_notes),
-        **_remote.stalls_report(hb_open.stalls + hb.stalls, late, idle),
+        **_remote.stalls_report(hb_open.stalls + hb.stalls, idle),
     }
 
 
@@ -230,7 +230,8 @@ def big_scrub(app, colour_in_gui: bool) -> dict:
                     run_for(app, STEP_S)
                 pump(app, lambda: win.display.complete)
                 out[f"{mode}_longest_gui_stall_ms"] = hb.stop() * 1e3
-                out[mode] = _remote.stalls_report(hb.stalls, idle.stop(), idle)
+                idle.stop()
+                out[mode] = _remote.stalls_report(hb.stalls, idle)
             win.close()
     finally:
         display.LUT_GUI_MS = saved
@@ -263,7 +264,7 @@ def down_source(app, demo, mode: str, timeout_s: float) -> dict:
         pump(app, lambda: bool(errors), timeout=20 * timeout_s)
         t_error = time.perf_counter() - t0
         stall = hb.stop()
-        late = idle.stop()
+        idle.stop()
         srv.down, srv.hang = False, 0.0
         win.step_z(1)
         try:
@@ -279,7 +280,7 @@ def down_source(app, demo, mode: str, timeout_s: float) -> dict:
         "error": errors[0],
         "longest_gui_stall_ms": stall * 1e3,
         "view_loads_when_back": recovered,
-        **_remote.stalls_report(hb.stalls, late, idle),
+        **_remote.stalls_report(hb.stalls, idle),
     }
 
 

@@ -61,6 +61,15 @@ OUTER_GUI_SEGMENTS = 4
 _serials = itertools.count(1)
 
 
+def _corrected_scale(scale: float, ms: float, estimate_ms: float, budget_ms: float) -> float:
+    """A cost estimate's scale after a GUI-thread pass that took ``ms``: unchanged within
+    the budget; over it (what was estimated cheap was not), grown by how far the estimate
+    was off, at most OUTLINE_SCALE_STEP at a time and 100x in all."""
+    if ms <= budget_ms:
+        return scale
+    return min(scale * min(ms / max(estimate_ms, 1e-3), OUTLINE_SCALE_STEP), 100.0)
+
+
 @dataclass(frozen=True, slots=True)
 class Shown:
     """What is on screen: slab key, slice index in it, and whether the overlay is final."""
@@ -359,9 +368,7 @@ class SliceDisplay(QObject):
         t0 = time.perf_counter()
         rgba = render.apply_lut(lut, index)
         ms = (time.perf_counter() - t0) * 1e3
-        if ms > LUT_GUI_MS:  # over budget: what was estimated cheap was not
-            step = min(ms / max(estimate_ms, 1e-3), OUTLINE_SCALE_STEP)
-            self._lut_scale = min(self._lut_scale * step, 100.0)
+        self._lut_scale = _corrected_scale(self._lut_scale, ms, estimate_ms, LUT_GUI_MS)
         return rgba
 
     def _outline_now(
@@ -371,9 +378,7 @@ class SliceDisplay(QObject):
         t0 = time.perf_counter()
         disp = outline_display(local, visible, self.geometry)
         ms = (time.perf_counter() - t0) * 1e3
-        if ms > OUTLINE_GUI_MS:  # over budget: what was estimated cheap was not
-            step = min(ms / max(estimate_ms, 1e-3), OUTLINE_SCALE_STEP)
-            self._outline_scale = min(self._outline_scale * step, 100.0)
+        self._outline_scale = _corrected_scale(self._outline_scale, ms, estimate_ms, OUTLINE_GUI_MS)
         return disp
 
     def overlay_rgba(self, slab: SlabData, zi: int) -> tuple[np.ndarray | None, bool]:
@@ -387,13 +392,13 @@ class SliceDisplay(QObject):
             return None, True
         local = slab.local[zi]
         lut = self._lut(slab)
+        estimate = self._lut_estimate_ms(local.size)
+        if estimate <= LUT_GUI_MS and not self.geometry.outline:
+            return self._apply_lut_now(lut, local, estimate), True
         okey = self._outline_key(slab, zi)
         visible = self.coloring.visible(slab.ids)
-        estimate = self._lut_estimate_ms(local.size)
         if estimate > LUT_GUI_MS:
             return self._overlay_from_worker(slab, zi, okey, visible, lut)
-        if not self.geometry.outline:
-            return self._apply_lut_now(lut, local, estimate), True
         disp = self._outlines.get(okey)
         if disp is None:
             o_estimate = self._outline_estimate_ms(visible, local.size)
@@ -415,7 +420,7 @@ class SliceDisplay(QObject):
         rkey = self._rgba_key(okey)
         rgba = self._outlines.get(rkey)
         if rgba is None and self._outline_pending != rkey:
-            self._ask_worker([self._overlay_item(slab, zi, rkey)], visible, lut, rkey)
+            self._ask_worker([self._overlay_item(slab, zi, okey)], visible, lut, rkey)
             rgba = self._outlines.get(rkey)
         if rgba is None:
             return None, False
@@ -426,9 +431,9 @@ class SliceDisplay(QObject):
     def _rgba_key(self, okey) -> tuple:
         return ("rgba", self._coloring_version, okey)
 
-    def _overlay_item(self, slab: SlabData, zi: int, rkey) -> OverlayItem:
+    def _overlay_item(self, slab: SlabData, zi: int, okey) -> OverlayItem:
         """What the worker needs to colour a slice: its outline image if known."""
-        okey = rkey[2]
+        rkey = self._rgba_key(okey)
         disp = self._outlines.get(okey) if self.geometry.outline else None
         if disp is not None:
             return OverlayItem(okey, disp, outlined=True, rgba_key=rkey)
@@ -452,9 +457,8 @@ class SliceDisplay(QObject):
                 continue
             okey = self._outline_key(slab, zj)
             if lut is not None:
-                rkey = self._rgba_key(okey)
-                if rkey not in self._outlines:
-                    items.append(self._overlay_item(slab, zj, rkey))
+                if self._rgba_key(okey) not in self._outlines:
+                    items.append(self._overlay_item(slab, zj, okey))
             elif okey not in self._outlines:
                 items.append(OverlayItem(okey, slab.local[zj]))
         if items:
