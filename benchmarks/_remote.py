@@ -107,9 +107,9 @@ def big_volume() -> Path:
 
 
 def viewer_window(settings, size: tuple[int, int]):
-    from imagery_gui.qt.main_window import MainWindow
+    from imagery_gui.app import create_window
 
-    win = MainWindow(settings=settings)
+    win = create_window(settings=settings)
     win.persist_settings = False
     win.resize(*size)
     win.show()

@@ -79,7 +79,10 @@ def main() -> int:
         run_for(app, 2.0)
         reader = win.display.reader
         lo, hi = win.display.z_bounds()
-        vol = win.dataset.volume_bounds(win.dataset.resolution) * win.dataset.resolution
+        vol = (
+            win.state.dataset.volume_bounds(win.state.dataset.resolution)
+            * win.state.dataset.resolution
+        )
         counts = {"z": 0, "pan": 0, "zoom": 0, "style": 0}
 
         def sample(t: float) -> None:
@@ -130,12 +133,12 @@ def main() -> int:
                 cy = float(np.clip((y0 + y1) / 2 + rng.uniform(-0.5, 0.5) * (y1 - y0), *vol[:, 1]))
                 win.canvas.show_nm(cx, cy, win.canvas.nm_per_px())
             elif kind == "style":  # fill <-> outline, another width or side
-                values = win.overlay.values()
-                values["outline"] = not values["outline"]
-                values["width"] = int(rng.integers(1, 8))
-                values["side"] = str(rng.choice(["in", "out"]))
-                win.overlay.set_values(values)
-                win.overlay.styleChanged.emit(win.overlay.values())  # as the widgets would
+                values = {
+                    "outline": not win.state.style.outline,
+                    "width": int(rng.integers(1, 8)),
+                    "side": str(rng.choice(["in", "out"])),
+                }
+                win.overlay.styleChanged.emit(values)  # as the widgets would, in one go
             else:
                 cx, cy = win.canvas.center_nm()
                 f = float(rng.choice([0.5, 2.0]))

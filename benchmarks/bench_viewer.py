@@ -49,10 +49,9 @@ def main() -> int:
     from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from imagery_gui.app import make_app
+    from imagery_gui.app import create_window, make_app
     from imagery_gui.model.demo import ensure_demo
     from imagery_gui.qt.dialogs import OpenRequest
-    from imagery_gui.qt.main_window import MainWindow
     from imagery_gui.settings import Settings
 
     demo = ensure_demo()
@@ -90,7 +89,7 @@ def main() -> int:
 
     # -- launch to first composite ----------------------------------------------------------------
     t0 = time.perf_counter()
-    win = MainWindow(settings=Settings())
+    win = create_window(settings=Settings())
     win.persist_settings = False
     win.resize(1024 + 380, 1024 + 70)
     win.show()

@@ -10,9 +10,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-import numpy as np
-
 from .model.errors import ImageryGuiError
+from .model.style import OverlayStyle, Selection
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
@@ -56,11 +55,35 @@ def export_parser() -> argparse.ArgumentParser:
     from .cli import add_cave_arguments
 
     add_cave_arguments(p)
-    style = p.add_argument_group("style (defaults are ImageryClient's)")
-    style.add_argument("--alpha", type=float, default=0.2)
+    style = p.add_argument_group(
+        "style (defaults are ImageryClient's; with --ngl-url, the link's alphas and colours)"
+    )
+    style.add_argument(
+        "--alpha",
+        type=float,
+        default=None,
+        metavar="A",
+        help="opacity of segments that are not selected, 0-1 (default 0.2; a link's "
+        "notSelectedAlpha)",
+    )
+    style.add_argument(
+        "--selected-alpha",
+        type=float,
+        default=None,
+        metavar="A",
+        help="opacity of the --root-ids segments, 0-1 (default: --alpha; a link's selectedAlpha)",
+    )
+    style.add_argument(
+        "--all-segments",
+        action="store_true",
+        help="with --root-ids: draw every segment, the given ones at --selected-alpha "
+        "(default: only the given ones)",
+    )
     style.add_argument("--outline", action="store_true", help="outlines instead of fills")
-    style.add_argument("--width", type=int, default=10, help="outline width in pixels (10)")
-    style.add_argument("--side", choices=("in", "out"), default="out")
+    style.add_argument(
+        "--width", type=int, default=None, metavar="PX", help="outline width in pixels (10)"
+    )
+    style.add_argument("--side", choices=("in", "out"), default=None, help="outline side (out)")
     style.add_argument(
         "--no-merge-outline",
         action="store_true",
@@ -71,14 +94,23 @@ def export_parser() -> argparse.ArgumentParser:
     )
     style.add_argument(
         "--palette",
-        default="husl",
-        help="seaborn palette name (husl), or 'neuroglancer' for Neuroglancer's colours",
+        default=None,
+        help="seaborn palette name (husl), or 'neuroglancer' for Neuroglancer's colours "
+        "(the default with --ngl-url)",
     )
     style.add_argument(
         "--color-seed",
         type=int,
         default=None,
         help="colorSeed for --palette neuroglancer (default: the link's, else 0)",
+    )
+    style.add_argument(
+        "--color-by",
+        choices=("id", "order"),
+        default=None,
+        help="id: a segment's colour depends only on its id, as in the viewer (default); "
+        "order: ImageryClient's rule (colours in the order of the segments), for pixels "
+        "identical to its composite_overlay",
     )
     style.add_argument(
         "--colors",
@@ -152,11 +184,43 @@ def _colors(items: Sequence[str] | None):
     return tuple(out)
 
 
+def style_from_args(args: argparse.Namespace, inputs, selection) -> OverlayStyle:
+    """The figure's style: the exporter's defaults (or a link's style), then the options
+    given. Validated once, strictly: a bad value is a StyleError (one line, exit 2)."""
+    from .model.export import EXPORT_STYLE
+    from .model.state import style_from_link
+
+    link = bool(args.ngl_url)
+    base = style_from_link(inputs, EXPORT_STYLE) if link else EXPORT_STYLE
+    changes: dict = {}
+    if args.alpha is not None:
+        changes["alpha"] = args.alpha
+    if args.selected_alpha is not None:
+        changes["selected_alpha"] = args.selected_alpha
+    elif args.alpha is not None and not link:
+        changes["selected_alpha"] = args.alpha
+    if args.all_segments:
+        changes["show_unselected"] = True
+    elif not link:
+        changes["show_unselected"] = not selection.ids
+    if args.outline:
+        changes["outline"] = True
+    for name in ("width", "side", "palette", "color_seed", "color_by"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    if args.no_merge_outline:
+        changes["merge_outline"] = False
+    if args.no_overlap:
+        changes["overlap"] = False
+    return base.replace(**changes)
+
+
 def build(args: argparse.Namespace):
     """Dataset, FigureSpec and the resolved inputs from parsed arguments (raises on bad input)."""
-    from .model.export import FigureSpec, FigureStyle
+    from .model.export import FigureSpec
     from .model.inputs import OpenRequest
     from .model.scalebar import ScaleBar
+    from .model.state import selection_from_inputs
 
     if not (
         args.demo or args.image_source or args.segmentation_source or args.datastack or args.ngl_url
@@ -169,20 +233,10 @@ def build(args: argparse.Namespace):
         args.root_ids, log=lambda m: print(m, file=sys.stderr)
     )
     dataset = inputs.dataset()
-    colors = dict(inputs.segment_colors)
-    colors.update(dict(_colors(args.colors)))
-    seed = args.color_seed if args.color_seed is not None else (inputs.color_seed or 0)
-    style = FigureStyle(
-        alpha=args.alpha,
-        outline=args.outline,
-        width=args.width,
-        side=args.side,
-        merge_outline=not args.no_merge_outline,
-        overlap=not args.no_overlap,
-        palette=args.palette,
-        colors=tuple(colors.items()),
-        color_seed=seed,
-    )
+    selection = selection_from_inputs(inputs)
+    for sid, rgb in _colors(args.colors):  # a colour given for an id selects it too
+        selection = selection.add([sid]).with_color(sid, rgb)
+    style = style_from_args(args, inputs, Selection.of(inputs.root_ids))
     scale_bar = None
     if args.scale_bar is not None:
         length = None if args.scale_bar < 0 else args.scale_bar
@@ -191,7 +245,7 @@ def build(args: argparse.Namespace):
         resolution=tuple(inputs.resolution) if inputs.resolution else None,
         image_mip=args.image_mip,
         segmentation_mip=args.segmentation_mip,
-        root_ids=tuple(inputs.root_ids) if inputs.root_ids else "all",
+        selection=selection,
         timestamp=inputs.timestamp,
         style=style,
         scale=args.scale,
@@ -217,25 +271,10 @@ def build(args: argparse.Namespace):
 
 def provenance_extra(inputs, spec) -> dict:
     """Provenance beyond the figure itself: the datastack and the Neuroglancer link."""
-    from .model.geometry import normalize_bounds
-    from .model.ngl import DEFAULT_NGL_URL, make_link, make_state
+    from .model.state import provenance_extra as extra
+    from .model.state import spec_link
 
-    box = normalize_bounds(spec.bounds)
-    center = [float(v) for v in np.floor((box[0] + box[1]) / 2)]
-    state = make_state(
-        center=center,
-        resolution=spec.resolution or (inputs.resolution or [1, 1, 1]),
-        image_source=inputs.image_source,
-        segmentation_source=inputs.segmentation_source,
-        segments=[] if spec.root_list() is None else spec.root_list(),
-        segment_colors=dict(spec.style.colors) or None,
-        selected_alpha=spec.style.selected_alpha or spec.style.alpha,
-        color_seed=spec.style.color_seed if spec.style.palette == "neuroglancer" else None,
-    )
-    extra = {"neuroglancer_link": make_link(state, inputs.viewer_site or DEFAULT_NGL_URL)}
-    if inputs.datastack:
-        extra["datastack"] = {"name": inputs.datastack, "server": inputs.server_address}
-    return extra
+    return extra(inputs, spec_link(inputs, spec))
 
 
 def export_main(argv: Sequence[str]) -> int:

@@ -27,20 +27,31 @@ def settings_dir() -> Path:
     return Path(user_config_dir("imagery-gui", appauthor=False))
 
 
+#: Version of the file's layout. 1: style values at the top level (read and converted).
+SETTINGS_VERSION = 2
+_V1_STYLE = {
+    "alpha": "alpha",
+    "selected_alpha": "selected_alpha",
+    "outline": "outline",
+    "width": "width",
+    "side": "side",
+    "merge_outline": "merge_outline",
+    "palette": "palette",
+    "color_seed": "color_seed",
+    "show_all": "show_unselected",
+}
+
+
 @dataclass
 class Settings:
+    version: int = SETTINGS_VERSION
     image_source: str | None = None
     segmentation_source: str | None = None
     recent: list[list[str | None]] = field(default_factory=list)  # [image, segmentation]
-    alpha: float = 0.2
-    selected_alpha: float = 0.6
-    outline: bool = False
-    width: int = 3
-    side: str = "in"
-    merge_outline: bool = False
-    palette: str = "husl"
-    color_seed: int = 0
-    show_all: bool = True
+    # A snapshot of the viewer's OverlayStyle (imagery_gui.model.style); loading it goes
+    # through the same validation as a user's change, so bad values never reach the view.
+    style: dict[str, Any] = field(default_factory=dict)
+    export_dir: str | None = None  # where the last export went
     cache_mb: int = 768
     disk_cache: bool = False
     fetch_timeout_s: float = 10.0
@@ -71,6 +82,9 @@ class Settings:
         if not isinstance(data, dict):
             warnings.warn(f"ignoring settings file {path}: not a JSON object", stacklevel=2)
             return out
+        if "style" not in data:  # version 1: style values at the top level
+            data = dict(data)
+            data["style"] = {new: data[old] for old, new in _V1_STYLE.items() if old in data}
         defaults = asdict(out)
         for f in fields(cls):
             if f.name not in data:
@@ -81,6 +95,7 @@ class Settings:
                 if isinstance(default, (int, float)) and not isinstance(default, bool):
                     value = type(default)(value)
                 setattr(out, f.name, value)
+        out.version = SETTINGS_VERSION
         out.recent = [
             list(p)[:2] for p in out.recent if isinstance(p, (list, tuple)) and len(p) >= 2
         ][:MAX_RECENT]

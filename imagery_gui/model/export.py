@@ -18,7 +18,7 @@ import datetime as _dt
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -27,104 +27,22 @@ from PIL import Image
 
 from .._version import __version__
 from . import render
+from .colors import segment_alphas, segment_colors
 from .dataset import Dataset, bounds_shape_zyx, rescale_to_bounds
 from .errors import ExportError
 from .geometry import normalize_bounds
 from .io import check_writable, save_json_atomic, save_png_atomic
-from .palette import (
-    DEFAULT_H,
-    DEFAULT_L,
-    DEFAULT_PALETTE,
-    DEFAULT_S,
-    ID_PALETTE_SIZE,
-    NEUROGLANCER,
-    check_palette,
-    color_table,
-    id_palette_index,
-    palette_colors,
-    to_hex,
-)
+from .palette import to_hex
 from .scalebar import ScaleBar
-from .segments import parse_root_ids, unique_ids
+from .segments import unique_ids
+from .style import OverlayStyle, Selection
 
 Progress = Callable[[int, int, str], None]
 
 
-@dataclass(frozen=True, slots=True)
-class FigureStyle:
-    """How segments are drawn. Defaults are ImageryClient's ``composite_overlay`` defaults.
-
-    ``colors`` maps ids to 0-255 RGB; ids without an entry are coloured from ``palette``
-    by their position among the drawn ids (ImageryClient's rule).
-    """
-
-    alpha: float = 0.2
-    outline: bool = False
-    width: int = 10
-    side: str = "out"
-    merge_outline: bool = True
-    overlap: bool = True
-    palette: str = DEFAULT_PALETTE
-    h: float = DEFAULT_H
-    l: float = DEFAULT_L  # noqa: E741 - ImageryClient's name
-    s: float = DEFAULT_S
-    colors: tuple[tuple[int, tuple[int, int, int]], ...] = ()
-    color_by_id: bool = False
-    selected: tuple[int, ...] = ()
-    selected_alpha: float | None = None
-    color_seed: int = 0  # for palette="neuroglancer"
-
-    def __post_init__(self) -> None:
-        render.alpha_to_uint8(self.alpha)
-        check_palette(self.palette)
-        if self.selected_alpha is not None:
-            render.alpha_to_uint8(self.selected_alpha)
-        self.geometry()  # validates side / width
-
-    def geometry(self) -> render.Geometry:
-        return render.Geometry(
-            outline=self.outline,
-            width=int(self.width),
-            side=self.side,
-            merge_outline=self.merge_outline,
-            overlap=self.overlap,
-        )
-
-    def color_table(self, ids: Sequence[int]) -> np.ndarray:
-        """Colours of ``ids`` (in drawing order): by position in a palette of len(ids)
-        (ImageryClient's rule), or with ``color_by_id`` from a fixed palette by id (the
-        viewer's rule); explicit ``colors`` win either way."""
-        if self.palette == NEUROGLANCER:
-            from .ngl import ng_colors
-
-            table = ng_colors(np.asarray(ids, dtype=np.uint64), self.color_seed)
-        elif self.color_by_id:
-            base = color_table(
-                palette_colors(ID_PALETTE_SIZE, self.palette, self.h, self.l, self.s)
-            )
-            table = (
-                base[id_palette_index(np.asarray(ids, dtype=np.uint64))] if len(ids) else base[:0]
-            )
-        else:
-            table = color_table(palette_colors(len(ids), self.palette, self.h, self.l, self.s))
-        explicit = dict(self.colors)
-        for i, v in enumerate(ids):
-            if int(v) in explicit:
-                table[i] = explicit[int(v)]
-        return table
-
-    def alphas(self, ids: Sequence[int]) -> float | np.ndarray:
-        """One alpha, or one per segment when selected segments have their own."""
-        if self.selected_alpha is None or not self.selected:
-            return self.alpha
-        sel = np.isin(np.asarray(ids, dtype=np.uint64), np.asarray(self.selected, dtype=np.uint64))
-        return np.where(sel, self.selected_alpha, self.alpha)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["colors"] = {str(k): to_hex(v) for k, v in self.colors}
-        d["selected"] = [str(v) for v in self.selected]
-        return d
+#: The exporter's default style: ImageryClient's ``composite_overlay`` defaults (alpha 0.2,
+#: 10 px outer merged outlines, husl), with colours by id like the viewer's.
+EXPORT_STYLE = OverlayStyle(alpha=0.2, selected_alpha=0.2, width=10, side="out", merge_outline=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,16 +50,18 @@ class FigureSpec:
     """What to cut out and how to draw it.
 
     ``bounds`` is 2x3 voxels at ``resolution`` (nm; None = the dataset's default).
-    ``root_ids`` is ``"all"`` or a tuple of ids. ``scale`` is an integer upscale factor.
+    Which segments are drawn follows from ``style`` and ``selection``: every segment when
+    ``style.show_unselected``, else only the selected ones. ``scale`` is an integer
+    upscale factor.
     """
 
     bounds: tuple[tuple[float, float, float], tuple[float, float, float]]
     resolution: tuple[float, float, float] | None = None
     image_mip: int | None = None
     segmentation_mip: int | None = None
-    root_ids: Any = "all"
+    selection: Selection = field(default_factory=Selection)
     timestamp: Any = None
-    style: FigureStyle = field(default_factory=FigureStyle)
+    style: OverlayStyle = EXPORT_STYLE
     scale: int = 1
     scale_bar: ScaleBar | None = None
     dpi: int = 300
@@ -160,10 +80,13 @@ class FigureSpec:
         box = bounds_from_center(np.asarray(center), *size3)
         return cls(bounds=_as_box(box), **kw)
 
+    @property
+    def root_ids(self) -> Any:
+        """``"all"`` or the tuple of ids drawn (the cutout's ``root_ids``)."""
+        return "all" if self.style.show_unselected else self.selection.ids
+
     def root_list(self) -> list[int] | None:
-        if isinstance(self.root_ids, str) and self.root_ids == "all":
-            return None
-        return parse_root_ids(self.root_ids)
+        return None if self.style.show_unselected else list(self.selection.ids)
 
 
 def _as_box(box: Any) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
@@ -235,8 +158,8 @@ def make_figure(dataset: Dataset, spec: FigureSpec, progress: Progress | None = 
         index = render.label_index(seg, ids)
     else:
         ids, index = [], None
-    table = spec.style.color_table(ids)
-    alphas = spec.style.alphas(ids)
+    table = segment_colors(ids, spec.style, spec.selection.explicit)
+    alphas = segment_alphas(ids, spec.style, spec.selection)
     geom = spec.style.geometry()
     z0 = int(math.floor(box[0][2]))
     z_values = [z0 + int(round(i * (box[1][2] - box[0][2]) / depth)) for i in range(depth)]
@@ -348,6 +271,7 @@ def provenance(
         "segments": [
             {"id": str(i), "color": to_hex(c)} for i, c in zip(fig.ids, fig.colors.tolist())
         ],
+        "selection": spec.selection.to_dict(),
         "style": spec.style.to_dict(),
         "files": [os.path.basename(f) for f in files],
     }

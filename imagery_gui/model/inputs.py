@@ -97,6 +97,7 @@ class Inputs:
     segment_colors: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     color_seed: int | None = None
     selected_alpha: float | None = None
+    not_selected_alpha: float | None = None
     contrast: tuple[float, float] | None = None
     timestamp: Any = None
     token: str | None = None
@@ -200,6 +201,7 @@ def resolve(
         out.segment_colors = dict(view.segment_colors)
         out.color_seed = view.color_seed
         out.selected_alpha = view.selected_alpha
+        out.not_selected_alpha = view.not_selected_alpha
         out.contrast = view.contrast
         if view.cross_section_scale and view.resolution:
             out.nm_per_px = view.cross_section_scale * view.resolution[0]
@@ -224,3 +226,21 @@ def resolve(
                 f"{server}, and none was found. " + cave.token_help(server)
             )
     return out
+
+
+def open_dataset(
+    inputs: Inputs,
+    *,
+    timeout_s: float | None = None,
+    while_waiting: Any = None,
+    **dataset_kw: Any,
+) -> Dataset:
+    """The dataset of ``inputs`` with its metadata read (``Dataset.open``), waiting at most
+    ``timeout_s``; ``while_waiting()`` runs while the first requests are on the wire."""
+    from .dataset import start_thread
+
+    ds = inputs.dataset(**dataset_kw)
+    opened = start_thread(ds.open)
+    if while_waiting is not None:
+        while_waiting()
+    return opened(timeout=timeout_s)

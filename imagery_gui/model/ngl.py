@@ -12,7 +12,7 @@ Reading (:func:`parse_link`) accepts what colleagues paste:
 From the state it takes the position and dimensions (centre voxel and resolution), the
 first image layer, the segmentation layer (the first one with selected segments, else
 the first), its selected segments (``!``-prefixed ones are hidden), ``segmentColors``,
-``colorSeed``, ``selectedAlpha`` and the image contrast range.
+``colorSeed``, ``selectedAlpha``, ``notSelectedAlpha`` and the image contrast range.
 
 Writing (:func:`make_link`) produces a link for a view, never containing a token.
 :func:`ng_colors` reproduces Neuroglancer's colour hash for a ``colorSeed`` exactly, so a
@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import numpy as np
 
+from .colors import ng_colors  # noqa: F401 - Neuroglancer's colours live with the colour rule
 from .errors import ImageryGuiError
 from .segments import parse_root_id
 from .source import parse_source
@@ -63,6 +64,7 @@ class NglView:
     segment_colors: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     color_seed: int | None = None
     selected_alpha: float | None = None
+    not_selected_alpha: float | None = None
     contrast: tuple[float, float] | None = None
     cross_section_scale: float | None = None
     image_layer: str | None = None
@@ -267,6 +269,7 @@ def view_from_state(state: dict) -> NglView:
     center = tuple(int(np.floor(v)) for v in pos) if pos is not None else None
     seed = seg.get("colorSeed")
     alpha = seg.get("selectedAlpha")
+    other = seg.get("notSelectedAlpha")
     return NglView(
         center=center,  # type: ignore[arg-type]
         resolution=_resolution(state),
@@ -277,6 +280,7 @@ def view_from_state(state: dict) -> NglView:
         segment_colors=colors,
         color_seed=int(seed) & 0xFFFFFFFF if seed is not None else None,
         selected_alpha=float(alpha) if alpha is not None else None,
+        not_selected_alpha=float(other) if other is not None else None,
         contrast=contrast,
         cross_section_scale=float(state["crossSectionScale"])
         if "crossSectionScale" in state
@@ -297,6 +301,7 @@ def make_state(
     segments: Iterable[int] = (),
     segment_colors: dict[int, tuple[int, int, int]] | None = None,
     selected_alpha: float | None = None,
+    not_selected_alpha: float | None = None,
     color_seed: int | None = None,
     contrast: tuple[float, float] | None = None,
     nm_per_px: float | None = None,
@@ -336,6 +341,8 @@ def make_state(
             seg["segmentColors"] = {str(int(k)): to_hex(v) for k, v in segment_colors.items()}
         if selected_alpha is not None:
             seg["selectedAlpha"] = float(selected_alpha)
+        if not_selected_alpha is not None:
+            seg["notSelectedAlpha"] = float(not_selected_alpha)
         if color_seed is not None:
             seg["colorSeed"] = int(color_seed) & 0xFFFFFFFF
         state["layers"].append(seg)
@@ -347,59 +354,3 @@ def make_link(state: dict, base_url: str = DEFAULT_NGL_URL) -> str:
     """``base_url/#!{percent-encoded JSON}``, the form Neuroglancer writes itself."""
     text = json.dumps(state, separators=(",", ":"))
     return base_url.rstrip("/") + "/#!" + quote(text, safe="~@#$&()*!+=:;,.?/'")
-
-
-# -- Neuroglancer's segment colours ----------------------------------------------------------
-_K1 = np.uint32(0xCC9E2D51)
-_K2 = np.uint32(0x1B873593)
-
-
-def _rotl(x: np.ndarray, r: int) -> np.ndarray:
-    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
-
-
-def _hash_combine(state: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """Neuroglancer's ``hashCombine`` (MurmurHash3 without the final mix), on uint32."""
-    with np.errstate(over="ignore"):
-        value = value * _K1
-        value = _rotl(value, 15)
-        value = value * _K2
-        state = state ^ value
-        state = _rotl(state, 13)
-        return state * np.uint32(5) + np.uint32(0xE6546B64)
-
-
-def ng_colors(ids: Iterable[int] | np.ndarray, color_seed: int = 0) -> np.ndarray:
-    """``(n, 3)`` uint8 colours Neuroglancer gives segment ``ids`` under ``color_seed``.
-
-    Same arithmetic as Neuroglancer's ``SegmentColorHash.compute`` (hash of the low and
-    high 32 bits of the id, then HSV with h = byte 0, s = 0.5 + 0.5 * byte 1, v = 1,
-    stored in float32) and ``packColor`` (``Math.round(x * 255)``).
-    """
-    arr = np.asarray(
-        list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.uint64
-    ).reshape(-1)
-    lo = (arr & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-    hi = (arr >> np.uint64(32)).astype(np.uint32)
-    h = _hash_combine(np.full(arr.shape, int(color_seed) & 0xFFFFFFFF, dtype=np.uint32), lo)
-    h = _hash_combine(h, hi)
-    c0 = (h & np.uint32(0xFF)).astype(np.float64) / 255
-    c1 = ((h >> np.uint32(8)) & np.uint32(0xFF)).astype(np.float64) / 255
-    hue, sat, val = c0 * 6, 0.5 + 0.5 * c1, 1.0
-    idx = np.floor(hue)
-    rem = hue - idx
-    v1 = val * (1 - sat)
-    v2 = val * (1 - sat * rem)
-    v3 = val * (1 - sat * (1 - rem))
-    k = (idx.astype(np.int64) % 6)[:, None]
-    vv = np.full_like(v1, val)
-    choices = [
-        np.stack([vv, v3, v1], 1),
-        np.stack([v2, vv, v1], 1),
-        np.stack([v1, vv, v3], 1),
-        np.stack([v1, v2, vv], 1),
-        np.stack([v3, v1, vv], 1),
-        np.stack([vv, v1, v2], 1),
-    ]
-    rgb = np.select([k == i for i in range(6)], choices).astype(np.float32).astype(np.float64)
-    return np.clip(np.floor(rgb * 255 + 0.5), 0, 255).astype(np.uint8)

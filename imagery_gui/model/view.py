@@ -24,16 +24,9 @@ from typing import Any
 import fastremap
 import numpy as np
 
-from . import render
+from . import colors, render
 from .dataset import Dataset, align_pair, start_thread
-from .palette import (
-    DEFAULT_PALETTE,
-    ID_PALETTE_SIZE,
-    NEUROGLANCER,
-    color_table,
-    id_palette_index,
-    palette_colors,
-)
+from .style import OverlayStyle, Selection
 
 #: Largest region side, in pixels at the chosen mip.
 MAX_REGION_PX = 4096
@@ -386,57 +379,27 @@ def prefetch_order(
 # -- colours ---------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Coloring:
-    """How the view colours segments: palette, explicit colours, selection, alphas."""
+    """How the view colours segments: the style and the selection (the colour rule itself
+    is :mod:`imagery_gui.model.colors`, shared with every export and link)."""
 
-    palette: str = DEFAULT_PALETTE
-    colors: tuple[tuple[int, tuple[int, int, int]], ...] = ()
-    selected: tuple[int, ...] = ()
-    show_all: bool = True
-    alpha: float = 0.2
-    selected_alpha: float = 0.6
-    color_seed: int = 0  # for the "neuroglancer" palette
+    style: OverlayStyle = field(default_factory=OverlayStyle)
+    selection: Selection = field(default_factory=Selection)
 
-    def table(self) -> np.ndarray:
-        if self.palette == NEUROGLANCER:
-            return np.zeros((0, 3), dtype=np.uint8)
-        return color_table(palette_colors(ID_PALETTE_SIZE, self.palette))
+    @property
+    def show_all(self) -> bool:
+        return self.style.show_unselected
 
-    def lut(self, ids: np.ndarray, palette_table: np.ndarray | None = None) -> np.ndarray:
+    @property
+    def selected(self) -> tuple[int, ...]:
+        return self.selection.ids
+
+    def lut(self, ids: np.ndarray) -> np.ndarray:
         """RGBA lookup table ``(len(ids), 4)`` for a slab's local ids (row 0 transparent)."""
-        lut = np.zeros((len(ids), 4), dtype=np.uint8)
-        if self.palette == NEUROGLANCER:
-            from .ngl import ng_colors
-
-            lut[:, :3] = ng_colors(ids, self.color_seed)
-        else:
-            table = self.table() if palette_table is None else palette_table
-            lut[:, :3] = table[id_palette_index(ids, len(table))]
-        if self.colors:
-            cids = np.array([c[0] for c in self.colors], dtype=np.uint64)
-            cvals = np.array([c[1] for c in self.colors], dtype=np.uint8)
-            order = np.argsort(cids)
-            pos = np.searchsorted(cids[order], ids)
-            pos = np.minimum(pos, len(cids) - 1)
-            hit = cids[order][pos] == ids
-            lut[hit, :3] = cvals[order][pos[hit]]
-        sel = (
-            np.isin(ids, np.asarray(self.selected, dtype=np.uint64))
-            if self.selected
-            else np.zeros(len(ids), bool)
-        )
-        a_sel = render.alpha_to_uint8(self.selected_alpha)
-        a_all = render.alpha_to_uint8(self.alpha)
-        lut[:, 3] = np.where(sel, a_sel, a_all if self.show_all else 0)
-        lut[0] = 0
-        return lut
+        return colors.lut(ids, self.style, self.selection)
 
     def visible(self, ids: np.ndarray) -> np.ndarray:
         """Which local ids are drawn (bool per row; row 0 never)."""
-        vis = (
-            np.ones(len(ids), dtype=bool)
-            if self.show_all
-            else np.isin(ids, np.asarray(self.selected, dtype=np.uint64))
-        )
+        vis = colors.visible(ids, self.style, self.selection)
         vis[0] = False
         return vis
 
@@ -519,3 +482,9 @@ def describe_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GiB"
+
+
+def auto_levels(image: np.ndarray) -> tuple[float, float]:
+    """A contrast window from one view: its 0.5th and 99.5th percentiles."""
+    lo, hi = np.percentile(image, [0.5, 99.5])
+    return float(lo), float(hi)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 
-from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -239,44 +237,3 @@ class ExportDialog(QDialog):
             masks=self.masks.isChecked(),
             force=self.force.isChecked(),
         )
-
-
-class BackgroundJob(QObject):
-    """Runs a function in a daemon thread; reports progress and the outcome by signal.
-
-    The function receives a ``progress(done, total, message)`` callback; ``cancel()`` makes
-    that callback raise, so a multi-slice export stops at the next slice.
-    """
-
-    progressed = Signal(int, int, str)
-    finished = Signal(object)
-    failed = Signal(str)
-
-    class Cancelled(Exception):
-        pass
-
-    def __init__(self, fn, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._fn = fn
-        self._cancel = threading.Event()
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    def _progress(self, done: int, total: int, message: str) -> None:
-        if self._cancel.is_set():
-            raise BackgroundJob.Cancelled()
-        self.progressed.emit(done, total, message)
-
-    def start(self) -> None:
-        def run() -> None:
-            try:
-                result = self._fn(self._progress)
-            except BackgroundJob.Cancelled:
-                self.failed.emit("cancelled")
-            except Exception as exc:  # noqa: BLE001 - reported to the user, never lost
-                self.failed.emit(str(exc) or type(exc).__name__)
-            else:
-                self.finished.emit(result)
-
-        threading.Thread(target=run, name="imagery-gui-job", daemon=True).start()

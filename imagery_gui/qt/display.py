@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from ..model import fetchproc, render
 from ..model.dataset import Dataset
 from ..model.fetchproc import FetchProcess
+from ..model.state import Camera, z_bounds
 from ..model.view import (
     Coloring,
     MemoryBudget,
@@ -106,6 +107,7 @@ class SliceDisplay(QObject):
         self.dataset_serial = 0
         self.view_res = np.array([1.0, 1.0, 1.0])
         self.z = 0  # in view-resolution voxels
+        self.camera = Camera()
         self.direction = 1
         self.coloring = Coloring()
         self.geometry = render.Geometry()
@@ -123,7 +125,6 @@ class SliceDisplay(QObject):
         self._lut_scale = 1.0  # the same for colouring
         self._coloring_version = 0  # in the keys of coloured overlays the worker made
         self._luts: OrderedDict = OrderedDict()
-        self._palette_table = self.coloring.table()
         self.fetcher = Fetcher(
             self._load, timeout_s=timeout_s, synchronous=synchronous, parent=self
         )
@@ -160,7 +161,11 @@ class SliceDisplay(QObject):
         self.cache.set_limit(self.budget.slabs)
         self._trim_outlines()
 
-    def set_dataset(self, dataset: Dataset, timestamp=None) -> None:
+    def set_dataset(
+        self, dataset: Dataset, timestamp=None, agglomerate: bool = True, z: int | None = None
+    ) -> None:
+        """Show another dataset (or the same one reopened): caches are dropped; the view
+        keeps its camera, and z when given."""
         self.dataset = dataset
         self.dataset_serial = next(_serials)
         if self.reader is not None:
@@ -168,8 +173,10 @@ class SliceDisplay(QObject):
             if not self.reader.alive:
                 self.reader = fetchproc.shared()
             self.reader.set_dataset(self.dataset_serial, self._replica)
-        self.agglomerate = True
+        self.agglomerate = agglomerate
         self.timestamp = timestamp
+        if z is not None:
+            self.z = int(z)
         self.view_res = np.asarray(dataset.resolution, dtype=np.float64)
         self.cache.clear()
         self._outlines.clear()
@@ -190,21 +197,15 @@ class SliceDisplay(QObject):
     def z_bounds(self) -> tuple[int, int]:
         """Inclusive z range in view-resolution voxels."""
         assert self.dataset is not None
-        layer = self.dataset.image or self.dataset.segmentation
-        mip = self.dataset.image_mip if self.dataset.image else self.dataset.segmentation_mip
-        lo, hi = layer.bounds(mip)
-        rz = layer.resolution(mip)[2]
-        return int(np.floor(lo[2] * rz / self.view_res[2])), int(
-            np.ceil(hi[2] * rz / self.view_res[2])
-        ) - 1
+        return z_bounds(self.dataset)
 
     def z_at_mip(self, region: Region) -> int:
         return int(np.floor((self.z + 0.5) * self.view_res[2] / region.resolution[2]))
 
     # -- requests ----------------------------------------------------------------------------
     def set_z(self, z: int) -> None:
-        lo, hi = self.z_bounds()
-        z = int(min(max(z, lo), hi))
+        """Show slice ``z`` (the viewer state has clamped it to the volume)."""
+        z = int(z)
         if z == self.z and self.shown is not None:
             return
         self.direction = 1 if z >= self.z else -1
@@ -212,8 +213,6 @@ class SliceDisplay(QObject):
         self.update_view()
 
     def set_coloring(self, coloring: Coloring) -> None:
-        if coloring.palette != self.coloring.palette:
-            self._palette_table = coloring.table()
         visible_changed = (coloring.show_all, coloring.selected) != (
             self.coloring.show_all,
             self.coloring.selected,
@@ -241,12 +240,17 @@ class SliceDisplay(QObject):
         self.region = None
         self.update_view()
 
+    def set_camera(self, camera: Camera) -> None:
+        """Where the view looks now (the viewer state's camera); fetches what it needs."""
+        self.camera = camera
+        self.update_view()
+
     def update_view(self) -> None:
-        """Plan the region for the visible area and fetch what the current z needs."""
+        """Plan the region for the camera's visible area and fetch what the current z needs."""
         if self.dataset is None:
             return
-        x0, y0, x1, y1 = self.canvas.visible_nm()
-        img_mip, seg_mip = choose_mips(self.dataset, self.canvas.nm_per_px())
+        x0, y0, x1, y1 = self.camera.visible_nm
+        img_mip, seg_mip = choose_mips(self.dataset, self.camera.nm_per_px)
         reg = self.region
         if (
             reg is None
@@ -334,7 +338,7 @@ class SliceDisplay(QObject):
         key = (slab.key, id(slab.ids))
         lut = self._luts.get(key)
         if lut is None:
-            lut = self.coloring.lut(slab.ids, self._palette_table)
+            lut = self.coloring.lut(slab.ids)
             self._luts[key] = lut
             while len(self._luts) > 64:
                 self._luts.popitem(last=False)

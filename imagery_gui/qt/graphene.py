@@ -6,7 +6,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from .dialogs import BackgroundJob
+from .jobs import Jobs
 
 
 class RootStatus(QObject):
@@ -19,8 +19,9 @@ class RootStatus(QObject):
     outdated = Signal(object)  # {id: [successors]}; not dict: PySide6 would need str keys
     failed = Signal(str)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, jobs: Jobs, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self._jobs = jobs
         self._source: str | None = None
         self._token: str | None = None
         self._timestamp: Any = None
@@ -58,15 +59,16 @@ class RootStatus(QObject):
         self._generation += 1
         gen = self._generation
 
+        ids = list(ids)
+
         def work(progress):
             from ..model.cave import outdated_roots
 
-            return gen, outdated_roots(self._cg(), list(ids), self._timestamp)
+            return gen, outdated_roots(self._cg(), ids, self._timestamp)
 
-        job = BackgroundJob(work, self)
-        job.finished.connect(self._on_job_finished)
+        job = self._jobs.run(work, "check root ids")
+        job.succeeded.connect(self._on_job_finished)
         job.failed.connect(self._on_job_failed)
-        job.start()
 
     @Slot(object)
     def _on_job_finished(self, result) -> None:
@@ -75,6 +77,6 @@ class RootStatus(QObject):
             self.last_outdated = outdated
             self.outdated.emit(outdated)
 
-    @Slot(str)
-    def _on_job_failed(self, message: str) -> None:
-        self.failed.emit(f"could not check root ids against the chunkedgraph: {message}")
+    @Slot(object)
+    def _on_job_failed(self, exc: object) -> None:
+        self.failed.emit(f"could not check root ids against the chunkedgraph: {exc}")

@@ -6,12 +6,13 @@ window decides. State is pushed in under ``QSignalBlocker`` so it never echoes b
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -25,6 +26,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 from superqt import QLabeledDoubleSlider, QLabeledRangeSlider, QLabeledSlider
+
+from ..model.style import SEED_MAX, WIDTH_MAX, WIDTH_MIN
 
 PALETTES = [
     "neuroglancer",
@@ -53,10 +56,10 @@ class SegmentPanel(QGroupBox):
     """Selected segments: add by typing or pasting ids, remove, clear, copy, recolour."""
 
     addRequested = Signal(str)  # raw text with one or more ids
-    removeRequested = Signal(list)  # ids
+    removeRequested = Signal(object)  # list of ids (Python ints: exact above 2**63)
     clearRequested = Signal()
     copyRequested = Signal()
-    colorRequested = Signal(int)  # id whose colour to change
+    colorRequested = Signal(object)  # id whose colour to change (a Python int, never int32)
     showAllChanged = Signal(bool)
     supervoxelsChanged = Signal(bool)
     updateRequested = Signal()  # replace outdated root ids by their successors
@@ -111,12 +114,24 @@ class SegmentPanel(QGroupBox):
         self.clear_btn.clicked.connect(self.clearRequested)
         self.copy_btn.clicked.connect(self.copyRequested)
         self.color_btn.clicked.connect(self._on_color)
-        self.list.itemDoubleClicked.connect(
-            lambda item: self.colorRequested.emit(int(item.data(Qt.ItemDataRole.UserRole)))
-        )
+        self.list.itemDoubleClicked.connect(self._on_item_double_clicked)
+        self.list.installEventFilter(self)
         self.show_selected.toggled.connect(lambda on: self.showAllChanged.emit(not on))
         self.supervoxels.toggled.connect(self.supervoxelsChanged)
         self.update_btn.clicked.connect(self.updateRequested)
+
+    def _on_item_double_clicked(self, item: QListWidgetItem) -> None:
+        self.colorRequested.emit(int(item.data(Qt.ItemDataRole.UserRole)))
+
+    def eventFilter(self, obj, ev) -> bool:
+        if (
+            obj is self.list
+            and ev.type() == QEvent.Type.KeyPress
+            and ev.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace)
+        ):
+            self._on_remove()
+            return True
+        return super().eventFilter(obj, ev)
 
     def _on_add(self) -> None:
         text = self.entry.text().strip()
@@ -183,9 +198,15 @@ class SegmentPanel(QGroupBox):
 
 
 class OverlayPanel(QGroupBox):
-    """Alpha, fill or outline, outline width / side / merge, palette."""
+    """Alpha, fill or outline, outline width / side / merge, palette, colour seed.
 
-    styleChanged = Signal(object)  # dict of style values
+    Shows an :class:`~imagery_gui.model.style.OverlayStyle` (:meth:`show_style`) and asks
+    for one change at a time (``styleChanged({name: value})``); the window validates it
+    and shows the style that is drawn. The palette box applies a name only when it is
+    complete (chosen from the list, or Enter / leaving the box after typing).
+    """
+
+    styleChanged = Signal(object)  # {field: value}, one field of OverlayStyle
 
     def __init__(self, parent=None) -> None:
         super().__init__("Overlay", parent)
@@ -196,23 +217,30 @@ class OverlayPanel(QGroupBox):
         self.selected_alpha = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
         self.selected_alpha.setRange(0.0, 1.0)
         self.selected_alpha.setDecimals(2)
+        self.selected_alpha.setObjectName("selectedAlphaSlider")
         self.mode = QComboBox()
         self.mode.addItems(["fill", "outline"])
         self.mode.setObjectName("modeCombo")
         self.width = QSpinBox()
-        self.width.setRange(1, 50)
+        self.width.setRange(WIDTH_MIN, WIDTH_MAX)
         self.width.setSuffix(" px")
+        self.width.setObjectName("widthSpin")
         self.side = QComboBox()
         self.side.addItems(["in", "out"])
         self.merge = QCheckBox("Merge touching outlines")
         self.palette = QComboBox()
+        self.palette.setObjectName("paletteCombo")
         self.palette.setEditable(True)
+        self.palette.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.palette.addItems(PALETTES)
         self.palette.setToolTip(
-            "'neuroglancer': the colours Neuroglancer gives each id for the seed"
+            "'neuroglancer': the colours Neuroglancer gives each id for the seed; or type "
+            "any seaborn palette or matplotlib colormap name and press Enter"
         )
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
+        self.seed = QDoubleSpinBox()  # a uint32 (Neuroglancer's colorSeed) exceeds QSpinBox
+        self.seed.setDecimals(0)
+        self.seed.setRange(0, SEED_MAX)
+        self.seed.setObjectName("seedSpin")
         self.seed.setToolTip("Neuroglancer's colorSeed (a link's seed is used when you open it)")
         form = QFormLayout(self)
         form.addRow("Alpha", self.alpha)
@@ -223,29 +251,7 @@ class OverlayPanel(QGroupBox):
         form.addRow("", self.merge)
         form.addRow("Palette", self.palette)
         form.addRow("Colour seed", self.seed)
-        self.alpha.valueChanged.connect(self._emit)
-        self.selected_alpha.valueChanged.connect(self._emit)
-        self.mode.currentTextChanged.connect(self._emit)
-        self.width.valueChanged.connect(self._emit)
-        self.side.currentTextChanged.connect(self._emit)
-        self.merge.toggled.connect(self._emit)
-        self.palette.currentTextChanged.connect(self._emit)
-        self.seed.valueChanged.connect(self._emit)
-
-    def values(self) -> dict:
-        return {
-            "alpha": round(float(self.alpha.value()), 3),
-            "selected_alpha": round(float(self.selected_alpha.value()), 3),
-            "outline": self.mode.currentText() == "outline",
-            "width": int(self.width.value()),
-            "side": self.side.currentText(),
-            "merge_outline": self.merge.isChecked(),
-            "palette": self.palette.currentText().strip() or "husl",
-            "color_seed": int(self.seed.value()),
-        }
-
-    def set_values(self, v: dict) -> None:
-        widgets = (
+        self._widgets = (
             self.alpha,
             self.selected_alpha,
             self.mode,
@@ -255,33 +261,64 @@ class OverlayPanel(QGroupBox):
             self.palette,
             self.seed,
         )
-        blockers = [QSignalBlocker(w) for w in widgets]
-        self.alpha.setValue(float(v["alpha"]))
-        self.selected_alpha.setValue(float(v["selected_alpha"]))
-        self.mode.setCurrentText("outline" if v["outline"] else "fill")
-        self.width.setValue(int(v["width"]))
-        self.side.setCurrentText(v["side"])
-        self.merge.setChecked(bool(v["merge_outline"]))
-        self.palette.setCurrentText(v["palette"])
-        self.seed.setValue(int(v.get("color_seed", 0)) & 0x7FFFFFFF)
-        self._update_enabled()
-        del blockers
+        emit = self.styleChanged.emit
+        self.alpha.valueChanged.connect(lambda v: emit({"alpha": round(float(v), 3)}))
+        self.selected_alpha.valueChanged.connect(
+            lambda v: emit({"selected_alpha": round(float(v), 3)})
+        )
+        self.mode.currentTextChanged.connect(lambda t: emit({"outline": t == "outline"}))
+        self.width.valueChanged.connect(lambda v: emit({"width": int(v)}))
+        self.side.currentTextChanged.connect(lambda t: emit({"side": t}))
+        self.merge.toggled.connect(lambda on: emit({"merge_outline": bool(on)}))
+        self.palette.textActivated.connect(self._on_palette_committed)
+        self.palette.lineEdit().editingFinished.connect(self._on_palette_committed)
+        self.seed.valueChanged.connect(lambda v: emit({"color_seed": int(v)}))
+        self._shown_palette = ""
 
-    def _update_enabled(self) -> None:
-        outline = self.mode.currentText() == "outline"
+    def _on_palette_committed(self, *args) -> None:
+        name = self.palette.currentText().strip()
+        if name and name != self._shown_palette:
+            self.styleChanged.emit({"palette": name})
+
+    def show_style(self, style) -> None:
+        """Show ``style`` (an OverlayStyle) without emitting anything."""
+        blockers = [QSignalBlocker(w) for w in self._widgets]
+        self.alpha.setValue(float(style.alpha))
+        self.selected_alpha.setValue(float(style.selected_alpha))
+        self.mode.setCurrentText("outline" if style.outline else "fill")
+        self.width.setValue(int(style.width))
+        self.side.setCurrentText(style.side)
+        self.merge.setChecked(bool(style.merge_outline))
+        if self.palette.findText(style.palette) < 0:
+            self.palette.addItem(style.palette)  # a valid name typed or from a link
+        self.palette.setCurrentText(style.palette)
+        self._shown_palette = style.palette
+        self.seed.setValue(int(style.color_seed))
+        outline = bool(style.outline)
         for w in (self.width, self.side, self.merge):
             w.setEnabled(outline)
-        self.seed.setEnabled(self.palette.currentText() == "neuroglancer")
+        self.seed.setEnabled(style.palette == "neuroglancer")
+        del blockers
 
-    def _emit(self, *args) -> None:
-        self._update_enabled()
-        self.styleChanged.emit(self.values())
+    def values(self) -> dict:
+        """What the controls show (for tests and checks)."""
+        return {
+            "alpha": round(float(self.alpha.value()), 3),
+            "selected_alpha": round(float(self.selected_alpha.value()), 3),
+            "outline": self.mode.currentText() == "outline",
+            "width": int(self.width.value()),
+            "side": self.side.currentText(),
+            "merge_outline": self.merge.isChecked(),
+            "palette": self.palette.currentText().strip(),
+            "color_seed": int(self.seed.value()),
+        }
 
 
 class ZPanel(QGroupBox):
     """z slider, spin box and play button."""
 
     zRequested = Signal(int)
+    playTicked = Signal()  # Play: the next slice, please (the window wraps at the end)
 
     def __init__(self, parent=None) -> None:
         super().__init__("z", parent)
@@ -307,6 +344,7 @@ class ZPanel(QGroupBox):
         self.play.toggled.connect(self._on_play)
         self.fps.valueChanged.connect(lambda v: self.timer.setInterval(int(1000 / v)))
         self.timer.timeout.connect(self._on_tick)
+        self.slider.setToolTip("z (slices); Home / End: first / last")
 
     def set_range(self, lo: int, hi: int) -> None:
         with QSignalBlocker(self.slider):
@@ -324,10 +362,7 @@ class ZPanel(QGroupBox):
             self.timer.stop()
 
     def _on_tick(self) -> None:
-        z = self.slider.value() + 1
-        if z > self.slider.maximum():
-            z = self.slider.minimum()
-        self.zRequested.emit(z)
+        self.playTicked.emit()
 
 
 class ContrastPanel(QGroupBox):

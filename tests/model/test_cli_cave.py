@@ -55,13 +55,13 @@ def test_export_from_a_datastack(cave, token_file, tmp_path):
     inputs = resolve(
         datastack="test_stack", server_address=cave.url, auth_token_file=str(token_file)
     )
-    from imagery_gui.model.export import FigureSpec, FigureStyle
+    from imagery_gui.model.export import EXPORT_STYLE, FigureSpec
 
     spec = FigureSpec.from_center(
         [2192, 4160, 103],
         (120, 90),
         resolution=tuple(inputs.resolution),
-        style=FigureStyle(outline=True, width=2),
+        style=EXPORT_STYLE.replace(outline=True, width=2),
     )
     expected = np.asarray(make_figure(inputs.dataset(), spec).slices[0].convert("RGB"))
     np.testing.assert_array_equal(np.asarray(Image.open(out).convert("RGB")), expected)

@@ -16,8 +16,9 @@ import imagery_gui as ig
 from imagery_gui.model import io as mio
 from imagery_gui.model.dataset import Dataset
 from imagery_gui.model.errors import ExportError
-from imagery_gui.model.export import FigureSpec, FigureStyle, export, make_figure, redact_url
+from imagery_gui.model.export import EXPORT_STYLE, FigureSpec, export, make_figure, redact_url
 from imagery_gui.model.scalebar import ScaleBar, nice_length
+from imagery_gui.model.style import Selection
 
 
 def run_cli(*args, timeout=180):
@@ -45,7 +46,8 @@ def test_cli_png_equals_composite_of_split_cutout(request, tmp_path, pair_name):
     pair = request.getfixturevalue(pair_name)
     c = pair.center
     out = tmp_path / "fig.png"
-    res = run_cli(*_src(pair), "--center", *c, "--size", 120, 90, "-o", out)
+    # --color-by order: ImageryClient's colouring rule (the default colours by id)
+    res = run_cli(*_src(pair), "--center", *c, "--size", 120, 90, "--color-by", "order", "-o", out)
     assert res.returncode == 0, res.stderr
     client = ig.ImageryClient(image_source=pair.image, segmentation_source=pair.segmentation)
     image, segs = client.image_and_segmentation_cutout(
@@ -83,6 +85,8 @@ def test_cli_mips_ids_and_bounds(synthetic_small, tmp_path):
         1,
         "--root-ids",
         *ids,
+        "--color-by",
+        "order",
         "-o",
         out,
     )
@@ -129,7 +133,8 @@ def test_provenance_contents(synthetic_big, tmp_path):
     spec = FigureSpec.from_center(
         synthetic_big.center,
         (80, 60),
-        style=FigureStyle(alpha=0.5, outline=True, width=2, colors=colors),
+        style=EXPORT_STYLE.replace(alpha=0.5, outline=True, width=2),
+        selection=Selection.of([c[0] for c in colors], dict(colors)),
     )
     export(ds, spec, tmp_path / "p.png")
     prov = json.loads((tmp_path / "p.json").read_text())

@@ -7,6 +7,7 @@ import numpy as np
 from imagery_gui.model import render
 from imagery_gui.model.dataset import Dataset
 from imagery_gui.model.palette import colors_for_ids
+from imagery_gui.model.style import OverlayStyle, Selection
 from imagery_gui.model.view import (
     Coloring,
     Region,
@@ -98,13 +99,13 @@ def test_cache_is_bounded_in_bytes():
 
 def test_coloring_lut():
     ids = np.array([0, 11, 864691135000000007, 2**63 + 1], np.uint64)
-    base = Coloring(alpha=0.2, selected_alpha=0.6)
+    base = Coloring(OverlayStyle(alpha=0.2, selected_alpha=0.6))
     lut = base.lut(ids)
     assert lut[0].tolist() == [0, 0, 0, 0]
     assert (lut[1:, 3] == 51).all()
     expected = colors_for_ids([11])[11]
     assert tuple(lut[1, :3]) == expected  # same colour as the exporter's by-id rule
-    sel = Coloring(selected=(11,), show_all=False, colors=((11, (255, 0, 0)),))
+    sel = Coloring(OverlayStyle(show_unselected=False), Selection.of([11], {11: (255, 0, 0)}))
     lut = sel.lut(ids)
     assert lut[1].tolist() == [255, 0, 0, 153] and (lut[2:, 3] == 0).all()
     assert sel.visible(ids).tolist() == [False, True, False, False]

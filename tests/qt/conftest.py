@@ -29,9 +29,9 @@ def open_and_wait(
 @pytest.fixture
 def window(qtbot, settings, demo):
     """The main window on the demo volume, first slice drawn."""
-    from imagery_gui.qt.main_window import MainWindow
+    from imagery_gui.app import create_window
 
-    win = MainWindow(settings=settings)
+    win = create_window(settings=settings)
     qtbot.addWidget(win)
     win.resize(1100, 760)
     win.show()

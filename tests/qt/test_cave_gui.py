@@ -22,9 +22,9 @@ def _open(qtbot, win, req, timeout=60000):
 
 
 def _window(qtbot, settings):
-    from imagery_gui.qt.main_window import MainWindow
+    from imagery_gui.app import create_window
 
-    win = MainWindow(settings=settings)
+    win = create_window(settings=settings)
     qtbot.addWidget(win)
     win.resize(1000, 700)
     win.show()
@@ -46,7 +46,7 @@ def test_open_a_datastack_with_graphene(qtbot, settings, cave, token_file, graph
             auth_token_file=str(token_file),
         ),
     )
-    assert win.dataset.segmentation.spec.is_graphene
+    assert win.state.dataset.segmentation.spec.is_graphene
     assert win.display.view_res.tolist() == [4.0, 4.0, 40.0]
     assert "test_stack" in win.windowTitle()
     slab, _zi = win.display.current_slab()
@@ -60,7 +60,7 @@ def test_open_a_datastack_with_graphene(qtbot, settings, cave, token_file, graph
     qtbot.waitUntil(lambda: win.segments.update_btn.isVisible(), timeout=20000)
     assert str(NEW_ROOT) in win.segments.outdated.text()
     win.segments.update_btn.click()
-    assert list(win.selection) == [NEW_ROOT]
+    assert list(win.state.selection.ids) == [NEW_ROOT]
     qtbot.waitUntil(lambda: not win.segments.update_btn.isVisible(), timeout=20000)
 
     # Supervoxels instead of roots.
@@ -85,7 +85,7 @@ def test_missing_token_in_the_gui(qtbot, settings, cave):
             OpenRequest(None, None, None, None, datastack="test_stack", server_address=cave.url)
         )
     assert "no CAVE token" in sig.args[0] and "save_token" in sig.args[0]
-    assert win.dataset is None
+    assert win.state.dataset is None
     for box in win.findChildren(QMessageBox):
         box.close()
     win.close()
@@ -108,13 +108,13 @@ def test_open_a_neuroglancer_link(qtbot, settings, synthetic_big):
     link = make_link(state)
     win = _window(qtbot, settings)
     _open(qtbot, win, OpenRequest(None, None, None, None, ngl_url=link))
-    assert win.display.z == 104 and list(win.selection) == ids
+    assert win.display.z == 104 and list(win.state.selection.ids) == ids
     v = win.overlay.values()
     assert v["palette"] == "neuroglancer" and v["color_seed"] == 99 and v["selected_alpha"] == 0.8
-    assert not win.settings.show_all  # Neuroglancer shows the selected segments
+    assert not win.state.style.show_unselected  # Neuroglancer shows the selected segments
     assert win.canvas.levels == (30.0, 220.0)
     assert abs(win.canvas.nm_per_px() - 8.0) < 0.5
-    assert win.segment_colors()[ids[0]] == (255, 0, 0)
+    assert win.state.segment_colors()[ids[0]] == (255, 0, 0)
 
     # ...and the link back out describes the same view.
     out = win.neuroglancer_link()
@@ -147,7 +147,7 @@ def test_copy_link_and_provenance_never_hold_the_token(qtbot, settings, cave, to
     assert link.startswith("https://neuroglancer.example.org/#!")  # the datastack's viewer site
     assert CAVE_TOKEN not in link
     job = win.run_export(win.figure_spec(), str(tmp_path / "fig.png"))
-    with qtbot.waitSignal(job.finished, timeout=60000):
+    with qtbot.waitSignal(job.done, timeout=60000):
         pass
     prov = (tmp_path / "fig.json").read_text()
     assert CAVE_TOKEN not in prov

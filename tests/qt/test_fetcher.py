@@ -160,10 +160,10 @@ def test_synchronous_mode_runs_inline(qtbot, source, make_fetcher):
 
 def test_closing_the_window_during_a_fetch(qtbot, settings, demo):
     """The window closes promptly while its fetcher is blocked in a read."""
-    from imagery_gui.qt.main_window import MainWindow
+    from imagery_gui.app import create_window
     from tests.qt.conftest import open_and_wait
 
-    win = MainWindow(settings=settings)
+    win = create_window(settings=settings)
     qtbot.addWidget(win)
     win.show()
     open_and_wait(qtbot, win, demo.image_source, demo.segmentation_source, list(demo.center))

@@ -16,10 +16,10 @@ from tests.helpers.http_server import LoopbackServer
 
 
 def _window(qtbot, settings, timeout_s=60.0):
-    from imagery_gui.qt.main_window import MainWindow
+    from imagery_gui.app import create_window
 
     settings.fetch_timeout_s = timeout_s
-    win = MainWindow(settings=settings)
+    win = create_window(settings=settings)
     qtbot.addWidget(win)
     win.resize(900, 650)
     win.show()
@@ -121,7 +121,7 @@ def test_opening_a_hung_server_times_out_and_the_window_stays_usable(
             )
         )
     assert "Could not open the data" in sig.args[0] and "within 1 s" in sig.args[0]
-    assert win.dataset is None
+    assert win.state.dataset is None
     _close_boxes(win)
     served.hang = 0.0
     _open(qtbot, win, served.source("image"), served.source("segmentation"), [2192, 4160, 101])
@@ -279,10 +279,10 @@ def test_the_heap_is_frozen_and_a_replaced_dataset_is_freed(qtbot, settings, ser
     qtbot.waitUntil(lambda: win.display.complete, timeout=60000)
     assert gc.get_freeze_count() > 100_000  # imports, Qt wrappers, cloud-volume
     assert len(gc.get_objects()) < 30_000  # what a full collection walks
-    first = weakref.ref(win.dataset)
-    first_cv = weakref.ref(win.dataset.image.open())
+    first = weakref.ref(win.state.dataset)
+    first_cv = weakref.ref(win.state.dataset.image.open())
     _open(qtbot, win, *src, [2192, 4160, 90])
-    assert win.dataset is not first()
+    assert win.state.dataset is not first()
     gc.collect()
     assert first() is None and first_cv() is None
     win.close()
@@ -334,12 +334,15 @@ def test_disk_cache_option(qtbot, settings, served, tmp_path):
     assert not win.act_disk_cache.isChecked()  # off by default
     _open(qtbot, win, served.source("image"), served.source("segmentation"), [2192, 4160, 103])
     assert win.disk_cache_bytes() == 0
-    win.act_disk_cache.setChecked(True)
+    win.act_disk_cache.setChecked(True)  # reopens the data in the background
+    qtbot.waitUntil(lambda: not win.jobs.active, timeout=60000)
     qtbot.waitUntil(lambda: win.display.complete and win.disk_cache_bytes() > 0, timeout=60000)
     _quiet(qtbot, served)  # the reopened view and its prefetch are done
 
     before = len(served.log)
-    win.set_disk_cache(True)  # reopen: chunks now come from the disk cache
+    job = win.set_disk_cache(True)  # reopen: chunks now come from the disk cache
+    with qtbot.waitSignal(job.done, timeout=60000):
+        pass
     qtbot.waitUntil(lambda: win.display.complete, timeout=60000)
     _quiet(qtbot, served)
     chunk_requests = [p for p in served.log[before:] if not p.endswith(("/info", "/provenance"))]

@@ -15,7 +15,7 @@ def _truth_slice(win, slab, zi):
     """The same slice read independently through the model (not through the viewer)."""
     key = slab.key
     reg = key.region
-    ds = Dataset(win.dataset.image.url, win.dataset.segmentation.url)
+    ds = Dataset(win.state.dataset.image.url, win.state.dataset.segmentation.url)
     box = [[reg.lo[0], reg.lo[1], key.z0 + zi], [reg.hi[0], reg.hi[1], key.z0 + zi + 1]]
     img, seg = ds.aligned_cutout(
         box,
@@ -62,11 +62,11 @@ def test_click_selects_the_segment_under_the_cursor(qtbot, window):
     assert int(seg[y, x]) == expected  # checked against an independent read
     pos = scene_point(window, *voxel_center_nm(window, slab, zi, y, x))
     qtbot.mouseClick(window.canvas.viewport(), Qt.MouseButton.LeftButton, pos=pos)
-    qtbot.waitUntil(lambda: expected in window.selection)
+    qtbot.waitUntil(lambda: expected in window.state.selection.ids)
     assert window.segments.list.count() == 1
     assert window.segments.list.item(0).text() == str(expected)
     qtbot.mouseClick(window.canvas.viewport(), Qt.MouseButton.LeftButton, pos=pos)  # toggles off
-    qtbot.waitUntil(lambda: expected not in window.selection)
+    qtbot.waitUntil(lambda: expected not in window.state.selection.ids)
 
 
 def test_clicking_background_selects_nothing(qtbot, window):
@@ -76,7 +76,7 @@ def test_clicking_background_selects_nothing(qtbot, window):
     pos = scene_point(window, *voxel_center_nm(window, slab, zi, int(ys[0]), int(xs[0])))
     qtbot.mouseClick(window.canvas.viewport(), Qt.MouseButton.LeftButton, pos=pos)
     qtbot.wait(50)
-    assert window.selection == {}
+    assert len(window.state.selection) == 0
 
 
 def test_hover_readout(qtbot, window):
@@ -93,16 +93,16 @@ def test_typing_and_pasting_ids(qtbot, window):
     ids = [int(v) for v in slab.ids[1:4]]
     qtbot.keyClicks(window.segments.entry, f"{ids[0]}, {ids[1]}\n{ids[2]}".replace("\n", " "))
     qtbot.keyClick(window.segments.entry, Qt.Key.Key_Return)
-    assert list(window.selection) == ids  # exact 18-digit ids, in order
+    assert list(window.state.selection.ids) == ids  # exact 18-digit ids, in order
     window.segments.list.item(1).setSelected(True)
     window.segments.remove_btn.click()
-    assert list(window.selection) == [ids[0], ids[2]]
+    assert list(window.state.selection.ids) == [ids[0], ids[2]]
     window.copy_ids()
     from PySide6.QtGui import QGuiApplication
 
     assert QGuiApplication.clipboard().text().split() == [str(ids[0]), str(ids[2])]
-    window.clear_selection()
-    assert window.selection == {} and window.segments.list.count() == 0
+    window.segments.clear_btn.click()
+    assert len(window.state.selection) == 0 and window.segments.list.count() == 0
 
 
 def test_bad_ids_give_a_message(qtbot, window):
@@ -110,10 +110,10 @@ def test_bad_ids_give_a_message(qtbot, window):
         qtbot.keyClicks(window.segments.entry, "86469113abc")
         qtbot.keyClick(window.segments.entry, Qt.Key.Key_Return)
     assert "not an integer" in sig.args[0]
-    assert window.selection == {}
+    assert len(window.state.selection) == 0
     with qtbot.waitSignal(window.errorShown) as sig:
         window._on_segments_add("0")
-    assert "0" in sig.args[0] and window.selection == {}
+    assert "0" in sig.args[0] and len(window.state.selection) == 0
     boxes = window.findChildren(QMessageBox, "errorBox")
     assert boxes and all(
         not b.isModal() or b.windowModality() != Qt.WindowModality.ApplicationModal for b in boxes
@@ -141,7 +141,11 @@ def test_style_changes_rerender_without_fetching(qtbot, window):
             window.display.complete and not np.array_equal(window.canvas.overlay.image, outlined)
         )
     )
-    window.overlay.palette.setCurrentText("tab10")
+    edit = window.overlay.palette.lineEdit()
+    edit.selectAll()
+    qtbot.keyClicks(edit, "tab10")
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.display.coloring.style.palette == "tab10")
     qtbot.wait(50)
     assert window.display.fetch_requests == requests  # nothing was fetched again
 
@@ -158,7 +162,7 @@ def test_show_selected_only_and_colour(qtbot, window):
     mine = slab.ids[local] == np.uint64(sid)
     assert (ov[..., 3][mine] == int(0.6 * 255)).all()
     assert (ov[..., 3][~mine] == 0).all()
-    window.set_color(sid, (255, 0, 0))
+    window.state.set_color(sid, (255, 0, 0))
     qtbot.wait(40)
     assert tuple(window.canvas.overlay.image[y, x, :3]) == (255, 0, 0)
 
@@ -229,10 +233,10 @@ def test_export_from_window_matches_the_exporter(qtbot, window, tmp_path):
     window.add_ids([int(slab.ids[1]), int(slab.ids[2])])
     spec = window.figure_spec()
     job = window.run_export(spec, str(tmp_path / "view.png"))
-    with qtbot.waitSignal(job.finished, timeout=60000):
+    with qtbot.waitSignal(job.done, timeout=60000):
         pass
     png = np.asarray(Image.open(tmp_path / "view.png").convert("RGB"))
-    expected = np.asarray(make_figure(window.dataset, spec).slices[0].convert("RGB"))
+    expected = np.asarray(make_figure(window.state.dataset, spec).slices[0].convert("RGB"))
     np.testing.assert_array_equal(png, expected)
     assert (tmp_path / "view.json").is_file()
     # The figure shows what the window shows: same EM pixels for the visible area.
@@ -244,7 +248,7 @@ def test_copy_image_to_clipboard(qtbot, window):
     from PySide6.QtGui import QGuiApplication
 
     job = window.copy_image()
-    with qtbot.waitSignal(job.finished, timeout=60000):
+    with qtbot.waitSignal(job.done, timeout=60000):
         pass
     qtbot.waitUntil(lambda: not QGuiApplication.clipboard().image().isNull())
     img = QGuiApplication.clipboard().image()
@@ -270,7 +274,7 @@ def test_zoom_out_uses_a_coarser_mip(qtbot, window):
 def test_bad_settings_never_block_startup(qtbot, tmp_path, monkeypatch, corrupt):
     import warnings
 
-    from imagery_gui.qt.main_window import MainWindow
+    from imagery_gui.app import create_window
     from imagery_gui.settings import Settings
 
     folder = tmp_path / "s"
@@ -280,18 +284,18 @@ def test_bad_settings_never_block_startup(qtbot, tmp_path, monkeypatch, corrupt)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         s = Settings.load()
-    assert s.alpha == 0.2 and isinstance(s.width, int)
-    win = MainWindow(settings=s)
+    win = create_window(settings=s)
     qtbot.addWidget(win)
+    assert win.state.style.alpha == 0.2 and isinstance(win.state.style.width, int)
     win.close()
-    assert Settings.load().alpha == 0.2  # rewritten as valid JSON
+    assert Settings.load().style["alpha"] == 0.2  # rewritten as valid JSON
 
 
 def test_settings_persist(qtbot, settings, demo, tmp_path):
-    from imagery_gui.qt.main_window import MainWindow
+    from imagery_gui.app import create_window
     from imagery_gui.settings import Settings
 
-    win = MainWindow(settings=settings)
+    win = create_window(settings=settings)
     qtbot.addWidget(win)
     win.show()
     open_and_wait(qtbot, win, demo.image_source, demo.segmentation_source, list(demo.center))
@@ -299,15 +303,15 @@ def test_settings_persist(qtbot, settings, demo, tmp_path):
     win.overlay.mode.setCurrentText("outline")
     win.close()
     again = Settings.load()
-    assert again.alpha == pytest.approx(0.45) and again.outline is True
+    assert again.style["alpha"] == pytest.approx(0.45) and again.style["outline"] is True
     assert again.recent[0] == [demo.image_source, demo.segmentation_source]
     assert again.geometry
 
 
 def test_segmentation_only_dataset(qtbot, settings, synthetic_big):
-    from imagery_gui.qt.main_window import MainWindow
+    from imagery_gui.app import create_window
 
-    win = MainWindow(settings=settings)
+    win = create_window(settings=settings)
     qtbot.addWidget(win)
     win.show()
     open_and_wait(qtbot, win, None, synthetic_big.segmentation, [1096, 2080, 106])

@@ -1,0 +1,392 @@
+"""The viewer's state, without Qt: everything the user can change, in one place.
+
+:class:`ViewerState` holds what is open, the selection, the one :class:`OverlayStyle`, z,
+the camera, the contrast and the segmentation mode (root ids or supervoxels, and the time
+they are taken at). Every change goes through a method that validates it and then tells
+the listeners of that part (:class:`Event`), so a window only maps its widgets' intents to
+these methods and these events back to its widgets.
+
+What can be derived is not stored: the colour of every id (:mod:`imagery_gui.model.colors`),
+the figure of the current view (:func:`figure_spec`), the Neuroglancer state
+(:func:`link_state`) and the provenance (:func:`provenance_extra`). The same functions serve
+``imagery-gui export``, so a link, a window and the command line make the same figure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from . import colors
+from .dataset import Dataset
+from .export import FigureSpec
+from .inputs import Inputs
+from .ngl import DEFAULT_NGL_URL, make_link, make_state
+from .scalebar import ScaleBar
+from .style import NEUROGLANCER, RGB, OverlayStyle, Selection
+
+#: The viewer's style before the user changes anything.
+VIEWER_STYLE = OverlayStyle()
+#: Neuroglancer's defaults for a segmentation layer's alphas.
+NG_SELECTED_ALPHA = 0.5
+NG_NOT_SELECTED_ALPHA = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Camera:
+    """Where the slice view looks: centre and zoom, and the visible rectangle (all nm)."""
+
+    center_nm: tuple[float, float] = (0.0, 0.0)
+    nm_per_px: float = 1.0
+    visible_nm: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
+
+
+class Event:
+    """Callbacks of one kind of change (``connect``, ``disconnect``, ``emit``)."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[..., Any]] = []
+
+    def connect(self, fn: Callable[..., Any]) -> None:
+        self._callbacks.append(fn)
+
+    def disconnect(self, fn: Callable[..., Any]) -> None:
+        self._callbacks.remove(fn)
+
+    def emit(self, *args: Any) -> None:
+        for fn in list(self._callbacks):
+            fn(*args)
+
+
+class Events:
+    """The changes a :class:`ViewerState` reports."""
+
+    def __init__(self) -> None:
+        self.opened = Event()  # (state): a new dataset (every other part may have changed)
+        self.selection = Event()  # (Selection)
+        self.style = Event()  # (OverlayStyle)
+        self.z = Event()  # (int)
+        self.camera = Event()  # (Camera)
+        self.contrast = Event()  # ((lo, hi) | None)
+        self.segmentation = Event()  # (supervoxels: bool, timestamp)
+        self.warning = Event()  # (str): a value was clamped or dropped
+
+
+# -- derived: pure functions shared by the viewer and the command line ----------------------
+def style_from_link(inputs: Inputs, base: OverlayStyle) -> OverlayStyle:
+    """The style a Neuroglancer link asks for: Neuroglancer's colours for its seed, its
+    ``selectedAlpha`` and ``notSelectedAlpha`` (Neuroglancer's defaults when absent).
+
+    A link with selected segments shows only those unless its ``notSelectedAlpha`` is
+    above 0 (as in Neuroglancer); a link without any shows every segment."""
+    other = inputs.not_selected_alpha
+    other = NG_NOT_SELECTED_ALPHA if other is None else other
+    changes: dict[str, Any] = {
+        "palette": NEUROGLANCER,
+        "color_seed": inputs.color_seed or 0,
+        "selected_alpha": (
+            inputs.selected_alpha if inputs.selected_alpha is not None else NG_SELECTED_ALPHA
+        ),
+        "show_unselected": not inputs.root_ids or other > 0,
+    }
+    if other > 0:
+        changes["alpha"] = other
+    style, _ = OverlayStyle.from_dict(changes, base=base)  # clamps what a link got wrong
+    return style
+
+
+def selection_from_inputs(inputs: Inputs) -> Selection:
+    return Selection.of(inputs.root_ids, inputs.segment_colors)
+
+
+def z_bounds(dataset: Dataset) -> tuple[int, int]:
+    """Inclusive z range of the volume, in voxels of the dataset's resolution."""
+    layer = dataset.image or dataset.segmentation
+    mip = dataset.image_mip if dataset.image else dataset.segmentation_mip
+    assert layer is not None
+    lo, hi = layer.bounds(mip)
+    rz = float(layer.resolution(mip)[2])
+    view_rz = float(dataset.resolution[2])
+    return int(math.floor(lo[2] * rz / view_rz)), int(math.ceil(hi[2] * rz / view_rz)) - 1
+
+
+def base_nm_per_px(dataset: Dataset) -> float:
+    """One voxel of the finest shown mip per screen pixel."""
+    layer = dataset.image or dataset.segmentation
+    mip = dataset.image_mip if dataset.image else dataset.segmentation_mip
+    assert layer is not None
+    return float(layer.resolution(mip)[0])
+
+
+def figure_spec(
+    dataset: Dataset,
+    camera: Camera,
+    z: int,
+    style: OverlayStyle,
+    selection: Selection,
+    timestamp: Any = None,
+    *,
+    depth: int = 1,
+    scale: int = 1,
+    scale_bar: ScaleBar | None = None,
+    dpi: int = 300,
+) -> FigureSpec:
+    """The visible area as a figure, at the mips the view shows, in the view's style."""
+    from .view import choose_mips
+
+    res = np.asarray(dataset.resolution, dtype=np.float64)
+    x0, y0, x1, y1 = camera.visible_nm
+    vb = dataset.volume_bounds(res) * res
+    x0, y0 = max(x0, vb[0][0]), max(y0, vb[0][1])
+    x1, y1 = min(x1, vb[1][0]), min(y1, vb[1][1])
+    lo = (math.floor(x0 / res[0]), math.floor(y0 / res[1]), int(z))
+    hi = (math.ceil(x1 / res[0]), math.ceil(y1 / res[1]), int(z) + int(depth))
+    img_mip, seg_mip = choose_mips(dataset, camera.nm_per_px)
+    return FigureSpec(
+        bounds=(tuple(float(v) for v in lo), tuple(float(v) for v in hi)),  # type: ignore[arg-type]
+        resolution=(float(res[0]), float(res[1]), float(res[2])),
+        image_mip=img_mip if dataset.image is not None else None,
+        segmentation_mip=seg_mip if dataset.segmentation is not None else None,
+        selection=selection,
+        timestamp=timestamp,
+        style=style,
+        scale=scale,
+        scale_bar=scale_bar,
+        dpi=dpi,
+    )
+
+
+def link_state(
+    *,
+    image_source: str | None,
+    segmentation_source: str | None,
+    center: Iterable[float],
+    resolution: Iterable[float],
+    style: OverlayStyle,
+    selection: Selection,
+    contrast: tuple[float, float] | None = None,
+    nm_per_px: float | None = None,
+) -> dict[str, Any]:
+    """A Neuroglancer state showing what the view shows: the selected segments with the
+    colours they are drawn in (every one of them unless the palette is Neuroglancer's own,
+    which Neuroglancer computes from the seed), both alphas and the seed."""
+    if style.palette == NEUROGLANCER:
+        seg_colors: Mapping[int, RGB] = selection.explicit
+    else:
+        seg_colors = colors.colors_of(selection, style)
+    return make_state(
+        center=[float(v) for v in center],
+        resolution=[float(v) for v in resolution],
+        image_source=image_source,
+        segmentation_source=segmentation_source,
+        segments=list(selection.ids),
+        segment_colors=dict(seg_colors) or None,
+        selected_alpha=style.selected_alpha,
+        not_selected_alpha=style.alpha if style.show_unselected else 0.0,
+        color_seed=style.color_seed if style.palette == NEUROGLANCER else None,
+        contrast=contrast,
+        nm_per_px=nm_per_px,
+    )
+
+
+def provenance_extra(inputs: Inputs | None, link: str) -> dict[str, Any]:
+    """Provenance beyond the figure itself: the Neuroglancer link and the datastack."""
+    extra: dict[str, Any] = {"neuroglancer_link": link}
+    if inputs is not None and inputs.datastack:
+        extra["datastack"] = {"name": inputs.datastack, "server": inputs.server_address}
+    return extra
+
+
+def spec_link(inputs: Inputs, spec: FigureSpec) -> str:
+    """The Neuroglancer link of a figure (its centre, sources, selection and style)."""
+    from .geometry import normalize_bounds
+
+    box = normalize_bounds(spec.bounds)
+    state = link_state(
+        image_source=inputs.image_source,
+        segmentation_source=inputs.segmentation_source,
+        center=[float(v) for v in np.floor((box[0] + box[1]) / 2)],
+        resolution=spec.resolution or (inputs.resolution or [1, 1, 1]),
+        style=spec.style,
+        selection=spec.selection,
+    )
+    return make_link(state, inputs.viewer_site or DEFAULT_NGL_URL)
+
+
+# -- the state ----------------------------------------------------------------------------
+class ViewerState:
+    """Everything the user can change in the viewer. Qt-free; see the module docstring."""
+
+    def __init__(self, style: OverlayStyle = VIEWER_STYLE) -> None:
+        self.events = Events()
+        self.inputs: Inputs | None = None
+        self.dataset: Dataset | None = None
+        self.selection = Selection()
+        self.style = style
+        self.z = 0
+        self.z_range = (0, 0)
+        self.camera = Camera()
+        self.contrast: tuple[float, float] | None = None
+        self.contrast_bounds: tuple[float, float] = (0.0, 255.0)
+        self.supervoxels = False
+        # next: the site table and the current site
+
+    # -- derived ----------------------------------------------------------------------------
+    @property
+    def timestamp(self) -> Any:
+        return self.inputs.timestamp if self.inputs is not None else None
+
+    @property
+    def resolution(self) -> np.ndarray:
+        assert self.dataset is not None
+        return np.asarray(self.dataset.resolution, dtype=np.float64)
+
+    def segment_colors(self) -> dict[int, RGB]:
+        """Colour of each selected id, as drawn."""
+        return colors.colors_of(self.selection, self.style)
+
+    def center_voxel(self) -> list[float]:
+        res = self.resolution
+        cx, cy = self.camera.center_nm
+        return [math.floor(cx / res[0]), math.floor(cy / res[1]), float(self.z)]
+
+    def figure_spec(self, **kw: Any) -> FigureSpec:
+        assert self.dataset is not None
+        return figure_spec(
+            self.dataset, self.camera, self.z, self.style, self.selection, self.timestamp, **kw
+        )
+
+    def link_state(self) -> dict[str, Any]:
+        ds = self.dataset
+        assert ds is not None
+        return link_state(
+            image_source=ds.image.url if ds.image else None,
+            segmentation_source=ds.segmentation.url if ds.segmentation else None,
+            center=self.center_voxel(),
+            resolution=self.resolution,
+            style=self.style,
+            selection=self.selection,
+            contrast=self.contrast if ds.image is not None else None,
+            nm_per_px=self.camera.nm_per_px,
+        )
+
+    def neuroglancer_link(self) -> str:
+        site = self.inputs.viewer_site if self.inputs and self.inputs.viewer_site else None
+        return make_link(self.link_state(), site or DEFAULT_NGL_URL)
+
+    def provenance_extra(self) -> dict[str, Any]:
+        return provenance_extra(self.inputs, self.neuroglancer_link())
+
+    # -- changes ----------------------------------------------------------------------------
+    def open(self, inputs: Inputs, dataset: Dataset, from_link: bool = False) -> None:
+        """A dataset has been opened (its metadata read): centre, z, zoom, contrast, the
+        link's style and the selection follow from what was asked for."""
+        self.inputs, self.dataset = inputs, dataset
+        res = self.resolution
+        center = inputs.center
+        if center is None:
+            vb = dataset.volume_bounds(res)
+            center = ((vb[0] + vb[1]) / 2).tolist()
+        c_nm = np.asarray(center, dtype=np.float64) * res
+        self.z_range = z_bounds(dataset)
+        lo, hi = self.z_range
+        self.z = int(min(max(math.floor(c_nm[2] / res[2]), lo), hi))
+        zoom = inputs.nm_per_px or base_nm_per_px(dataset)
+        self.camera = replace(
+            self.camera, center_nm=(float(c_nm[0]), float(c_nm[1])), nm_per_px=zoom
+        )
+        self.supervoxels = False
+        if dataset.image is not None:
+            kind = dataset.image.dtype.kind
+            top = float(np.iinfo(dataset.image.dtype).max) if kind in "ui" else 1.0
+            self.contrast_bounds = (0.0, top)
+            self.contrast = tuple(inputs.contrast) if inputs.contrast else (0.0, top)  # type: ignore[assignment]
+        else:
+            self.contrast = None
+        if from_link:
+            self.style = style_from_link(inputs, self.style)
+        self.selection = selection_from_inputs(inputs)
+        self.events.opened.emit(self)
+
+    def set_style(self, **changes: Any) -> OverlayStyle:
+        """Apply a user's style change (strict: a bad value raises StyleError, nothing
+        changes)."""
+        style = self.style.replace(**changes)
+        self._put_style(style)
+        return style
+
+    def restore_style(self, values: Mapping[str, Any]) -> list[str]:
+        """Apply stored values (settings): bad ones are clamped or dropped, with warnings."""
+        style, warnings = OverlayStyle.from_dict(values, base=self.style)
+        for w in warnings:
+            self.events.warning.emit(w)
+        self._put_style(style)
+        return warnings
+
+    def _put_style(self, style: OverlayStyle) -> None:
+        if style != self.style:
+            self.style = style
+            self.events.style.emit(style)
+
+    def set_selection(self, selection: Selection) -> None:
+        if selection != self.selection:
+            self.selection = selection
+            self.events.selection.emit(selection)
+
+    def select(self, ids: Iterable[int]) -> None:
+        self.set_selection(self.selection.add(ids))
+
+    def deselect(self, ids: Iterable[int]) -> None:
+        self.set_selection(self.selection.remove(ids))
+
+    def toggle(self, sid: int) -> None:
+        if sid != 0:
+            self.set_selection(self.selection.toggle(int(sid)))
+
+    def clear_selection(self) -> None:
+        self.set_selection(Selection())
+
+    def set_color(self, sid: int, rgb: RGB | None) -> None:
+        if int(sid) in self.selection.ids:
+            self.set_selection(self.selection.with_color(int(sid), rgb))
+
+    def replace_ids(self, successors: Mapping[int, Iterable[int]]) -> None:
+        self.set_selection(self.selection.replaced(successors))
+
+    def set_z(self, z: int) -> int:
+        """Go to slice ``z`` (clamped to the volume); returns the z now shown."""
+        lo, hi = self.z_range
+        z = int(min(max(int(z), lo), hi))
+        if z != self.z:
+            self.z = z
+            self.events.z.emit(z)
+        return self.z
+
+    def step_z(self, dz: int) -> int:
+        return self.set_z(self.z + int(dz))
+
+    def set_camera(self, camera: Camera) -> None:
+        if camera != self.camera:
+            self.camera = camera
+            self.events.camera.emit(camera)
+
+    def set_contrast(self, lo: float, hi: float) -> None:
+        a, b = self.contrast_bounds
+        lo, hi = min(max(float(lo), a), b), min(max(float(hi), a), b)
+        new = (min(lo, hi), max(lo, hi))
+        if new != self.contrast:
+            self.contrast = new
+            self.events.contrast.emit(new)
+
+    def set_supervoxels(self, on: bool) -> None:
+        if bool(on) != self.supervoxels:
+            self.supervoxels = bool(on)
+            self.events.segmentation.emit(self.supervoxels, self.timestamp)
+
+    def replace_dataset(self, dataset: Dataset) -> None:
+        """The same data reopened (e.g. with another cache): everything else stays."""
+        self.dataset = dataset
