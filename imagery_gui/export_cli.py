@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .cli_args import add_cave_arguments
 from .model.errors import ImageryGuiError
 
 EXIT_USER_ERROR = 2
@@ -53,8 +54,6 @@ def export_parser() -> argparse.ArgumentParser:
     where.add_argument("--image-mip", type=int, metavar="N")
     where.add_argument("--segmentation-mip", type=int, metavar="N")
     where.add_argument("--root-ids", nargs="+", metavar="ID", help="draw only these segments")
-    from .cli import add_cave_arguments
-
     add_cave_arguments(p)
     style = p.add_argument_group("style (defaults are ImageryClient's)")
     style.add_argument("--alpha", type=float, default=0.2)

@@ -38,6 +38,7 @@ from .errors import (
     SourceUnavailableError,
     UnsupportedSourceError,
 )
+from .secrets import scrub, token_help
 
 REMOTE_PROTOCOLS = ("http", "https", "gs", "s3")
 GRAPHENE_PROTOCOLS = ("http", "https", "middleauth+https")
@@ -247,8 +248,6 @@ def translate_errors(where: str) -> Iterator[None]:
             "The data may be corrupt or the info file may not match it."
         ) from None
     except cvx.AuthenticationError as exc:
-        from .cave import token_help
-
         raise AuthenticationError(
             f"{where}: {_short(exc)} " + token_help(_server_of(where))
         ) from None
@@ -297,8 +296,6 @@ def _server_of(where: str) -> str | None:
 
 
 def _short(exc: BaseException, limit: int = 200) -> str:
-    from .cave import scrub
-
     text = scrub(" ".join(str(exc).split()))
     # cloud-volume colours some messages with ANSI codes.
     for code in ("\x1b[1;91m", "\x1b[m", "\x1b[0m"):
