@@ -35,9 +35,11 @@ run: $(STAMP)
 test: $(TSTAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
+## Style, formatting and layering (the contracts are in pyproject.toml, [tool.importlinter]).
 lint: $(TSTAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-logo
 
 format: $(TSTAMP)
 	$(VENV)/bin/ruff check --fix .
