@@ -36,7 +36,7 @@ from .source import Layer
 DEFAULT_LRU_BYTES = 256 * 1024**2
 
 
-def _fmt_res(res: Sequence[float]) -> str:
+def _fmt_res(res: Sequence[float] | np.ndarray) -> str:
     return "x".join(str(int(r)) if float(r).is_integer() else f"{r:g}" for r in res)
 
 

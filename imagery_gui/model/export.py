@@ -286,6 +286,7 @@ def provenance(
     dataset: Dataset, spec: FigureSpec, fig: Figure, files: Sequence[str], extra: dict | None = None
 ) -> dict:
     """Everything needed to remake the figure; never includes a token."""
+    requested = spec.root_list()
     box = normalize_bounds(spec.bounds)
     out: dict[str, Any] = {
         "software": {"name": "imagery-gui", "version": __version__},
@@ -322,9 +323,7 @@ def provenance(
         "dpi": spec.dpi,
         "scale_bar_nm": fig.scale_bar_nm,
         "z_slices": fig.z_values,
-        "root_ids_requested": "all"
-        if spec.root_list() is None
-        else [str(v) for v in spec.root_list()],
+        "root_ids_requested": "all" if requested is None else [str(v) for v in requested],
         "segments": [
             {"id": str(i), "color": to_hex(c)} for i, c in zip(fig.ids, fig.colors.tolist())
         ],
@@ -397,7 +396,7 @@ def montage(images: Sequence[Image.Image], spacing: int = 10) -> Image.Image:
 
 def _png_ready(img: Image.Image) -> Image.Image:
     """Opaque RGBA figures are written as RGB (same pixels, smaller files)."""
-    if img.mode == "RGBA" and img.getextrema()[3][0] == 255:
+    if img.mode == "RGBA" and img.getchannel("A").getextrema()[0] == 255:
         return img.convert("RGB")
     return img
 

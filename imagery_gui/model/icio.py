@@ -38,7 +38,9 @@ def _grayscale_to_pil(img: np.ndarray) -> np.ndarray:
     return np.dstack(3 * [img[:, :, np.newaxis]])
 
 
-def _binary_mask_to_transparent_pil(img: np.ndarray, color: Sequence[int] | None = None):
+def _binary_mask_to_transparent_pil(
+    img: np.ndarray, color: Sequence[int] | None = None
+) -> np.ndarray:
     if color is None:
         color = [255, 255, 255, 255]
     elif len(color) == 3:
@@ -70,12 +72,12 @@ def save_image_slices(
     """
     if image_type == "imagery":
 
-        def to_pil(a):
+        def to_pil(a: np.ndarray) -> np.ndarray:
             return _grayscale_to_pil(a)
 
     elif image_type == "mask":
 
-        def to_pil(a):
+        def to_pil(a: np.ndarray) -> np.ndarray:
             return _binary_mask_to_transparent_pil(a, color=color)
 
     else:

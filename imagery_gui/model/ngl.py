@@ -213,7 +213,8 @@ def _position(state: dict) -> list[float] | None:
 
 
 def _segments(spec: dict) -> tuple[list[int], list[int]]:
-    shown, hidden = [], []
+    shown: list[int] = []
+    hidden: list[int] = []
     for s in spec.get("segments", []) or []:
         text = str(s).strip()
         target = hidden if text.startswith("!") else shown

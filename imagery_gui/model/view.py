@@ -138,7 +138,7 @@ def localize(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     dtype = np.uint16 if len(ids) <= 65536 else np.uint32
     local = np.empty(labels.shape, dtype=dtype)
     for z, (renum, mapping) in enumerate(parts):
-        table = np.zeros(max(mapping.values(), default=0) + 1, dtype=dtype)
+        table = np.zeros(int(max(mapping.values(), default=0)) + 1, dtype=dtype)
         keys = np.fromiter((int(k) for k in mapping), dtype=np.uint64, count=len(mapping))
         vals = np.fromiter(mapping.values(), dtype=np.int64, count=len(mapping))
         table[vals] = np.searchsorted(ids, keys)
@@ -460,7 +460,7 @@ def outline_display(local2d: np.ndarray, visible: np.ndarray, geom: render.Geome
     else:
         index = np.where(visible[local2d], local2d.astype(np.int32), 0) - 1
     cov = render.coverage_from_index(index, max(n - 1, 1), geom, need_hidden_rgb=False)
-    out = (cov.base + 1).astype(local2d.dtype).reshape(-1)
+    out: np.ndarray = (cov.base + 1).astype(local2d.dtype).reshape(-1)
     for pix, idx in cov.extra:  # later segments draw over earlier ones
         out[pix] = idx + 1
     out = out.reshape(local2d.shape)
