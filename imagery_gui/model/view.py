@@ -161,15 +161,13 @@ def fetch_slab(dataset: Dataset, key: SlabKey) -> SlabData:
         # are made local before the labels are upsampled: the same pixels, with a quarter
         # of the work and memory at 2x.
         def labels_job():
-            labels, gap = dataset.read_segmentation(
-                box, reg.segmentation_mip, res, root_ids, key.timestamp, True, with_missing=True
+            labels, gap = dataset.read_segmentation_with_missing(
+                box, reg.segmentation_mip, res, root_ids, key.timestamp, True
             )
             return localize(labels), gap
 
         labels_result = start_thread(labels_job)
-        image, img_gap = dataset.read_image(
-            box, reg.image_mip, res, fill_outside=True, with_missing=True
-        )
+        image, img_gap = dataset.read_image_with_missing(box, reg.image_mip, res, fill_outside=True)
         (local, ids), seg_gap = labels_result()
         image, local, missing = align_pair(
             (image, img_gap),
@@ -178,18 +176,15 @@ def fetch_slab(dataset: Dataset, key: SlabKey) -> SlabData:
         )
         return SlabData(key, image, local, ids, missing)
     elif dataset.image is not None:
-        image, missing = dataset.read_image(
-            box, reg.image_mip, res, fill_outside=True, with_missing=True
-        )
+        image, missing = dataset.read_image_with_missing(box, reg.image_mip, res, fill_outside=True)
     else:
-        labels, missing = dataset.read_segmentation(
+        labels, missing = dataset.read_segmentation_with_missing(
             box,
             reg.segmentation_mip,
             res,
             root_ids,
             key.timestamp,
             fill_outside=True,
-            with_missing=True,
         )
     if labels is not None:
         local, ids = localize(labels)
