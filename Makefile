@@ -35,9 +35,13 @@ run: $(STAMP)
 test: $(TSTAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
+## Style, formatting, layering and types (import-linter contracts and mypy settings are in
+## pyproject.toml: [tool.importlinter], [tool.mypy]).
 lint: $(TSTAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-logo
+	$(VENV)/bin/mypy
 
 format: $(TSTAMP)
 	$(VENV)/bin/ruff check --fix .

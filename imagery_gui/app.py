@@ -116,13 +116,31 @@ def create_window(settings: Any = None, synchronous: bool = False) -> Any:
     return window
 
 
+def window_from_args(args: argparse.Namespace, synchronous: bool = False) -> Any:
+    """The window for the viewer's command line, opening what it names (the demo volume
+    when it names nothing)."""
+    from .model.inputs import OpenRequest
+
+    win = create_window(synchronous=synchronous)
+    if args.screenshot:
+        # A screenshot has a fixed size and leaves the user's settings alone.
+        win.persist_settings = False
+        win.resize(*(args.size or (1280, 800)))
+    elif args.size:
+        win.resize(*args.size)
+    given = (args.image_source, args.segmentation_source, args.datastack, args.ngl_url)
+    req = OpenRequest.from_args(args, demo=args.demo or not any(given))
+    win.open_sources(req, root_ids=args.root_ids)
+    return win
+
+
 def run_viewer(args: argparse.Namespace) -> int:
     """Open the main window for the parsed command-line arguments; returns the exit code."""
     app = make_app()
-    from .qt.main_window import MainWindow, app_icon
+    from .qt.main_window import app_icon
 
     app.setWindowIcon(app_icon())
-    window = MainWindow.from_args(args)
+    window = window_from_args(args)
     if args.screenshot:
         window.request_screenshot(args.screenshot)
         window.screenshotDone.connect(app.exit)

@@ -13,6 +13,9 @@ from collections.abc import Sequence
 
 from ._version import __version__
 
+# Re-exported: the viewer and export parsers share these options (see cli_args).
+from .cli_args import add_cave_arguments
+
 HEADLESS_HINT = (
     "imagery-gui: no display available. Run headless with `imagery-gui --screenshot out.png` "
     "(renders the view to a PNG and exits), set QT_QPA_PLATFORM=offscreen, or use "
@@ -45,40 +48,6 @@ def _floats(n: int):
         return [float(v) for v in values]
 
     return check
-
-
-def add_cave_arguments(p: argparse.ArgumentParser) -> None:
-    """CAVE datastack, Neuroglancer link and graphene time options (viewer and export)."""
-    g = p.add_argument_group("CAVE and Neuroglancer")
-    g.add_argument(
-        "--datastack",
-        metavar="NAME",
-        help="CAVE datastack (e.g. minnie65_public): sources and resolution from its info service",
-    )
-    g.add_argument(
-        "--server-address", metavar="URL", help="CAVE server (default https://global.daf-apis.com)"
-    )
-    g.add_argument(
-        "--auth-token-file",
-        metavar="FILE",
-        help="CAVE token file (default: caveclient's, ~/.cloudvolume/secrets/)",
-    )
-    g.add_argument(
-        "--ngl-url",
-        metavar="LINK",
-        help="a Neuroglancer link (or state JSON): position, sources, segments and colours",
-    )
-    g.add_argument(
-        "--timestamp",
-        metavar="TIME",
-        help="graphene: root ids as of this time (ISO 8601 or unix seconds)",
-    )
-    g.add_argument(
-        "--materialization-version",
-        type=int,
-        metavar="N",
-        help="graphene: root ids as of this materialization version (needs --datastack)",
-    )
 
 
 def viewer_parser() -> argparse.ArgumentParser:

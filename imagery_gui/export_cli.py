@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .cli_args import add_cave_arguments
 from .model.errors import ImageryGuiError
 from .model.style import OverlayStyle, Selection
 
@@ -52,8 +53,6 @@ def export_parser() -> argparse.ArgumentParser:
     where.add_argument("--image-mip", type=int, metavar="N")
     where.add_argument("--segmentation-mip", type=int, metavar="N")
     where.add_argument("--root-ids", nargs="+", metavar="ID", help="draw only these segments")
-    from .cli import add_cave_arguments
-
     add_cave_arguments(p)
     style = p.add_argument_group(
         "style (defaults are ImageryClient's; with --ngl-url, the link's alphas and colours)"

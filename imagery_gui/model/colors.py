@@ -98,7 +98,8 @@ def visible(ids: np.ndarray, style: OverlayStyle, selection: Selection) -> np.nd
     """Which ids are drawn (id 0 never)."""
     arr = _as_ids(ids)
     vis = np.ones(len(arr), dtype=bool) if style.show_unselected else selected_mask(arr, selection)
-    return vis & (arr != 0)
+    out: np.ndarray = vis & (arr != 0)
+    return out
 
 
 def lut(ids: np.ndarray, style: OverlayStyle, selection: Selection) -> np.ndarray:

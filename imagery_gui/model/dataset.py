@@ -36,7 +36,7 @@ from .source import Layer
 DEFAULT_LRU_BYTES = 256 * 1024**2
 
 
-def _fmt_res(res: Sequence[float]) -> str:
+def _fmt_res(res: Sequence[float] | np.ndarray) -> str:
     return "x".join(str(int(r)) if float(r).is_integer() else f"{r:g}" for r in res)
 
 
@@ -264,11 +264,22 @@ class Dataset:
         return lo, hi, False
 
     @staticmethod
-    def _read(layer: Layer, lo, hi, mip: int, outside: bool, with_missing: bool = False, **kw):
+    def _read(
+        layer: Layer,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        mip: int,
+        outside: bool,
+        with_missing: bool,
+        **kw: Any,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The voxels and, only ``with_missing``, the mask of missing ones (else None)."""
         if outside:
             zeros = np.zeros(tuple(int(v) for v in (hi - lo)[::-1]), dtype=layer.dtype)
-            return (zeros, None) if with_missing else zeros
-        return layer.read(lo, hi, mip, with_missing=with_missing, **kw)
+            return zeros, None
+        if with_missing:
+            return layer.read_with_missing(lo, hi, mip, **kw)
+        return layer.read(lo, hi, mip, **kw), None
 
     def read_image(
         self,
@@ -276,14 +287,28 @@ class Dataset:
         mip: Any = None,
         resolution: Any = None,
         fill_outside: bool = False,
-        with_missing: bool = False,
-    ) -> Any:
+    ) -> np.ndarray:
         """Raw image voxels ``(z, y, x)`` at ``mip`` covering ``bounds`` (2x3 at ``resolution``).
 
         A box entirely outside the volume raises :class:`OutOfBoundsError`, or reads as
-        zeros with ``fill_outside``. ``with_missing`` returns ``(array, mask)`` with the
-        mask of voxels whose chunks are missing (None when none are).
+        zeros with ``fill_outside``.
         """
+        return self._read_image(bounds, mip, resolution, fill_outside, with_missing=False)[0]
+
+    def read_image_with_missing(
+        self,
+        bounds: Any,
+        mip: Any = None,
+        resolution: Any = None,
+        fill_outside: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`read_image` and the mask of voxels whose chunks are missing (None when
+        none are)."""
+        return self._read_image(bounds, mip, resolution, fill_outside, with_missing=True)
+
+    def _read_image(
+        self, bounds: Any, mip: Any, resolution: Any, fill_outside: bool, with_missing: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         layer = self._need(self.image, "image")
         box = normalize_bounds(bounds)
         res = self.coord_resolution(resolution)
@@ -299,12 +324,40 @@ class Dataset:
         root_ids: Any = "all",
         timestamp: Any = None,
         fill_outside: bool = False,
-        with_missing: bool = False,
-    ) -> Any:
+    ) -> np.ndarray:
         """Segment ids ``(z, y, x)`` (uint64) at ``mip`` covering ``bounds``.
 
         ``root_ids``: ``"all"``, ``None`` (supervoxels) or a list (other ids become 0).
         """
+        return self._read_segmentation(
+            bounds, mip, resolution, root_ids, timestamp, fill_outside, with_missing=False
+        )[0]
+
+    def read_segmentation_with_missing(
+        self,
+        bounds: Any,
+        mip: Any = None,
+        resolution: Any = None,
+        root_ids: Any = "all",
+        timestamp: Any = None,
+        fill_outside: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`read_segmentation` and the mask of voxels whose chunks are missing (None
+        when none are)."""
+        return self._read_segmentation(
+            bounds, mip, resolution, root_ids, timestamp, fill_outside, with_missing=True
+        )
+
+    def _read_segmentation(
+        self,
+        bounds: Any,
+        mip: Any,
+        resolution: Any,
+        root_ids: Any,
+        timestamp: Any,
+        fill_outside: bool,
+        with_missing: bool,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         layer = self._need(self.segmentation, "segmentation")
         sel = root_ids if isinstance(root_ids, RootSelection) else RootSelection.from_arg(root_ids)
         box = normalize_bounds(bounds)
@@ -328,16 +381,68 @@ class Dataset:
         resize: bool = True,
         scale_to_bounds: bool = False,
         fill_outside: bool = False,
-        with_missing: bool = False,
-    ) -> Any:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Image and segmentation ``(z, y, x)`` on one pixel grid.
 
         The finer layer sets the grid (or, with ``scale_to_bounds``, the bounds do: one
         pixel per voxel at ``resolution``); the other is resampled onto it by nearest
         neighbour. Same rules and pixels as ImageryClient's
-        ``image_and_segmentation_cutout``. ``with_missing`` adds a third value: the mask of
-        output pixels whose chunks are missing in either layer (None when none are).
+        ``image_and_segmentation_cutout``.
         """
+        img, seg, _ = self._aligned_cutout(
+            bounds,
+            image_mip,
+            segmentation_mip,
+            resolution,
+            root_ids,
+            timestamp,
+            resize,
+            scale_to_bounds,
+            fill_outside,
+            with_missing=False,
+        )
+        return img, seg
+
+    def aligned_cutout_with_missing(
+        self,
+        bounds: Any,
+        image_mip: Any = None,
+        segmentation_mip: Any = None,
+        resolution: Any = None,
+        root_ids: Any = "all",
+        timestamp: Any = None,
+        resize: bool = True,
+        scale_to_bounds: bool = False,
+        fill_outside: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """:meth:`aligned_cutout` and the mask of output pixels whose chunks are missing in
+        either layer (None when none are)."""
+        return self._aligned_cutout(
+            bounds,
+            image_mip,
+            segmentation_mip,
+            resolution,
+            root_ids,
+            timestamp,
+            resize,
+            scale_to_bounds,
+            fill_outside,
+            with_missing=True,
+        )
+
+    def _aligned_cutout(
+        self,
+        bounds: Any,
+        image_mip: Any,
+        segmentation_mip: Any,
+        resolution: Any,
+        root_ids: Any,
+        timestamp: Any,
+        resize: bool,
+        scale_to_bounds: bool,
+        fill_outside: bool,
+        with_missing: bool,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         img_layer = self._need(self.image, "image")
         seg_layer = self._need(self.segmentation, "segmentation")
         box = normalize_bounds(bounds)
@@ -348,23 +453,17 @@ class Dataset:
             if segmentation_mip is None
             else seg_layer.resolve_mip(segmentation_mip)
         )
-        if with_missing:
-            img, img_gap = self.read_image(box, im, res, fill_outside, with_missing=True)
-            seg, seg_gap = self.read_segmentation(
-                box, sm, res, root_ids, timestamp, fill_outside, with_missing=True
-            )
-        else:
-            img = self.read_image(box, im, res, fill_outside)
-            seg = self.read_segmentation(box, sm, res, root_ids, timestamp, fill_outside)
-            img_gap = seg_gap = None
-        img, seg, missing = align_pair(
+        img, img_gap = self._read_image(box, im, res, fill_outside, with_missing)
+        seg, seg_gap = self._read_segmentation(
+            box, sm, res, root_ids, timestamp, fill_outside, with_missing
+        )
+        return align_pair(
             (img, img_gap),
             (seg, seg_gap),
             self.zoom_target(im, sm),
             bounds_shape_zyx(box) if scale_to_bounds else None,
             resize,
         )
-        return (img, seg, missing) if with_missing else (img, seg)
 
     def zoom_target(self, image_mip: int, segmentation_mip: int) -> str | None:
         """Which layer's grid the other is resampled onto by :meth:`aligned_cutout`:

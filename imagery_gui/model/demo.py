@@ -382,8 +382,8 @@ def _scene(seed: int = SEED) -> _Scene:
     rng = np.random.default_rng(seed)
     snx, sny, nz = SEG_SHAPE
     neurites = _neurites(rng, snx, sny, nz)
-    ids = np.unique(rng.integers(10**8, 10**9, size=len(neurites) * 2, dtype=np.int64))
-    ids = rng.permutation(ids)[: len(neurites)].astype(np.uint64) + np.uint64(ID_BASE)
+    drawn = np.unique(rng.integers(10**8, 10**9, size=len(neurites) * 2, dtype=np.int64))
+    ids = rng.permutation(drawn)[: len(neurites)].astype(np.uint64) + np.uint64(ID_BASE)
     vessel = (float(snx * 0.78), float(sny * 0.22), 34.0)
     organelles = _organelles(rng, neurites, nz)
     iny, inx = IMAGE_SHAPE[1], IMAGE_SHAPE[0]

@@ -20,7 +20,6 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 from PIL import Image
@@ -36,6 +35,9 @@ from .palette import to_hex
 from .scalebar import ScaleBar
 from .segments import unique_ids
 from .style import OverlayStyle, Selection
+
+# Re-exported: redact_url was defined here first (tests and scripts import it from export).
+from .urls import redact_url
 
 Progress = Callable[[int, int, str], None]
 
@@ -203,32 +205,11 @@ def make_figure(dataset: Dataset, spec: FigureSpec, progress: Progress | None = 
 
 
 # -- provenance ----------------------------------------------------------------------------
-_SECRET_KEYS = ("token", "middle_auth_token", "auth_token", "access_token", "key", "secret")
-
-
-def redact_url(url: str | None) -> str | None:
-    """A source URL with any credentials removed (query tokens, user:password@)."""
-    if not url:
-        return url
-    head, sep, rest = url.partition("://")
-    inner = url
-    prefix = ""
-    if sep and head in ("precomputed", "graphene"):
-        prefix, inner = head + "://", rest
-    parts = urlsplit(inner)
-    if not parts.scheme or parts.scheme == "file":
-        return url
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k.lower() not in _SECRET_KEYS])
-    return prefix + urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
 def provenance(
     dataset: Dataset, spec: FigureSpec, fig: Figure, files: Sequence[str], extra: dict | None = None
 ) -> dict:
     """Everything needed to remake the figure; never includes a token."""
+    requested = spec.root_list()
     box = normalize_bounds(spec.bounds)
     out: dict[str, Any] = {
         "software": {"name": "imagery-gui", "version": __version__},
@@ -265,9 +246,7 @@ def provenance(
         "dpi": spec.dpi,
         "scale_bar_nm": fig.scale_bar_nm,
         "z_slices": fig.z_values,
-        "root_ids_requested": "all"
-        if spec.root_list() is None
-        else [str(v) for v in spec.root_list()],
+        "root_ids_requested": "all" if requested is None else [str(v) for v in requested],
         "segments": [
             {"id": str(i), "color": to_hex(c)} for i, c in zip(fig.ids, fig.colors.tolist())
         ],
@@ -341,7 +320,7 @@ def montage(images: Sequence[Image.Image], spacing: int = 10) -> Image.Image:
 
 def _png_ready(img: Image.Image) -> Image.Image:
     """Opaque RGBA figures are written as RGB (same pixels, smaller files)."""
-    if img.mode == "RGBA" and img.getextrema()[3][0] == 255:
+    if img.mode == "RGBA" and img.getchannel("A").getextrema()[0] == 255:
         return img.convert("RGB")
     return img
 
@@ -389,13 +368,13 @@ def write_figure(
             )
         )
     if masks and fig.labels is not None:
-        from .imageryclient import _to_ic, save_image_slices
+        from .icio import save_image_slices, to_ic
 
         stem = os.path.splitext(plan["figures"][0])[0] if len(fig.slices) == 1 else None
         stem = stem or os.path.splitext(os.fspath(out_path))[0]
         for i in fig.ids:
             step(f"writing masks of {i}")
-            mask = _to_ic((fig.labels == np.uint64(i)).astype(np.uint8))
+            mask = to_ic((fig.labels == np.uint64(i)).astype(np.uint8))
             written += save_image_slices(stem, f"root_id_{i}", mask, 2, "mask")
     if write_provenance:
         step("writing provenance")

@@ -195,7 +195,8 @@ class FetchProcess:
 
     def _accept(self) -> bool:
         """Wait for the child to connect; False if it exited or never did."""
-        sock = self._listener._listener._socket
+        # multiprocessing's Listener keeps its SocketListener private (not in typeshed).
+        sock = self._listener._listener._socket  # type: ignore[attr-defined]
         sock.settimeout(0.2)
         t0 = time.monotonic()
         while self.dead is None:
@@ -279,7 +280,7 @@ def _raw_socket(conn: Any) -> socket.socket:
 
 
 def _recv_exact(sock: socket.socket, arr: np.ndarray) -> None:
-    view = memoryview(arr.reshape(-1).view(np.uint8))
+    view = arr.reshape(-1).view(np.uint8).data
     got, n = 0, len(view)
     while got < n:
         k = sock.recv_into(view[got:], n - got)
@@ -289,7 +290,7 @@ def _recv_exact(sock: socket.socket, arr: np.ndarray) -> None:
 
 
 def _send_all(sock: socket.socket, arr: np.ndarray) -> None:
-    sock.sendall(memoryview(np.ascontiguousarray(arr).reshape(-1).view(np.uint8)))
+    sock.sendall(np.ascontiguousarray(arr).reshape(-1).view(np.uint8).data)
 
 
 def child_command() -> list[str]:
@@ -389,6 +390,8 @@ def _child_main(conn: Any, config: ChildConfig) -> None:
                 os._exit(0)  # the viewer is gone
 
     def read(rid: int, key: Any) -> None:
+        msg: tuple[Any, ...]  # ("error", rid, pickled, text) or ("slab", rid, key, layout)
+        buffers: list[np.ndarray]
         try:
             ds = datasets.get(key.dataset)
             if ds is None:

@@ -112,7 +112,9 @@ def normalize_bounds(bounds: object, bbox_size: object = None) -> np.ndarray:
 
 
 def bounds_to_mip_bbox(
-    box: np.ndarray, coord_resolution: Sequence[float], mip_resolution: Sequence[float]
+    box: np.ndarray,
+    coord_resolution: Sequence[float] | np.ndarray,
+    mip_resolution: Sequence[float] | np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Voxel box ``(lo, hi)`` (int64, half-open) at a data mip for a box given at another resolution.
 

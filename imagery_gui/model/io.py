@@ -58,7 +58,9 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", overwrite: bool = Fal
         raise
 
 
-def _write_with(path: str | os.PathLike, writer: Callable[[IO], None], overwrite: bool) -> str:
+def _write_with(
+    path: str | os.PathLike, writer: Callable[[IO[bytes]], object], overwrite: bool
+) -> str:
     try:
         with atomic_open(path, "wb", overwrite=overwrite) as fh:
             writer(fh)

@@ -34,6 +34,7 @@ from .colors import ng_colors  # noqa: F401 - Neuroglancer's colours live with t
 from .errors import ImageryGuiError
 from .segments import parse_root_id
 from .source import parse_source
+from .urls import redact_url
 
 DEFAULT_NGL_URL = "https://neuroglancer-demo.appspot.com"
 _UNIT_NM = {"m": 1e9, "mm": 1e6, "um": 1e3, "µm": 1e3, "nm": 1.0, "pm": 1e-3}
@@ -214,7 +215,8 @@ def _position(state: dict) -> list[float] | None:
 
 
 def _segments(spec: dict) -> tuple[list[int], list[int]]:
-    shown, hidden = [], []
+    shown: list[int] = []
+    hidden: list[int] = []
     for s in spec.get("segments", []) or []:
         text = str(s).strip()
         target = hidden if text.startswith("!") else shown
@@ -307,7 +309,6 @@ def make_state(
     nm_per_px: float | None = None,
 ) -> dict:
     """A Neuroglancer state for a view (voxel centres are at .5 in Neuroglancer)."""
-    from .export import redact_url
     from .palette import to_hex
 
     res = [float(r) for r in resolution]

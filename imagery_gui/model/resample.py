@@ -34,7 +34,7 @@ def zoom_index(n_in: int, n_out: int) -> np.ndarray:
     return idx
 
 
-def zoom_shape(in_shape: Sequence[int], factors: Sequence[float]) -> tuple[int, ...]:
+def zoom_shape(in_shape: Sequence[int], factors: Sequence[float] | np.ndarray) -> tuple[int, ...]:
     """The output shape ``ndimage.zoom`` computes for ``factors`` (``round(n * f)``)."""
     return tuple(int(round(n * f)) for n, f in zip(in_shape, factors))
 

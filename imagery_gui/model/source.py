@@ -38,6 +38,7 @@ from .errors import (
     SourceUnavailableError,
     UnsupportedSourceError,
 )
+from .secrets import scrub, token_help
 
 REMOTE_PROTOCOLS = ("http", "https", "gs", "s3")
 GRAPHENE_PROTOCOLS = ("http", "https", "middleauth+https")
@@ -247,8 +248,6 @@ def translate_errors(where: str) -> Iterator[None]:
             "The data may be corrupt or the info file may not match it."
         ) from None
     except cvx.AuthenticationError as exc:
-        from .cave import token_help
-
         raise AuthenticationError(
             f"{where}: {_short(exc)} " + token_help(_server_of(where))
         ) from None
@@ -297,8 +296,6 @@ def _server_of(where: str) -> str | None:
 
 
 def _short(exc: BaseException, limit: int = 200) -> str:
-    from .cave import scrub
-
     text = scrub(" ".join(str(exc).split()))
     # cloud-volume colours some messages with ANSI codes.
     for code in ("\x1b[1;91m", "\x1b[m", "\x1b[0m"):
@@ -603,15 +600,14 @@ class Layer:
 
     def read(
         self,
-        lo: Sequence[int],
-        hi: Sequence[int],
+        lo: Sequence[int] | np.ndarray,
+        hi: Sequence[int] | np.ndarray,
         mip: int,
         *,
         agglomerate: bool = False,
         segids: Sequence[int] | None = None,
         timestamp: Any = None,
-        with_missing: bool = False,
-    ) -> Any:
+    ) -> np.ndarray:
         """Read voxels ``[lo, hi)`` at ``mip`` as a C-contiguous ``(z, y, x)`` array.
 
         Regions outside the volume read as 0 (as ImageryClient's unbounded reads do), but a
@@ -620,13 +616,51 @@ class Layer:
         For graphene sources ``agglomerate=True`` maps supervoxels to root ids at
         ``timestamp``; ``segids`` keeps only those root ids. For plain Precomputed
         segmentation ``segids`` masks every other id to 0.
-
-        With ``with_missing`` it returns ``(array, mask)``: the read is first made strict,
-        and only if a chunk is missing is it repeated with missing chunks as 0, and the
-        ``(z, y, x)`` mask of missing voxels computed (None when nothing is missing).
-        Chunks that are absent look like zeros otherwise, which is not the same as "no
-        segment" or black imagery.
         """
+        out, _ = self._download(
+            lo, hi, mip, agglomerate=agglomerate, segids=segids, timestamp=timestamp
+        )
+        return out
+
+    def read_with_missing(
+        self,
+        lo: Sequence[int] | np.ndarray,
+        hi: Sequence[int] | np.ndarray,
+        mip: int,
+        *,
+        agglomerate: bool = False,
+        segids: Sequence[int] | None = None,
+        timestamp: Any = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`read`, and the ``(z, y, x)`` mask of voxels whose chunks are missing.
+
+        The read is first made strict, and only if a chunk is missing is it repeated with
+        missing chunks as 0 and the mask computed (None when nothing is missing). Chunks
+        that are absent look like zeros otherwise, which is not the same as "no segment"
+        or black imagery.
+        """
+        return self._download(
+            lo,
+            hi,
+            mip,
+            agglomerate=agglomerate,
+            segids=segids,
+            timestamp=timestamp,
+            with_missing=True,
+        )
+
+    def _download(
+        self,
+        lo: Sequence[int] | np.ndarray,
+        hi: Sequence[int] | np.ndarray,
+        mip: int,
+        *,
+        agglomerate: bool = False,
+        segids: Sequence[int] | None = None,
+        timestamp: Any = None,
+        with_missing: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The array and, only ``with_missing``, the mask of missing voxels (else None)."""
         from cloudvolume import Bbox
         from cloudvolume.exceptions import EmptyVolumeException
 
@@ -648,7 +682,7 @@ class Layer:
                 kwargs["timestamp"] = ts
         if segids is not None:
             kwargs["segids"] = list(segids)
-        mask = None
+        mask: np.ndarray | None = None
         # No lock here: cloud-volume's reads (and its LRU, which has its own lock) are safe
         # to run concurrently, and a read that outlived its timeout must not block the next.
         with translate_errors(self.label):
@@ -673,7 +707,7 @@ class Layer:
             raise DataCorruptError(
                 f"{self.label}: read returned shape {out.shape}, expected {expected}"
             )
-        return (out, mask) if with_missing else out
+        return out, mask
 
 
 def _fmt(v: float) -> str:

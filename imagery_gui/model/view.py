@@ -131,7 +131,7 @@ def localize(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     dtype = np.uint16 if len(ids) <= 65536 else np.uint32
     local = np.empty(labels.shape, dtype=dtype)
     for z, (renum, mapping) in enumerate(parts):
-        table = np.zeros(max(mapping.values(), default=0) + 1, dtype=dtype)
+        table = np.zeros(int(max(mapping.values(), default=0)) + 1, dtype=dtype)
         keys = np.fromiter((int(k) for k in mapping), dtype=np.uint64, count=len(mapping))
         vals = np.fromiter(mapping.values(), dtype=np.int64, count=len(mapping))
         table[vals] = np.searchsorted(ids, keys)
@@ -154,15 +154,13 @@ def fetch_slab(dataset: Dataset, key: SlabKey) -> SlabData:
         # are made local before the labels are upsampled: the same pixels, with a quarter
         # of the work and memory at 2x.
         def labels_job():
-            labels, gap = dataset.read_segmentation(
-                box, reg.segmentation_mip, res, root_ids, key.timestamp, True, with_missing=True
+            labels, gap = dataset.read_segmentation_with_missing(
+                box, reg.segmentation_mip, res, root_ids, key.timestamp, True
             )
             return localize(labels), gap
 
         labels_result = start_thread(labels_job)
-        image, img_gap = dataset.read_image(
-            box, reg.image_mip, res, fill_outside=True, with_missing=True
-        )
+        image, img_gap = dataset.read_image_with_missing(box, reg.image_mip, res, fill_outside=True)
         (local, ids), seg_gap = labels_result()
         image, local, missing = align_pair(
             (image, img_gap),
@@ -171,18 +169,15 @@ def fetch_slab(dataset: Dataset, key: SlabKey) -> SlabData:
         )
         return SlabData(key, image, local, ids, missing)
     elif dataset.image is not None:
-        image, missing = dataset.read_image(
-            box, reg.image_mip, res, fill_outside=True, with_missing=True
-        )
+        image, missing = dataset.read_image_with_missing(box, reg.image_mip, res, fill_outside=True)
     else:
-        labels, missing = dataset.read_segmentation(
+        labels, missing = dataset.read_segmentation_with_missing(
             box,
             reg.segmentation_mip,
             res,
             root_ids,
             key.timestamp,
             fill_outside=True,
-            with_missing=True,
         )
     if labels is not None:
         local, ids = localize(labels)
@@ -423,7 +418,7 @@ def outline_display(local2d: np.ndarray, visible: np.ndarray, geom: render.Geome
     else:
         index = np.where(visible[local2d], local2d.astype(np.int32), 0) - 1
     cov = render.coverage_from_index(index, max(n - 1, 1), geom, need_hidden_rgb=False)
-    out = (cov.base + 1).astype(local2d.dtype).reshape(-1)
+    out: np.ndarray = (cov.base + 1).astype(local2d.dtype).reshape(-1)
     for pix, idx in cov.extra:  # later segments draw over earlier ones
         out[pix] = idx + 1
     out = out.reshape(local2d.shape)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,7 @@ def write_precomputed(
     for m, data in enumerate(mips):
         f = [int(fa) ** m for fa in factor]
         res = [float(r) * fm for r, fm in zip(resolution, f)]
-        scale = {
+        scale: dict[str, Any] = {
             "key": "placeholder" if m in placeholder_mips else "_".join(f"{r:g}" for r in res),
             "resolution": [int(r) if float(r).is_integer() else r for r in res],
             "size": [int(s) for s in data.shape[:3]],
@@ -67,7 +68,7 @@ def write_precomputed(
         if encoding == "compressed_segmentation":
             scale["compressed_segmentation_block_size"] = [8, 8, 8]
         scales.append(scale)
-    info = {
+    info: dict[str, Any] = {
         "@type": "neuroglancer_multiscale_volume",
         "type": layer_type,
         "data_type": np.dtype(arr.dtype).name,

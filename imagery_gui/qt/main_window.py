@@ -9,7 +9,6 @@ as :mod:`~imagery_gui.qt.jobs`; menus are declared in :mod:`~imagery_gui.qt.acti
 
 from __future__ import annotations
 
-import argparse
 import base64
 import contextlib
 import os
@@ -195,22 +194,6 @@ class MainWindow(QMainWindow):
                 lambda _=False, i=img, s=seg: self.open_sources(OpenRequest(i, s, None, None))
             )
         self.menu_recent.setEnabled(bool(self.settings.recent))
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace, synchronous: bool = False) -> MainWindow:
-        from ..app import create_window
-
-        win = create_window(synchronous=synchronous)
-        if args.screenshot:
-            # A screenshot has a fixed size and leaves the user's settings alone.
-            win.persist_settings = False
-            win.resize(*(args.size or (1280, 800)))
-        elif args.size:
-            win.resize(*args.size)
-        given = (args.image_source, args.segmentation_source, args.datastack, args.ngl_url)
-        req = OpenRequest.from_args(args, demo=args.demo or not any(given))
-        win.open_sources(req, root_ids=args.root_ids)
-        return win
 
     # -- opening -------------------------------------------------------------------------------
     def open_dialog(self) -> None:

@@ -133,6 +133,34 @@ def test_data_contract_zyx_c_contiguous(synthetic_big):
     assert ds.read_image([[2100, 4100, 100], [2164, 4148, 101]]).shape == (1, 48, 64)
 
 
+def test_reads_with_missing_chunks_return_the_same_voxels_and_the_mask(synthetic_big, tmp_path):
+    import shutil
+
+    root = tmp_path / "holes"
+    shutil.copytree(synthetic_big.image_path.parent, root)
+    # The image chunks of z 100-107 at mip 0; z 108-111 stay.
+    removed = [p for p in (root / "image" / "4_4_40").iterdir() if "_100-108" in p.name]
+    assert removed
+    for p in removed:
+        p.unlink()
+    ds = Dataset(f"file://{root / 'image'}", f"file://{root / 'segmentation'}")
+    box = [[2100, 4100, 106], [2164, 4148, 110]]
+    img, img_gap = ds.read_image_with_missing(box)
+    np.testing.assert_array_equal(img, ds.read_image(box))
+    assert img_gap is not None and img_gap.shape == img.shape == (4, 48, 64)
+    assert img_gap[:2].all() and not img_gap[2:].any()
+    assert not img[:2].any()  # missing chunks read as 0
+    seg, seg_gap = ds.read_segmentation_with_missing(box, resolution=[4, 4, 40])
+    np.testing.assert_array_equal(seg, ds.read_segmentation(box, resolution=[4, 4, 40]))
+    assert seg_gap is None  # the segmentation is complete
+    a_img, a_seg, a_gap = ds.aligned_cutout_with_missing(box)
+    p_img, p_seg = ds.aligned_cutout(box)
+    np.testing.assert_array_equal(a_img, p_img)
+    np.testing.assert_array_equal(a_seg, p_seg)
+    assert a_gap is not None and a_gap.shape == p_img.shape
+    assert a_gap[:2].all() and not a_gap[2:].any()
+
+
 def test_lazy_open(synthetic_small):
     ds = Dataset(synthetic_small.image, synthetic_small.segmentation)
     assert not ds.image.is_open and not ds.segmentation.is_open

@@ -1,0 +1,46 @@
+"""Command-line options shared by the viewer (:mod:`imagery_gui.cli`) and the headless export
+(:mod:`imagery_gui.export_cli`).
+
+They live here so that neither command module imports the other; this module imports only
+:mod:`argparse`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_cave_arguments"]
+
+
+def add_cave_arguments(p: argparse.ArgumentParser) -> None:
+    """CAVE datastack, Neuroglancer link and graphene time options (viewer and export)."""
+    g = p.add_argument_group("CAVE and Neuroglancer")
+    g.add_argument(
+        "--datastack",
+        metavar="NAME",
+        help="CAVE datastack (e.g. minnie65_public): sources and resolution from its info service",
+    )
+    g.add_argument(
+        "--server-address", metavar="URL", help="CAVE server (default https://global.daf-apis.com)"
+    )
+    g.add_argument(
+        "--auth-token-file",
+        metavar="FILE",
+        help="CAVE token file (default: caveclient's, ~/.cloudvolume/secrets/)",
+    )
+    g.add_argument(
+        "--ngl-url",
+        metavar="LINK",
+        help="a Neuroglancer link (or state JSON): position, sources, segments and colours",
+    )
+    g.add_argument(
+        "--timestamp",
+        metavar="TIME",
+        help="graphene: root ids as of this time (ISO 8601 or unix seconds)",
+    )
+    g.add_argument(
+        "--materialization-version",
+        type=int,
+        metavar="N",
+        help="graphene: root ids as of this materialization version (needs --datastack)",
+    )
