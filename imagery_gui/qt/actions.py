@@ -9,6 +9,7 @@ list (Help) is made from the same two tables, so it can never drift from what th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
@@ -17,7 +18,8 @@ from PySide6.QtWidgets import QMainWindow, QMenu
 
 @dataclass(frozen=True, slots=True)
 class ActionSpec:
-    """One menu entry; ``slot`` names a window method (``"-"`` as text: a separator)."""
+    """One menu entry; ``slot`` names a window method, or a method of one of its helpers
+    (``"figures.export_png"``); ``"-"`` as text is a separator."""
 
     menu: str
     text: str
@@ -34,22 +36,37 @@ MENUS: tuple[ActionSpec, ...] = (
     ActionSpec("&File", "Open &demo volume", "open_demo", None, "open_demo"),
     ActionSpec("&File", "Recent sources", "", None, "recent"),  # a submenu
     ActionSpec("&File", SEP),
-    ActionSpec("&File", "&Export PNG...", "export_png", "Ctrl+E", "export"),
-    ActionSpec("&File", "Export &z-series...", "export_series", "Ctrl+Shift+E", "export_series"),
-    ActionSpec("&File", "&Copy image to clipboard", "copy_image", "Ctrl+Shift+C", "copy_image"),
+    ActionSpec("&File", "&Export PNG...", "figures.export_png", "Ctrl+E", "export"),
+    ActionSpec(
+        "&File", "Export &z-series...", "figures.export_series", "Ctrl+Shift+E", "export_series"
+    ),
+    ActionSpec(
+        "&File", "&Copy image to clipboard", "figures.copy_image", "Ctrl+Shift+C", "copy_image"
+    ),
     ActionSpec("&File", SEP),
     ActionSpec("&File", "&Quit", "close", QKeySequence.StandardKey.Quit, "quit"),
-    ActionSpec("&Edit", "Copy &Neuroglancer link", "copy_neuroglancer_link", "Ctrl+L", "link"),
+    ActionSpec(
+        "&Edit", "Copy &Neuroglancer link", "figures.copy_neuroglancer_link", "Ctrl+L", "link"
+    ),
     ActionSpec(
         "&View", "Zoom to full resolution (1 voxel = 1 pixel)", "zoom_one_to_one", "Ctrl+1", "zoom"
     ),
-    ActionSpec("&Settings", "Memory cache size...", "ask_cache_size", None, "cache_size"),
-    ActionSpec("&Settings", "Fetch timeout...", "ask_timeout", None, "timeout"),
+    ActionSpec(
+        "&Settings", "Memory cache size...", "settings_menu.ask_cache_size", None, "cache_size"
+    ),
+    ActionSpec("&Settings", "Fetch timeout...", "settings_menu.ask_timeout", None, "timeout"),
     ActionSpec("&Settings", SEP),
     ActionSpec(
-        "&Settings", "Disk cache for remote data", "set_disk_cache", None, "disk_cache", True
+        "&Settings",
+        "Disk cache for remote data",
+        "settings_menu.set_disk_cache",
+        None,
+        "disk_cache",
+        True,
     ),
-    ActionSpec("&Settings", "Clear disk cache", "clear_disk_cache", None, "clear_cache"),
+    ActionSpec(
+        "&Settings", "Clear disk cache", "settings_menu.clear_disk_cache", None, "clear_cache"
+    ),
     ActionSpec("&Help", "About imagery-gui", "about", None, "about"),
 )
 
@@ -85,7 +102,9 @@ def build_menus(window: QMainWindow, specs: tuple[ActionSpec, ...] = MENUS) -> d
         act = QAction(spec.text, window)
         if spec.shortcut is not None:
             act.setShortcut(QKeySequence(spec.shortcut))
-        slot = getattr(window, spec.slot)
+        slot: Any = window
+        for part in spec.slot.split("."):  # "figures.export_png": a helper's method
+            slot = getattr(slot, part)
         if spec.checkable:
             act.setCheckable(True)
             act.toggled.connect(slot)

@@ -21,10 +21,8 @@ from PySide6.QtGui import QColor, QGuiApplication, QIcon
 from PySide6.QtWidgets import (
     QColorDialog,
     QDockWidget,
-    QInputDialog,
     QMainWindow,
     QMessageBox,
-    QProgressDialog,
     QScrollArea,
     QVBoxLayout,
     QWidget,
@@ -33,9 +31,8 @@ from PySide6.QtWidgets import (
 from .._version import __version__
 from ..model import diskcache
 from ..model.errors import ImageryGuiError, SourceTimeoutError
-from ..model.export import FigureSpec, export, make_figure
+from ..model.export import FigureSpec
 from ..model.inputs import OpenRequest, open_dataset
-from ..model.scalebar import ScaleBar
 from ..model.segments import parse_root_ids
 from ..model.state import Camera, ViewerState
 from ..model.style import StyleError
@@ -43,12 +40,14 @@ from ..model.view import Coloring, auto_levels, describe_bytes
 from ..settings import Settings
 from .actions import BIG_STEP, VIEW_KEYS, build_menus
 from .canvas import SliceCanvas
-from .dialogs import ExportDialog, OpenDialog
+from .dialogs import OpenDialog
 from .display import SliceDisplay
+from .figures import FigureActions
 from .graphene import RootStatus
-from .images import save_widget_png, to_qimage
+from .images import save_widget_png
 from .jobs import Job, Jobs
 from .panels import ContrastPanel, OverlayPanel, SegmentPanel, ZPanel
+from .settings_menu import SettingsActions
 from .status import StatusLine
 
 SCREENSHOT_TIMEOUT_MS = 180_000
@@ -109,9 +108,10 @@ class MainWindow(QMainWindow):
         self.readout, self.busy = self.status.readout, self.status.busy
         self.missing_label = self.status.missing_label
         self.roots = RootStatus(self.jobs, self)
+        self.figures, self.settings_menu = FigureActions(self), SettingsActions(self)
         build_menus(self)
         self.act_disk_cache.setChecked(self.settings.disk_cache)
-        self.menu_settings.aboutToShow.connect(self._update_cache_menu)
+        self.menu_settings.aboutToShow.connect(self.settings_menu.update_cache_menu)
         self._fill_recent_menu()
         self._view_timer = QTimer(self, singleShot=True, interval=30)
         self._view_timer.timeout.connect(self._sync_camera)
@@ -204,7 +204,7 @@ class MainWindow(QMainWindow):
     def open_demo(self) -> None:
         self.open_sources(OpenRequest(None, None, None, None, demo=True))
 
-    def _dataset_kw(self) -> dict[str, Any]:
+    def dataset_kw(self) -> dict[str, Any]:
         """How this process reads: with a read process, chunks are cached there, so this
         process's own reads (the first views while it starts, exports) keep no chunk LRU."""
         lru = 0 if self.display.reader is not None else self.display.budget.chunk_lru_per_layer
@@ -219,7 +219,7 @@ class MainWindow(QMainWindow):
         """Open a dataset in the background; errors are shown and the current view stays."""
         self.status.show_message(f"opening {req.describe()}...")
         self.status.set_busy(True)
-        kw = self._dataset_kw()
+        kw = self.dataset_kw()
 
         def work(progress):
             if req.demo:
@@ -435,7 +435,7 @@ class MainWindow(QMainWindow):
         self.status.set_cache(f"cache {describe_bytes(self.display.cache.nbytes)}")
         self._update_readout()
         if self._screenshot_path and self.display.complete:
-            QTimer.singleShot(100, self._take_screenshot)
+            QTimer.singleShot(100, self._finish_screenshot)
 
     def show_error(self, message: str, dialog: bool = False) -> None:
         self.last_error = message
@@ -462,134 +462,9 @@ class MainWindow(QMainWindow):
         self._sync_camera()
         return self.state.figure_spec(**kw)
 
-    def export_png(self) -> None:
-        self.export_dialog(series=False)
-
-    def export_series(self) -> None:
-        self.export_dialog(series=True)
-
-    def export_dialog(self, series: bool) -> None:
-        st = self.state
-        if st.dataset is None:
-            return
-        if not st.style.show_unselected and not st.selection.ids:
-            self.show_error(
-                "nothing selected: select segments or turn off 'Show selected only'", dialog=True
-            )
-            return
-        folder = self.settings.export_dir or os.path.expanduser("~")
-        dlg = ExportDialog(os.path.join(folder, "figure.png"), series, self)
-        if not dlg.exec():
-            return
-        o = dlg.options()
-        bar = ScaleBar(length_nm=o.scale_bar_nm, corner=o.scale_bar_corner) if o.scale_bar else None
-        try:
-            spec = self.figure_spec(depth=o.depth, scale=o.scale, scale_bar=bar, dpi=o.dpi)
-        except (ValueError, ImageryGuiError) as exc:
-            self.show_error(str(exc), dialog=True)
-            return
-        self.settings.export_dir = os.path.dirname(os.path.abspath(o.path))
-        self.run_export(spec, o.path, force=o.force, masks=o.masks)
-
-    def run_export(
-        self, spec: FigureSpec, path: str, force: bool = False, masks: bool = False
-    ) -> Job:
-        """Export in the background with a progress dialog; returns the job."""
-        ds, extra = self.state.dataset, self.state.provenance_extra()
-        job = self.jobs.run(
-            lambda progress: export(
-                ds, spec, path, force=force, masks=masks, extra_provenance=extra, progress=progress
-            ),
-            "export",
-        )
-        dialog = QProgressDialog("Exporting...", "Cancel", 0, 0, self)
-        dialog.setWindowModality(Qt.WindowModality.WindowModal)
-        dialog.setMinimumDuration(300)
-        dialog.canceled.connect(job.cancel)
-        job.progressed.connect(
-            lambda d, t, m: (dialog.setMaximum(t), dialog.setValue(d), dialog.setLabelText(m))
-        )
-        job.done.connect(dialog.reset)
-        job.succeeded.connect(lambda files: self.status.show_message(f"exported {files[0]}", 6000))
-        job.failed.connect(lambda exc: self.show_error(f"Export failed: {exc}", dialog=True))
-        job.cancelled.connect(lambda: self.status.show_message("export cancelled", 4000))
-        return job
-
-    def copy_image(self) -> Job | None:
-        """Copy the current view (rendered by the exporter) to the clipboard as an image."""
-        if self.state.dataset is None:
-            return None
-        spec, ds = self.figure_spec(), self.state.dataset
-        job = self.jobs.run(lambda progress: make_figure(ds, spec).slices[0], "copy image")
-        job.succeeded.connect(self._on_copy_image_done)
-        job.failed.connect(lambda exc: self.show_error(f"Copy failed: {exc}"))
-        return job
-
-    @Slot(object)
-    def _on_copy_image_done(self, img) -> None:
-        QGuiApplication.clipboard().setImage(to_qimage(img))
-        self.status.show_message(f"copied a {img.width}x{img.height} image", 4000)
-
     def neuroglancer_link(self) -> str:
         self._sync_camera()
         return self.state.neuroglancer_link()
-
-    def copy_neuroglancer_link(self) -> None:
-        if self.state.dataset is not None:
-            QGuiApplication.clipboard().setText(self.neuroglancer_link())
-            self.status.show_message("copied a Neuroglancer link for this view", 4000)
-
-    # -- settings ------------------------------------------------------------------------------
-    def ask_cache_size(self) -> None:
-        mb, ok = QInputDialog.getInt(
-            self, "Memory cache", "Memory for caches: decoded slices, outlines, chunk files (MiB):",
-            self.settings.cache_mb, 64, 65536, 64,
-        )  # fmt: skip
-        if ok:
-            self.settings.cache_mb = mb
-            self.display.set_memory(mb * 1024**2)
-
-    def ask_timeout(self) -> None:
-        s, ok = QInputDialog.getDouble(
-            self, "Fetch timeout", "Report a source as not answering after (s):",
-            self.settings.fetch_timeout_s, 1, 600, 1,
-        )  # fmt: skip
-        if ok:
-            self.settings.fetch_timeout_s = s
-            self.display.fetcher.set_timeout(s)
-
-    def disk_cache_bytes(self) -> int:
-        return diskcache.cache_bytes()
-
-    def _update_cache_menu(self) -> None:
-        self.act_clear_cache.setText(
-            f"Clear disk cache ({describe_bytes(self.disk_cache_bytes())})"
-        )
-
-    @Slot(bool)
-    def set_disk_cache(self, on: bool) -> Job | None:
-        """Turn cloud-volume's disk cache on or off: the open data is reopened with it in the
-        background, keeping z, the camera, supervoxel mode and the timestamp."""
-        self.settings.disk_cache = bool(on)
-        st = self.state
-        if st.inputs is None or st.dataset is None:
-            return None
-        inputs, kw = st.inputs, self._dataset_kw()
-        job = self.jobs.run(lambda progress: open_dataset(inputs, **kw), "reopen")
-        job.succeeded.connect(self._on_reopened)
-        job.failed.connect(lambda exc: self.show_error(f"Could not reopen the data: {exc}"))
-        return job
-
-    @Slot(object)
-    def _on_reopened(self, ds) -> None:
-        st = self.state
-        st.replace_dataset(ds)
-        self.display.set_dataset(ds, st.timestamp, agglomerate=not st.supervoxels, z=st.z)
-        self.display.set_camera(st.camera)
-
-    def clear_disk_cache(self) -> None:
-        diskcache.clear_cache()
-        self.status.show_message("disk cache cleared", 3000)
 
     def about(self) -> None:
         QMessageBox.about(self, "imagery-gui", f"imagery-gui {__version__}")
@@ -598,30 +473,27 @@ class MainWindow(QMainWindow):
     def request_screenshot(self, path: str) -> None:
         """Save a PNG of the window once the view and overlay are loaded, then report."""
         self._screenshot_path = path
-        QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, self._screenshot_timeout)
+        QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, lambda: self._finish_screenshot(timed_out=True))
 
-    def _screenshot_timeout(self) -> None:
-        if self._screenshot_path:
+    def _finish_screenshot(self, timed_out: bool = False) -> None:
+        path = self._screenshot_path
+        if not path or not (timed_out or self.display.complete):
+            return
+        self._screenshot_path = None
+        code = 1
+        if timed_out:
             print(
                 "imagery-gui: the view did not finish loading in time; no screenshot",
                 file=sys.stderr,
             )
-            self._screenshot_path = None
-            self.screenshotDone.emit(1)
-
-    def _take_screenshot(self) -> None:
-        path = self._screenshot_path
-        if not path or not self.display.complete:
-            return
-        self._screenshot_path = None
-        try:
-            save_widget_png(self, path)
-        except ImageryGuiError as exc:
-            print(f"imagery-gui: {exc}", file=sys.stderr)
-            self.screenshotDone.emit(2)
-            return
-        print(path)
-        self.screenshotDone.emit(0)
+        else:
+            try:
+                print(save_widget_png(self, path))
+                code = 0
+            except ImageryGuiError as exc:
+                print(f"imagery-gui: {exc}", file=sys.stderr)
+                code = 2
+        self.screenshotDone.emit(code)
 
     def closeEvent(self, ev) -> None:
         if self.persist_settings:

@@ -142,11 +142,11 @@ def test_copy_link_and_provenance_never_hold_the_token(qtbot, settings, cave, to
             auth_token_file=str(token_file),
         ),
     )
-    win.copy_neuroglancer_link()
+    win.figures.copy_neuroglancer_link()
     link = QGuiApplication.clipboard().text()
     assert link.startswith("https://neuroglancer.example.org/#!")  # the datastack's viewer site
     assert CAVE_TOKEN not in link
-    job = win.run_export(win.figure_spec(), str(tmp_path / "fig.png"))
+    job = win.figures.run_export(win.figure_spec(), str(tmp_path / "fig.png"))
     with qtbot.waitSignal(job.done, timeout=60000):
         pass
     prov = (tmp_path / "fig.json").read_text()

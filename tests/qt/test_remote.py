@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
+from imagery_gui.model import diskcache
 from imagery_gui.qt.dialogs import OpenRequest
 from tests.helpers.http_server import LoopbackServer
 
@@ -333,22 +334,22 @@ def test_disk_cache_option(qtbot, settings, served, tmp_path):
     win = _window(qtbot, settings)
     assert not win.act_disk_cache.isChecked()  # off by default
     _open(qtbot, win, served.source("image"), served.source("segmentation"), [2192, 4160, 103])
-    assert win.disk_cache_bytes() == 0
+    assert diskcache.cache_bytes() == 0
     win.act_disk_cache.setChecked(True)  # reopens the data in the background
     qtbot.waitUntil(lambda: not win.jobs.active, timeout=60000)
-    qtbot.waitUntil(lambda: win.display.complete and win.disk_cache_bytes() > 0, timeout=60000)
+    qtbot.waitUntil(lambda: win.display.complete and diskcache.cache_bytes() > 0, timeout=60000)
     _quiet(qtbot, served)  # the reopened view and its prefetch are done
 
     before = len(served.log)
-    job = win.set_disk_cache(True)  # reopen: chunks now come from the disk cache
+    job = win.settings_menu.set_disk_cache(True)  # reopen: chunks now come from the disk cache
     with qtbot.waitSignal(job.done, timeout=60000):
         pass
     qtbot.waitUntil(lambda: win.display.complete, timeout=60000)
     _quiet(qtbot, served)
     chunk_requests = [p for p in served.log[before:] if not p.endswith(("/info", "/provenance"))]
     assert chunk_requests == []
-    win._update_cache_menu()
+    win.settings_menu.update_cache_menu()
     assert "MiB" in win.act_clear_cache.text() or "KiB" in win.act_clear_cache.text()
-    win.clear_disk_cache()
-    assert win.disk_cache_bytes() == 0
+    win.settings_menu.clear_disk_cache()
+    assert diskcache.cache_bytes() == 0
     win.close()

@@ -232,7 +232,7 @@ def test_export_from_window_matches_the_exporter(qtbot, window, tmp_path):
     slab, _zi = window.display.current_slab()
     window.add_ids([int(slab.ids[1]), int(slab.ids[2])])
     spec = window.figure_spec()
-    job = window.run_export(spec, str(tmp_path / "view.png"))
+    job = window.figures.run_export(spec, str(tmp_path / "view.png"))
     with qtbot.waitSignal(job.done, timeout=60000):
         pass
     png = np.asarray(Image.open(tmp_path / "view.png").convert("RGB"))
@@ -247,7 +247,7 @@ def test_export_from_window_matches_the_exporter(qtbot, window, tmp_path):
 def test_copy_image_to_clipboard(qtbot, window):
     from PySide6.QtGui import QGuiApplication
 
-    job = window.copy_image()
+    job = window.figures.copy_image()
     with qtbot.waitSignal(job.done, timeout=60000):
         pass
     qtbot.waitUntil(lambda: not QGuiApplication.clipboard().image().isNull())
