@@ -7,7 +7,7 @@ a PNG from the window equals ``imagery-gui export`` of the same view pixel for p
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtGui import QGuiApplication
@@ -20,14 +20,11 @@ from .dialogs import ExportDialog
 from .images import to_qimage
 from .jobs import Job
 
-if TYPE_CHECKING:
-    from .main_window import MainWindow
-
 
 class FigureActions(QObject):
     """The window's export, copy and link actions."""
 
-    def __init__(self, win: MainWindow) -> None:
+    def __init__(self, win: Any) -> None:  # the MainWindow (not imported: no cycle)
         super().__init__(win)
         self.win = win
 

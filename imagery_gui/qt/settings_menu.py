@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QInputDialog
@@ -12,14 +12,11 @@ from ..model.inputs import open_dataset
 from ..model.view import describe_bytes
 from .jobs import Job
 
-if TYPE_CHECKING:
-    from .main_window import MainWindow
-
 
 class SettingsActions(QObject):
     """The window's Settings menu entries."""
 
-    def __init__(self, win: MainWindow) -> None:
+    def __init__(self, win: Any) -> None:  # the MainWindow (not imported: no cycle)
         super().__init__(win)
         self.win = win
 
