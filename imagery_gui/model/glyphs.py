@@ -1,0 +1,281 @@
+"""Site glyphs: rings, pre->post arrows and boxes, drawn by the model for every front end.
+
+The viewer, ``imagery-gui export``, batch figures and the gallery all call
+:func:`draw_glyphs`, so a site looks the same everywhere. What is drawn:
+
+* a **ring** at the site's centre (never a disc: the cleft stays visible), a circle for
+  inputs and a diamond for outputs, so the two read apart in grey-scale print as well as
+  by colour (inputs blue, outputs orange: a colour-blind-safe pair);
+* an **arrow** from the pre point to the post point when both are known;
+* the **box** of box annotations, the ellipse of ellipsoids;
+* every stroke over a dark halo, so it reads on light and dark EM alike;
+* full on the site's own section, fading over ``fade_sections`` sections either side;
+* the current site thicker and in white.
+
+Sizes are in output pixels at scale 1 and grow with the figure's upscale factor, so they
+read at print size. The cost depends only on the glyphs that fall in the picture: the
+caller passes those (:func:`in_view`), never the whole table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+RGB = tuple[int, int, int]
+RGBA = tuple[int, int, int, int]
+Point = tuple[float, float]
+
+ROLE_NONE, ROLE_INPUT, ROLE_OUTPUT = 0, 1, 2
+KIND_POINT, KIND_LINE, KIND_BOX, KIND_ELLIPSOID = 0, 1, 2, 3
+
+
+@dataclass(frozen=True, slots=True)
+class GlyphStyle:
+    """How sites are drawn (sizes in output pixels at scale 1)."""
+
+    radius: float = 9.0
+    width: float = 2.0
+    fade_sections: int = 2
+    input_color: RGB = (51, 153, 255)
+    output_color: RGB = (255, 140, 26)
+    other_color: RGB = (255, 230, 60)
+    current_color: RGB = (255, 255, 255)
+    halo_color: RGB = (0, 0, 0)
+    arrows: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.radius > 0 or not self.width > 0:
+            raise ValueError("glyph radius and width must be positive")
+        if int(self.fade_sections) != self.fade_sections or self.fade_sections < 0:
+            raise ValueError(
+                f"fade_sections must be a whole number >= 0, got {self.fade_sections!r}"
+            )
+
+    def color(self, role: int) -> RGB:
+        if role == ROLE_INPUT:
+            return self.input_color
+        if role == ROLE_OUTPUT:
+            return self.output_color
+        return self.other_color
+
+
+@dataclass(frozen=True, slots=True)
+class Glyphs:
+    """Sites in picture coordinates: x, y in output pixels, z in sections of the picture's
+    z grid. ``pre``/``post``/``extent`` rows are NaN where unknown; ``extent`` is a box's
+    or an ellipsoid's (half-width, half-height) in pixels."""
+
+    center: np.ndarray  # (n, 3) float: x, y, z
+    pre: np.ndarray  # (n, 3)
+    post: np.ndarray  # (n, 3)
+    role: np.ndarray  # (n,) int8
+    kind: np.ndarray  # (n,) int8
+    extent: np.ndarray  # (n, 2)
+    index: np.ndarray  # (n,) int: row in the site table (for labels and picking)
+
+    def __len__(self) -> int:
+        return int(self.center.shape[0])
+
+
+def fade(dz: np.ndarray, sections: int) -> np.ndarray:
+    """Opacity of a glyph ``dz`` sections from its own: 1 on it, falling linearly to 0
+    just past ``sections`` away."""
+    d = np.abs(np.asarray(dz, dtype=np.float64))
+    return np.clip(1.0 - d / (sections + 1.0), 0.0, 1.0)
+
+
+def in_view(
+    center: np.ndarray,
+    pre: np.ndarray,
+    post: np.ndarray,
+    size: tuple[int, int],
+    z: float,
+    style: GlyphStyle,
+    scale: int = 1,
+) -> np.ndarray:
+    """Rows whose glyph can show in a ``size`` = (width, height) picture at section ``z``:
+    within the fade range in z, and the ring or the arrow within the picture (vectorised)."""
+    w, h = size
+    pad = (style.radius + 2 * style.width) * scale
+    zs = np.abs(center[:, 2] - z) <= style.fade_sections + 0.5
+    lo = np.fmin(np.fmin(center[:, :2], pre[:, :2]), post[:, :2])  # fmin: NaN ignored
+    hi = np.fmax(np.fmax(center[:, :2], pre[:, :2]), post[:, :2])
+    inside = (hi[:, 0] >= -pad) & (hi[:, 1] >= -pad) & (lo[:, 0] <= w + pad) & (lo[:, 1] <= h + pad)
+    return np.flatnonzero(zs & inside)
+
+
+def _ring(
+    draw: ImageDraw.ImageDraw,
+    x: float,
+    y: float,
+    r: float,
+    width: float,
+    color: RGBA,
+    diamond: bool,
+) -> None:
+    if diamond:
+        pts = [(x, y - r), (x + r, y), (x, y + r), (x - r, y), (x, y - r)]
+        draw.line(pts, fill=color, width=max(1, round(width)), joint="curve")
+    else:
+        draw.ellipse((x - r, y - r, x + r, y + r), outline=color, width=max(1, round(width)))
+
+
+def _outside(a: Point, b: Point, c: Point, r: float) -> list[tuple[float, float]]:
+    """Parameters ``t`` in [0, 1] where the segment a->b crosses the circle (c, r)."""
+    (ax, ay), (bx, by), (cx, cy) = a, b, c
+    dx, dy = bx - ax, by - ay
+    fx, fy = ax - cx, ay - cy
+    qa = dx * dx + dy * dy
+    qb = 2 * (fx * dx + fy * dy)
+    qc = fx * fx + fy * fy - r * r
+    disc = qb * qb - 4 * qa * qc
+    if qa == 0 or disc <= 0:
+        return [(0.0, 1.0)]
+    root = math.sqrt(disc)
+    t0, t1 = (-qb - root) / (2 * qa), (-qb + root) / (2 * qa)
+    parts = [(0.0, min(max(t0, 0.0), 1.0)), (min(max(t1, 0.0), 1.0), 1.0)]
+    return [(u, v) for u, v in parts if v - u > 1e-6]
+
+
+def _arrow(
+    draw: ImageDraw.ImageDraw,
+    a: Point,
+    b: Point,
+    center: Point,
+    ring: float,
+    width: float,
+    head: float,
+    color: RGBA,
+) -> None:
+    """An arrow a -> b that leaves the inside of the ring free (the cleft stays visible)."""
+    (x0, y0), (x1, y1) = a, b
+    length = math.hypot(x1 - x0, y1 - y0)
+    if length < 1e-6:
+        return
+    ux, uy = (x1 - x0) / length, (y1 - y0) / length
+    head = min(head, length)
+    hx, hy = x1 - ux * head, y1 - uy * head  # the head's base
+    for u, v in _outside(a, (hx, hy), center, ring):
+        p = (x0 + (hx - x0) * u, y0 + (hy - y0) * u)
+        q = (x0 + (hx - x0) * v, y0 + (hy - y0) * v)
+        draw.line([p, q], fill=color, width=max(1, round(width)))
+    px, py = -uy * head * 0.55, ux * head * 0.55
+    draw.polygon([(x1, y1), (hx + px, hy + py), (hx - px, hy - py)], fill=color)
+
+
+def _with_alpha(color: RGB, a: float) -> RGBA:
+    return (color[0], color[1], color[2], int(round(255 * a)))
+
+
+def _bbox(
+    g: Glyphs, rows: np.ndarray, pad: float, size: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """Pixel box (x0, y0, x1, y1) holding the glyphs of ``rows``, clipped to the picture."""
+    pts = [g.center[rows, :2], g.pre[rows, :2], g.post[rows, :2]]
+    ext = np.nan_to_num(g.extent[rows], nan=0.0)
+    pts += [g.center[rows, :2] - ext, g.center[rows, :2] + ext]
+    allp = np.concatenate(pts)
+    lo = np.nanmin(allp, axis=0) - pad
+    hi = np.nanmax(allp, axis=0) + pad
+    x0, y0 = max(0, int(math.floor(lo[0]))), max(0, int(math.floor(lo[1])))
+    x1, y1 = min(size[0], int(math.ceil(hi[0]))), min(size[1], int(math.ceil(hi[1])))
+    return x0, y0, x1, y1
+
+
+def draw_glyphs_cropped(
+    size: tuple[int, int],
+    glyphs: Glyphs,
+    z: float,
+    style: GlyphStyle = GlyphStyle(),
+    scale: int = 1,
+    current: int | None = None,
+) -> tuple[Image.Image | None, tuple[int, int]]:
+    """The glyphs of section ``z`` as an RGBA image covering only where they are, and
+    its offset (x, y) in the ``size`` = (width, height) picture; ``(None, (0, 0))`` when
+    nothing shows.
+
+    Glyphs are drawn level by level of fade, each level's halos under its strokes, faded
+    levels first and the section's own glyphs on top; a faded glyph's pixels carry its
+    opacity in their alpha.
+    """
+    if len(glyphs) == 0:
+        return None, (0, 0)
+    alphas = np.round(fade(glyphs.center[:, 2] - z, style.fade_sections), 4)
+    shown = np.flatnonzero(alphas > 0)
+    if len(shown) == 0:
+        return None, (0, 0)
+    r, w = style.radius * scale, style.width * scale
+    pad = r + 3 * w + 2 * scale
+    x0, y0, x1, y1 = _bbox(glyphs, shown, pad, size)
+    if x1 <= x0 or y1 <= y0:
+        return None, (0, 0)
+    out = Image.new("RGBA", (x1 - x0, y1 - y0), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(out)  # RGBA pixels are written, not blended: later strokes win
+    for a in sorted(set(alphas[shown].tolist())):
+        rows = np.flatnonzero(alphas == a)
+        for halo in (True, False):  # every halo of the level under every stroke
+            for k in rows.tolist():
+                is_current = current is not None and int(glyphs.index[k]) == current
+                sw = w * (1.6 if is_current else 1.0)
+                if halo:  # one pixel (at scale 1) either side of the stroke
+                    color, width, radius = style.halo_color, sw + 2 * scale, r + scale
+                else:
+                    role = int(glyphs.role[k])
+                    color = style.current_color if is_current else style.color(role)
+                    width, radius = sw, r
+                _draw_one(draw, glyphs, k, radius, width, (color, a), style, (x0, y0))
+    return out, (x0, y0)
+
+
+def draw_glyphs(
+    size: tuple[int, int],
+    glyphs: Glyphs,
+    z: float,
+    style: GlyphStyle = GlyphStyle(),
+    scale: int = 1,
+    current: int | None = None,
+) -> Image.Image:
+    """The glyphs of section ``z`` as an RGBA layer of the whole ``size`` picture, to
+    composite over the figure (``Image.alpha_composite``)."""
+    out = Image.new("RGBA", size, (0, 0, 0, 0))
+    part, offset = draw_glyphs_cropped(size, glyphs, z, style, scale, current)
+    if part is not None:
+        out.paste(part, offset)
+    return out
+
+
+def _draw_one(
+    draw: ImageDraw.ImageDraw,
+    g: Glyphs,
+    k: int,
+    r: float,
+    width: float,
+    paint: tuple[RGB, float],
+    style: GlyphStyle,
+    origin: tuple[int, int],
+) -> None:
+    color, alpha = paint
+    ox, oy = origin
+    cx, cy = float(g.center[k, 0]) - ox, float(g.center[k, 1]) - oy
+    col = _with_alpha(color, alpha)
+    kind = int(g.kind[k])
+    if kind == KIND_BOX and not np.isnan(g.extent[k]).any():
+        ex, ey = float(g.extent[k, 0]), float(g.extent[k, 1])
+        draw.rectangle(
+            (cx - ex, cy - ey, cx + ex, cy + ey), outline=col, width=max(1, round(width))
+        )
+        return
+    if kind == KIND_ELLIPSOID and not np.isnan(g.extent[k]).any():
+        ex, ey = float(g.extent[k, 0]), float(g.extent[k, 1])
+        draw.ellipse((cx - ex, cy - ey, cx + ex, cy + ey), outline=col, width=max(1, round(width)))
+        return
+    has_arrow = style.arrows and not (np.isnan(g.pre[k]).any() or np.isnan(g.post[k]).any())
+    if has_arrow:
+        a = (float(g.pre[k, 0]) - ox, float(g.pre[k, 1]) - oy)
+        b = (float(g.post[k, 0]) - ox, float(g.post[k, 1]) - oy)
+        _arrow(draw, a, b, (cx, cy), r, width * 0.75, r * 0.9, col)
+    _ring(draw, cx, cy, r, width, col, diamond=int(g.role[k]) == ROLE_OUTPUT)
