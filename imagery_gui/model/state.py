@@ -254,6 +254,16 @@ class ViewerState:
         cx, cy = self.camera.center_nm
         return [math.floor(cx / res[0]), math.floor(cy / res[1]), float(self.z)]
 
+    def readout(self, x_nm: float, y_nm: float, segment: int, missing: bool) -> str:
+        """The status line's cursor readout: voxels, µm and the segment under the cursor."""
+        res, z = self.resolution, self.z
+        what = "no data (missing chunk)" if missing else (str(segment) if segment else "-")
+        zn = (z + 0.5) * res[2]
+        return (
+            f"x {x_nm / res[0]:.0f}  y {y_nm / res[1]:.0f}  z {z}   "
+            f"({x_nm / 1000:.3f}, {y_nm / 1000:.3f}, {zn / 1000:.3f}) µm   segment {what}"
+        )
+
     def figure_spec(self, **kw: Any) -> FigureSpec:
         assert self.dataset is not None
         return figure_spec(

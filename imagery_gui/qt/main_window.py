@@ -20,12 +20,8 @@ from PySide6.QtCore import QByteArray, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QGuiApplication, QIcon
 from PySide6.QtWidgets import (
     QColorDialog,
-    QDockWidget,
     QMainWindow,
     QMessageBox,
-    QScrollArea,
-    QVBoxLayout,
-    QWidget,
 )
 
 from .._version import __version__
@@ -46,7 +42,7 @@ from .figures import FigureActions
 from .graphene import RootStatus
 from .images import save_widget_png
 from .jobs import Job, Jobs
-from .panels import ContrastPanel, OverlayPanel, SegmentPanel, ZPanel
+from .panels import ContrastPanel, OverlayPanel, SegmentPanel, ZPanel, panel_dock
 from .settings_menu import SettingsActions
 from .status import StatusLine
 
@@ -102,7 +98,10 @@ class MainWindow(QMainWindow):
         )
         self.segments, self.overlay = SegmentPanel(), OverlayPanel()
         self.zpanel, self.contrast = ZPanel(), ContrastPanel()
-        self._add_dock("Controls", (self.segments, self.overlay, self.zpanel, self.contrast))
+        panels = (self.segments, self.overlay, self.zpanel, self.contrast)
+        self.addDockWidget(
+            Qt.DockWidgetArea.RightDockWidgetArea, panel_dock("Controls", panels, self)
+        )
         self.status = StatusLine()
         self.statusBar().addPermanentWidget(self.status, 1)
         self.readout, self.busy = self.status.readout, self.status.busy
@@ -124,27 +123,6 @@ class MainWindow(QMainWindow):
                 self.restoreGeometry(QByteArray(base64.b64decode(self.settings.geometry)))
 
     # -- construction --------------------------------------------------------------------------
-    def _add_dock(self, title: str, panels: tuple[QWidget, ...]) -> None:
-        side = QWidget()
-        lay = QVBoxLayout(side)
-        lay.setContentsMargins(4, 4, 4, 4)
-        lay.setSpacing(6)
-        for w in panels:
-            lay.addWidget(w)
-        lay.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(side)
-        scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(340)
-        dock = QDockWidget(title, self)
-        dock.setObjectName(title.lower() + "Dock")
-        dock.setWidget(scroll)
-        dock.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable
-            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-        )
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-
     def _connect_widgets(self) -> None:
         """Intents: widget signals -> state changes."""
         st = self.state
@@ -400,17 +378,9 @@ class MainWindow(QMainWindow):
         if self._hover is None or self.state.dataset is None:
             return
         x_nm, y_nm = self._hover
-        res, z = self.state.resolution, self.state.z
+        missing = self.display.missing_at_nm(x_nm, y_nm)
         sid = self.display.id_at_nm(x_nm, y_nm)
-        if self.display.missing_at_nm(x_nm, y_nm):
-            what = "no data (missing chunk)"
-        else:
-            what = str(sid) if sid else "-"
-        zn = (z + 0.5) * res[2]
-        self.status.set_readout(
-            f"x {x_nm / res[0]:.0f}  y {y_nm / res[1]:.0f}  z {z}   "
-            f"({x_nm / 1000:.3f}, {y_nm / 1000:.3f}, {zn / 1000:.3f}) µm   segment {what}"
-        )
+        self.status.set_readout(self.state.readout(x_nm, y_nm, sid, missing))
 
     @Slot(float, float, object)
     def _on_canvas_clicked(self, x_nm: float, y_nm: float, modifiers) -> None:

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
+    QDockWidget,
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
@@ -21,9 +22,11 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
+    QWidget,
 )
 from superqt import QLabeledDoubleSlider, QLabeledRangeSlider, QLabeledSlider
 
@@ -392,3 +395,26 @@ class ContrastPanel(QGroupBox):
     def set_levels(self, lo: float, hi: float) -> None:
         with QSignalBlocker(self.range):
             self.range.setValue((int(lo), int(hi)))
+
+
+def panel_dock(title: str, panels, parent) -> QDockWidget:
+    """A movable dock holding ``panels`` one under the other, scrollable."""
+    side = QWidget()
+    lay = QVBoxLayout(side)
+    lay.setContentsMargins(4, 4, 4, 4)
+    lay.setSpacing(6)
+    for w in panels:
+        lay.addWidget(w)
+    lay.addStretch(1)
+    scroll = QScrollArea()
+    scroll.setWidget(side)
+    scroll.setWidgetResizable(True)
+    scroll.setMinimumWidth(340)
+    dock = QDockWidget(title, parent)
+    dock.setObjectName(title.lower() + "Dock")
+    dock.setWidget(scroll)
+    dock.setFeatures(
+        QDockWidget.DockWidgetFeature.DockWidgetMovable
+        | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+    )
+    return dock
