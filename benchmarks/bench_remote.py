@@ -215,10 +215,7 @@ def big_scrub(app, colour_in_gui: bool) -> dict:
             out["region_px"] = list(slab.local.shape[1:])
             for mode in ("fill", "outline"):
                 if mode == "outline":
-                    values = win.overlay.values()
-                    values.update(outline=True, width=3, side="in")
-                    win.overlay.set_values(values)
-                    win.overlay.styleChanged.emit(win.overlay.values())
+                    win.overlay.styleChanged.emit({"outline": True, "width": 3, "side": "in"})
                 win.set_z(0)
                 pump(app, lambda: win.display.complete)
                 run_for(app, 1.5)  # warm-up: prefetch gets ahead

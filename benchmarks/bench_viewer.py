@@ -36,6 +36,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("IMAGERY_GUI_SETTINGS_DIR", tempfile.mkdtemp(prefix="bench-settings-"))
 
 
+def _choose_palette(win, name: str) -> None:
+    """As a user picks a palette from the box's list (the box applies complete names only)."""
+    box = win.overlay.palette
+    box.setCurrentText(name)
+    box.textActivated.emit(name)
+
+
 def _pct(vals, q):
     return float(np.percentile(np.asarray(vals) * 1e3, q))
 
@@ -136,8 +143,7 @@ def main() -> int:
         paint_time(lambda a=a: win.overlay.alpha.setValue(a)) for a in (0.3, 0.5, 0.35, 0.45, 0.25)
     ]
     controls["palette"] = [
-        paint_time(lambda p=p: win.overlay.palette.setCurrentText(p))
-        for p in ("tab10", "husl", "Set2", "husl")
+        paint_time(lambda p=p: _choose_palette(win, p)) for p in ("tab10", "husl", "Set2", "husl")
     ]
     ids = [int(v) for v in slab.ids[1:6]]
     controls["select a segment"] = [paint_time(lambda i=i: win.add_ids([i])) for i in ids]
