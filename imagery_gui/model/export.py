@@ -30,6 +30,7 @@ from .colors import segment_alphas, segment_colors
 from .dataset import Dataset, bounds_shape_zyx, rescale_to_bounds
 from .errors import ExportError
 from .geometry import normalize_bounds
+from .glyphs import GlyphStyle
 from .io import check_writable, save_json_atomic, save_png_atomic
 from .palette import to_hex
 from .scalebar import ScaleBar
@@ -67,6 +68,10 @@ class FigureSpec:
     scale: int = 1
     scale_bar: ScaleBar | None = None
     dpi: int = 300
+    sites: Any = None  # a SiteTable whose glyphs are drawn (imagery_gui.model.sites)
+    glyph_style: GlyphStyle = field(default_factory=GlyphStyle)
+    current_site: int | None = None  # its row is drawn highlighted
+    annotate: bool = True  # False: sites are recorded, no glyphs drawn
 
     def __post_init__(self) -> None:
         if int(self.scale) != self.scale or self.scale < 1:
@@ -110,6 +115,7 @@ class Figure:
     resolution: tuple[float, float, float]
     scale_bar_nm: float | None = None
     labels: np.ndarray | None = None  # (z, y, x) ids on the figure's pixel grid (before scale)
+    site_rows: list[int] = field(default_factory=list)  # rows of spec.sites drawn
 
 
 def figure_cutout(
@@ -166,6 +172,7 @@ def make_figure(dataset: Dataset, spec: FigureSpec, progress: Progress | None = 
     z0 = int(math.floor(box[0][2]))
     z_values = [z0 + int(round(i * (box[1][2] - box[0][2]) / depth)) for i in range(depth)]
     slices: list[Image.Image] = []
+    site_rows: set[int] = set()
     bar_nm = None
     for z in range(depth):
         if progress:
@@ -181,6 +188,9 @@ def make_figure(dataset: Dataset, spec: FigureSpec, progress: Progress | None = 
         out = render.composite(under, overlay)
         if spec.scale > 1:
             out = out.resize((width * spec.scale, height * spec.scale), Image.Resampling.NEAREST)
+        if spec.sites is not None and spec.annotate:
+            out, rows = _annotate(out, spec, box, res, nm_per_px, z_values[z])
+            site_rows.update(rows)
         if spec.scale_bar is not None:
             out, bar_nm = spec.scale_bar.draw(out, nm_per_px[0] / spec.scale)
         slices.append(out)
@@ -201,7 +211,33 @@ def make_figure(dataset: Dataset, spec: FigureSpec, progress: Progress | None = 
         resolution=tuple(float(r) for r in res),  # type: ignore[arg-type]
         scale_bar_nm=bar_nm,
         labels=seg,
+        site_rows=sorted(site_rows),
     )
+
+
+def _annotate(
+    out: Image.Image, spec: FigureSpec, box: np.ndarray, res: np.ndarray, nm_per_px, z: int
+) -> tuple[Image.Image, list[int]]:
+    """The site glyphs of section ``z`` drawn over one rendered slice (after upscaling, so
+    strokes stay sharp and grow with ``scale``)."""
+    from .glyphs import Picture, draw_glyphs_cropped, fade
+
+    pic = Picture(
+        origin_nm=(float(box[0][0] * res[0]), float(box[0][1] * res[1])),
+        nm_per_px=(nm_per_px[0] / spec.scale, nm_per_px[1] / spec.scale),
+        size=out.size,
+        section_nm=float(res[2]),
+    )
+    glyphs = pic.sites_at(spec.sites, z, spec.glyph_style, spec.scale)
+    layer, offset = draw_glyphs_cropped(
+        out.size, glyphs, z, spec.glyph_style, spec.scale, spec.current_site
+    )
+    if layer is None:
+        return out, []
+    out = out.convert("RGBA")
+    out.alpha_composite(layer, offset)
+    shown = fade(glyphs.center[:, 2] - z, spec.glyph_style.fade_sections) > 0
+    return out, glyphs.index[shown].tolist()
 
 
 # -- provenance ----------------------------------------------------------------------------
@@ -251,12 +287,23 @@ def provenance(
             {"id": str(i), "color": to_hex(c)} for i, c in zip(fig.ids, fig.colors.tolist())
         ],
         "selection": spec.selection.to_dict(),
+        **_sites_provenance(spec, fig),
         "style": spec.style.to_dict(),
         "files": [os.path.basename(f) for f in files],
     }
     if extra:
         out.update(extra)
     return out
+
+
+def _sites_provenance(spec: FigureSpec, fig: Figure) -> dict[str, Any]:
+    if spec.sites is None:
+        return {}
+    from .sites import sites_provenance
+
+    table = spec.sites
+    drawn = [table.id_of(i) for i in fig.site_rows] if spec.annotate else []
+    return {"sites": sites_provenance(table, drawn)}
 
 
 def _timestamp_text(ts: Any) -> str | None:

@@ -20,7 +20,9 @@ caller passes those (:func:`in_view`), never the whole table.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -279,3 +281,86 @@ def _draw_one(
         b = (float(g.post[k, 0]) - ox, float(g.post[k, 1]) - oy)
         _arrow(draw, a, b, (cx, cy), r, width * 0.75, r * 0.9, col)
     _ring(draw, cx, cy, r, width, col, diamond=int(g.role[k]) == ROLE_OUTPUT)
+
+
+class SiteColumns(Protocol):
+    """What the glyph renderer reads of a site table (:class:`~.sites.SiteTable`)."""
+
+    centers: np.ndarray
+    pre: np.ndarray
+    post: np.ndarray
+    role_codes: np.ndarray
+    kind_codes: np.ndarray
+    boxes: np.ndarray
+    radii: np.ndarray
+    resolution: tuple[float, float, float]
+
+    def in_box(
+        self, lo: Sequence[float], hi: Sequence[float], resolution: Sequence[float] | None = None
+    ) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """Where a picture lies: its top-left corner (nm), nm per output pixel in x and y, its
+    size (width, height) in output pixels, and the thickness of its sections (nm)."""
+
+    origin_nm: tuple[float, float]
+    nm_per_px: tuple[float, float]
+    size: tuple[int, int]
+    section_nm: float
+
+    def sites_at(self, table: SiteColumns, z: float, style: GlyphStyle, scale: int = 1) -> Glyphs:
+        """The glyphs of ``table`` that can show in this picture at section ``z`` (in
+        sections of ``section_nm``): one vectorised box query, then only those rows."""
+        tres = np.asarray(table.resolution, dtype=np.float64)
+        ox, oy = self.origin_nm
+        px, py = self.nm_per_px
+        w, h = self.size
+        pad = (style.radius + 3 * style.width) * scale
+        lo_nm = np.array(
+            [ox - pad * px, oy - pad * py, (z - style.fade_sections - 0.5) * self.section_nm]
+        )
+        hi_nm = np.array(
+            [
+                ox + (w + pad) * px,
+                oy + (h + pad) * py,
+                (z + style.fade_sections + 1.5) * self.section_nm,
+            ]
+        )
+        rows = table.in_box(lo_nm.tolist(), hi_nm.tolist(), (1.0, 1.0, 1.0))
+        return self.glyphs(table, rows, tres)
+
+    def glyphs(self, table: SiteColumns, rows: np.ndarray, tres: np.ndarray) -> Glyphs:
+        ox, oy = self.origin_nm
+        px, py = self.nm_per_px
+
+        def to_px(pts: np.ndarray) -> np.ndarray:
+            nm = pts * tres
+            # voxel centres: a site at voxel (x, y) is drawn in the middle of that voxel
+            out = np.empty_like(nm)
+            out[:, 0] = (nm[:, 0] + tres[0] / 2 - ox) / px
+            out[:, 1] = (nm[:, 1] + tres[1] / 2 - oy) / py
+            out[:, 2] = np.floor(nm[:, 2] / self.section_nm)
+            result: np.ndarray = out
+            return result
+
+        c = table.centers[rows]
+        extent = np.full((len(rows), 2), np.nan)
+        boxes, radii = table.boxes[rows], table.radii[rows]
+        is_box = np.isfinite(boxes).all(axis=(1, 2))
+        if is_box.any():
+            half = np.abs(boxes[is_box, 1] - boxes[is_box, 0]) * tres / 2
+            extent[is_box] = half[:, :2] / (px, py)
+        is_ell = np.isfinite(radii).all(axis=1)
+        if is_ell.any():
+            extent[is_ell] = np.abs(radii[is_ell, :2]) * tres[:2] / (px, py)
+        return Glyphs(
+            center=to_px(c),
+            pre=to_px(table.pre[rows]),
+            post=to_px(table.post[rows]),
+            role=np.asarray(table.role_codes[rows], dtype=np.int8),
+            kind=np.asarray(table.kind_codes[rows], dtype=np.int8),
+            extent=extent,
+            index=np.asarray(rows, dtype=np.intp),
+        )

@@ -84,3 +84,53 @@ def test_boxes_and_only_glyphs_in_view_are_considered():
     nan = np.full_like(centers, np.nan)
     idx = in_view(centers, nan, nan, (100, 100), 5, style)
     assert set(idx.tolist()) >= {0, 1} and 2 not in idx and len(idx) < 10
+
+
+def test_export_draws_the_glyphs_at_their_voxels(demo, tmp_path):
+    """A site put at a known voxel shows its ring around that voxel's pixel in an export
+    (at scale 1 and 3), fades on the next section, and --no-annotate leaves the figure as
+    without sites; the provenance names the table and the sites drawn."""
+    import json
+
+    from imagery_gui.model.dataset import Dataset
+    from imagery_gui.model.export import FigureSpec, export, make_figure
+    from imagery_gui.model.sites import SiteSource, SiteTable
+
+    ds = Dataset(demo.image_source, demo.segmentation_source)
+    cx, cy, cz = (int(v) for v in demo.center)
+    # the table is at 8x8x40 nm (half the figure's 4 nm): a voxel there is 2 figure pixels
+    table = SiteTable(
+        centers=[[(cx + 20) / 2, (cy - 30) / 2, cz], [(cx - 40) / 2, (cy + 10) / 2, cz + 1]],
+        pre=[[(cx + 10) / 2, (cy - 30) / 2, cz], [np.nan] * 3],
+        post=[[(cx + 30) / 2, (cy - 30) / 2, cz], [np.nan] * 3],
+        role_codes=[ROLE_OUTPUT, ROLE_INPUT],
+        ids=[864691135000000011, 7],
+        resolution=(8, 8, 40),
+        resolution_from="test",
+        source=SiteSource("file", path="synapses.csv"),
+    )
+    style = GlyphStyle(radius=8, width=2)
+    plain = FigureSpec.from_center(demo.center, (160, 120))
+    spec = FigureSpec.from_center(demo.center, (160, 120), sites=table, glyph_style=style)
+    base = np.asarray(make_figure(ds, plain).slices[0].convert("RGB"))
+    fig = make_figure(ds, spec)
+    img = np.asarray(fig.slices[0].convert("RGB"))
+    x0, y0 = cx - 80, cy - 60  # the figure's corner voxel
+    sx, sy = cx + 20 - x0 + 1, cy - 30 - y0 + 1  # pixel of the site's voxel centre
+    assert (img[sy, sx] == base[sy, sx]).all()  # the centre stays visible
+    assert tuple(img[sy - 7, sx]) == style.output_color  # on the ring, not the pixels'
+    assert fig.site_rows == [0, 1]  # the second one faded (next section), still drawn
+    tx, ty = cx - 40 - x0 + 1, cy + 10 - y0 + 1
+    faded = img[ty, tx - 7].astype(int)
+    assert np.abs(faded - base[ty, tx - 7]).max() > 0 and tuple(faded) != style.input_color
+
+    big = make_figure(ds, FigureSpec.from_center(demo.center, (160, 120), sites=table, scale=3))
+    arr = np.asarray(big.slices[0].convert("RGB"))
+    assert tuple(arr[sy * 3 + 1 - 3 * 9 + 3, sx * 3 + 1]) != tuple(base[sy, sx])  # ring, 3x
+
+    off = FigureSpec.from_center(demo.center, (160, 120), sites=table, annotate=False)
+    np.testing.assert_array_equal(np.asarray(make_figure(ds, off).slices[0].convert("RGB")), base)
+    export(ds, spec, tmp_path / "s.png")
+    prov = json.loads((tmp_path / "s.json").read_text())
+    assert prov["sites"]["drawn_ids"] == ["864691135000000011", "7"]
+    assert prov["sites"]["source"]["path"] == "synapses.csv"
