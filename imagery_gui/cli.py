@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from ._version import __version__
 
 # Re-exported: the viewer and export parsers share these options (see cli_args).
-from .cli_args import add_cave_arguments
+from .cli_args import add_cave_arguments, add_site_arguments
 
 HEADLESS_HINT = (
     "imagery-gui: no display available. Run headless with `imagery-gui --screenshot out.png` "
@@ -79,6 +79,7 @@ def viewer_parser() -> argparse.ArgumentParser:
     src.add_argument("--root-ids", nargs="+", metavar="ID", help="segments to select")
     src.add_argument("--demo", action="store_true", help="open the built-in demo volume")
     add_cave_arguments(p)
+    add_site_arguments(p)
     out = p.add_argument_group("headless")
     out.add_argument(
         "--screenshot",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_cave_arguments"]
+__all__ = ["add_cave_arguments", "add_site_arguments"]
 
 
 def add_cave_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,3 +44,38 @@ def add_cave_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="graphene: root ids as of this materialization version (needs --datastack)",
     )
+
+
+def add_site_arguments(p: argparse.ArgumentParser, export: bool = False) -> None:
+    """Site table options (viewer and export)."""
+    g = p.add_argument_group("sites (synapses, annotations)")
+    g.add_argument(
+        "--sites",
+        metavar="FILE",
+        help="a site table (CSV, Parquet or Feather; CAVE column names such as ctr_pt_position, "
+        "pre_pt_position, post_pt_position, or x, y, z) whose glyphs are drawn (default: none)",
+    )
+    g.add_argument(
+        "--sites-resolution",
+        nargs=3,
+        type=float,
+        metavar=("RX", "RY", "RZ"),
+        help="nm per voxel of the table's coordinates (default: the table's metadata, else the "
+        "viewer's resolution)",
+    )
+    g.add_argument(
+        "--site",
+        metavar="ID",
+        help=(
+            "centre the figure on this site (its pre and post segments are drawn when no "
+            "--root-ids are given)"
+            if export
+            else "open on this site (default: the first)"
+        ),
+    )
+    if export:
+        g.add_argument(
+            "--no-annotate",
+            action="store_true",
+            help="leave the site glyphs out of the figure (default: drawn)",
+        )

@@ -10,7 +10,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .cli_args import add_cave_arguments
+import numpy as np
+
+from .cli_args import add_cave_arguments, add_site_arguments
 from .model.errors import ImageryGuiError
 from .model.style import OverlayStyle, Selection
 
@@ -54,6 +56,7 @@ def export_parser() -> argparse.ArgumentParser:
     where.add_argument("--segmentation-mip", type=int, metavar="N")
     where.add_argument("--root-ids", nargs="+", metavar="ID", help="draw only these segments")
     add_cave_arguments(p)
+    add_site_arguments(p, export=True)
     style = p.add_argument_group(
         "style (defaults are ImageryClient's; with --ngl-url, the link's alphas and colours)"
     )
@@ -235,6 +238,11 @@ def build(args: argparse.Namespace):
     selection = selection_from_inputs(inputs)
     for sid, rgb in _colors(args.colors):  # a colour given for an id selects it too
         selection = selection.add([sid]).with_color(sid, rgb)
+    sites, current = _sites_from_args(args, inputs, dataset)
+    if current is not None and not inputs.root_ids:  # the site's own segments
+        partners = [int(v) for v in (sites.pre_root[current], sites.post_root[current]) if int(v)]
+        inputs.root_ids = partners
+        selection = selection.add(partners)
     style = style_from_args(args, inputs, Selection.of(inputs.root_ids))
     scale_bar = None
     if args.scale_bar is not None:
@@ -250,6 +258,9 @@ def build(args: argparse.Namespace):
         scale=args.scale,
         scale_bar=scale_bar,
         dpi=args.dpi,
+        sites=sites,
+        current_site=current,
+        annotate=not args.no_annotate,
     )
     if args.bounds is not None:
         if args.center is not None or args.size is not None:
@@ -266,6 +277,28 @@ def build(args: argparse.Namespace):
             raise ValueError("--size takes W H or W H D, positive whole numbers")
         spec = FigureSpec.from_center(inputs.center, args.size, **common)
     return dataset, spec, inputs
+
+
+def _sites_from_args(args: argparse.Namespace, inputs, dataset):
+    """The site table (None without --sites) and the row of --site; with --site the
+    figure is centred on it (in the coordinates' resolution)."""
+    if not args.sites:
+        if args.site is not None:
+            raise ValueError("--site needs --sites FILE (the table it is in)")
+        return None, None
+    from .model.sites import read_sites
+
+    res = [float(v) for v in (inputs.resolution or dataset.resolution)]
+    table = read_sites(args.sites, resolution=args.sites_resolution, default_resolution=res)
+    if args.site is None:
+        return table, None
+    row = table.index_of(args.site)
+    if row is None:
+        raise ValueError(f"no site {args.site} in {args.sites} (its id column)")
+    center_nm = table.centers[row] * table.resolution
+    inputs.resolution = res
+    inputs.center = [float(v) for v in np.floor(center_nm / res)]
+    return table, row
 
 
 def provenance_extra(inputs, spec) -> dict:

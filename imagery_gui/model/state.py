@@ -74,6 +74,8 @@ class Events:
         self.contrast = Event()  # ((lo, hi) | None)
         self.segmentation = Event()  # (supervoxels: bool, timestamp)
         self.warning = Event()  # (str): a value was clamped or dropped
+        self.sites = Event()  # (SiteTable | None): another site table
+        self.current_site = Event()  # (row | None): the site being looked at
 
 
 # -- derived: pure functions shared by the viewer and the command line ----------------------
@@ -217,6 +219,22 @@ def spec_link(inputs: Inputs, spec: FigureSpec) -> str:
     return make_link(state, inputs.viewer_site or DEFAULT_NGL_URL)
 
 
+def site_near(
+    table: Any, x_nm: float, y_nm: float, z_nm: float, reach_nm: float, section_nm: float
+) -> int | None:
+    """The site whose centre is nearest (x, y) on the section holding ``z_nm``, within
+    ``reach_nm``; None if there is none. One box query: cost does not grow with the table."""
+    lo = [x_nm - reach_nm, y_nm - reach_nm, math.floor(z_nm / section_nm) * section_nm]
+    hi = [x_nm + reach_nm, y_nm + reach_nm, lo[2] + section_nm]
+    rows = table.in_box(lo, hi, (1.0, 1.0, 1.0))
+    if len(rows) == 0:
+        return None
+    c = np.asarray(table.centers[rows], dtype=np.float64) * np.asarray(table.resolution)
+    d = np.hypot(c[:, 0] - x_nm, c[:, 1] - y_nm)
+    k = int(np.argmin(d))
+    return int(rows[k]) if d[k] <= reach_nm * 1.5 else None
+
+
 # -- the state ----------------------------------------------------------------------------
 class ViewerState:
     """Everything the user can change in the viewer. Qt-free; see the module docstring."""
@@ -233,7 +251,9 @@ class ViewerState:
         self.contrast: tuple[float, float] | None = None
         self.contrast_bounds: tuple[float, float] = (0.0, 255.0)
         self.supervoxels = False
-        # next: the site table and the current site
+        self.sites: Any = None  # a SiteTable (imagery_gui.model.sites)
+        self.site_order: np.ndarray | None = None  # rows as the Sites dock sorts/filters them
+        self.current_site: int | None = None
 
     # -- derived ----------------------------------------------------------------------------
     @property
@@ -396,6 +416,60 @@ class ViewerState:
         if bool(on) != self.supervoxels:
             self.supervoxels = bool(on)
             self.events.segmentation.emit(self.supervoxels, self.timestamp)
+
+    # -- sites ------------------------------------------------------------------------------
+    def set_sites(self, table: Any) -> None:
+        """Another site table (None: none); no site is current until one is chosen."""
+        self.sites, self.site_order, self.current_site = table, None, None
+        self.events.sites.emit(table)
+        self.events.current_site.emit(None)
+
+    def set_site_order(self, rows: np.ndarray | None) -> None:
+        """The order (and subset) next/previous walk through: the dock's sort and filter."""
+        self.site_order = None if rows is None else np.asarray(rows, dtype=np.intp)
+
+    def site_center_nm(self, row: int) -> np.ndarray:
+        table = self.sites
+        assert table is not None
+        out: np.ndarray = np.asarray(table.centers[row], dtype=np.float64) * np.asarray(
+            table.resolution, dtype=np.float64
+        )
+        return out
+
+    def go_to_site(self, row: int) -> None:
+        """Look at site ``row``: its section, centred (the window moves the camera on the
+        event), its pre and post segments selected."""
+        table = self.sites
+        if table is None or not 0 <= int(row) < len(table):
+            return
+        row = int(row)
+        c = self.site_center_nm(row)
+        self.current_site = row
+        partners = [int(v) for v in (table.pre_root[row], table.post_root[row]) if int(v)]
+        if partners:
+            self.select(partners)
+        if self.dataset is not None:
+            self.set_z(math.floor(c[2] / self.resolution[2]))
+        self.events.current_site.emit(row)
+
+    def step_site(self, delta: int) -> int | None:
+        """The next (``delta`` 1) or previous (-1) site in the dock's order; returns it."""
+        if self.sites is None or len(self.sites) == 0:
+            return None
+        order = self.site_order if self.site_order is not None else np.arange(len(self.sites))
+        if len(order) == 0:
+            return None
+        pos: np.ndarray = (
+            np.flatnonzero(order == self.current_site)
+            if self.current_site is not None
+            else np.zeros(0, dtype=np.intp)
+        )
+        if len(pos) == 0:
+            k = 0 if delta >= 0 else len(order) - 1
+        else:
+            k = int(min(max(int(pos[0]) + int(delta), 0), len(order) - 1))
+        self.go_to_site(int(order[k]))
+        return int(order[k])
 
     def replace_dataset(self, dataset: Dataset) -> None:
         """The same data reopened (e.g. with another cache): everything else stays."""

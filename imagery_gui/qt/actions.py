@@ -35,6 +35,7 @@ MENUS: tuple[ActionSpec, ...] = (
     ActionSpec("&File", "&Open...", "open_dialog", QKeySequence.StandardKey.Open, "open"),
     ActionSpec("&File", "Open &demo volume", "open_demo", None, "open_demo"),
     ActionSpec("&File", "Recent sources", "", None, "recent"),  # a submenu
+    ActionSpec("&File", "Open &site table...", "sites.open_dialog", "Ctrl+Shift+O", "open_sites"),
     ActionSpec("&File", SEP),
     ActionSpec("&File", "&Export PNG...", "figures.export_png", "Ctrl+E", "export"),
     ActionSpec(

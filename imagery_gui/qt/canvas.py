@@ -55,7 +55,9 @@ class SliceCanvas(pg.GraphicsLayoutWidget):
         self.overlay.setZValue(10)
         self.missing = pg.ImageItem()  # hatch over parts with no data (missing chunks)
         self.missing.setZValue(20)
-        for item in (self.em, self.overlay, self.missing):
+        self.glyphs = pg.ImageItem()  # site glyphs (drawn by the model's glyph renderer)
+        self.glyphs.setZValue(30)
+        for item in (self.em, self.overlay, self.missing, self.glyphs):
             self.viewbox.addItem(item)
         self.levels: tuple[float, float] = (0.0, 255.0)
         # The view asked for by show_nm, re-applied when the widget is resized until the
@@ -91,6 +93,15 @@ class SliceCanvas(pg.GraphicsLayoutWidget):
             return
         self.missing.setImage(np.ascontiguousarray(rgba), levels=None, autoLevels=False)
         self.missing.setRect(QRectF(*rect_nm))
+
+    def set_glyphs(
+        self, rgba: np.ndarray | None, rect_nm: tuple[float, float, float, float]
+    ) -> None:
+        if rgba is None:
+            self.glyphs.clear()
+            return
+        self.glyphs.setImage(np.ascontiguousarray(rgba), levels=None, autoLevels=False)
+        self.glyphs.setRect(QRectF(*rect_nm))
 
     def set_levels(self, lo: float, hi: float) -> None:
         self.levels = (float(lo), float(max(hi, lo + 1)))

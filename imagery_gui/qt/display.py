@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from ..model import fetchproc, render
 from ..model.dataset import Dataset
 from ..model.fetchproc import FetchProcess
+from ..model.glyphs import GlyphStyle, Picture, draw_glyphs_cropped
 from ..model.state import Camera, z_bounds
 from ..model.view import (
     Coloring,
@@ -137,6 +138,10 @@ class SliceDisplay(QObject):
         self._redraw_timer.setSingleShot(True)
         self._redraw_timer.timeout.connect(self._redraw_now)
         self._last_draw = 0.0
+        self.sites = None  # a SiteTable whose glyphs are drawn
+        self.current_site: int | None = None
+        self.glyph_style = GlyphStyle()
+        self._glyph_key: tuple | None = None  # what the glyph layer shows now
         self.fetch_requests = 0  # for tests and benchmarks
         self.draw_count = 0
 
@@ -187,6 +192,8 @@ class SliceDisplay(QObject):
         self.complete = False
         self.canvas.set_em(None, (0, 0, 1, 1))
         self.canvas.set_overlay(None, (0, 0, 1, 1))
+        self.canvas.set_glyphs(None, (0, 0, 1, 1))
+        self._glyph_key = None
 
     def close(self) -> None:
         self._redraw_timer.stop()
@@ -509,6 +516,7 @@ class SliceDisplay(QObject):
         fraction = slab.missing_fraction(zi)
         self.canvas.set_missing(hatch(slab.missing[zi]) if fraction else None, rect)
         self.missingChanged.emit(fraction)
+        self._draw_glyphs(slab.key.region)
         rgba, final = self.overlay_rgba(slab, zi)
         if rgba is not None:
             self.canvas.set_overlay(rgba, rect)
@@ -519,6 +527,36 @@ class SliceDisplay(QObject):
         self.complete = final
         self.draw_count += 1
         self.drawn.emit()
+
+    def set_sites(self, table, current: int | None = None) -> None:
+        """Draw the glyphs of ``table`` (None: none), ``current`` highlighted."""
+        self.sites, self.current_site = table, current
+        self.request_redraw()
+
+    def _draw_glyphs(self, region: Region) -> None:
+        """The site glyphs of the current slice over the region (model renderer; only the
+        glyphs in the region are drawn, so the cost does not depend on the table size)."""
+        if self.sites is None:
+            if self._glyph_key is not None:
+                self.canvas.set_glyphs(None, (0, 0, 1, 1))
+                self._glyph_key = None
+            return
+        key = (id(self.sites), region, self.z, self.current_site, self.glyph_style)
+        if key == self._glyph_key:
+            return
+        self._glyph_key = key
+        x0, y0, _w, _h = region.nm_rect()
+        rx, ry = region.resolution[0], region.resolution[1]
+        pic = Picture((x0, y0), (rx, ry), (region.shape[1], region.shape[0]), self.view_res[2])
+        glyphs = pic.sites_at(self.sites, self.z, self.glyph_style)
+        layer, (ox, oy) = draw_glyphs_cropped(
+            pic.size, glyphs, self.z, self.glyph_style, current=self.current_site
+        )
+        if layer is None:
+            self.canvas.set_glyphs(None, (0, 0, 1, 1))
+            return
+        rect = (x0 + ox * rx, y0 + oy * ry, layer.width * rx, layer.height * ry)
+        self.canvas.set_glyphs(np.asarray(layer), rect)
 
     # -- reading back what is shown ------------------------------------------------------------
     def id_at_nm(self, x_nm: float, y_nm: float) -> int:

@@ -44,6 +44,7 @@ from .images import save_widget_png
 from .jobs import Job, Jobs
 from .panels import ContrastPanel, OverlayPanel, SegmentPanel, ZPanel, panel_dock
 from .settings_menu import SettingsActions
+from .sites_dock import SitesController
 from .status import StatusLine
 
 SCREENSHOT_TIMEOUT_MS = 180_000
@@ -108,12 +109,14 @@ class MainWindow(QMainWindow):
         self.missing_label = self.status.missing_label
         self.roots = RootStatus(self.jobs, self)
         self.figures, self.settings_menu = FigureActions(self), SettingsActions(self)
+        self.sites = SitesController(self)
         build_menus(self)
+        self.menu_view.addAction(self.sites.dock.toggleViewAction())
         self.act_disk_cache.setChecked(self.settings.disk_cache)
         self.menu_settings.aboutToShow.connect(self.settings_menu.update_cache_menu)
         self._fill_recent_menu()
         self._view_timer = QTimer(self, singleShot=True, interval=30)
-        self._view_timer.timeout.connect(self._sync_camera)
+        self._view_timer.timeout.connect(self.sync_camera)
         self._connect_widgets()
         self._connect_state()
         self.state.restore_style(self.settings.style)
@@ -256,7 +259,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"imagery-gui - {name}")
         self._on_state_style(st.style)
         self._on_state_selection(st.selection)
-        self._sync_camera()
+        self.sync_camera()
         self.display.set_camera(st.camera)  # (also when the camera did not move)
 
     # -- state -> widgets -----------------------------------------------------------------------
@@ -357,7 +360,7 @@ class MainWindow(QMainWindow):
             return
         super().keyPressEvent(ev)
 
-    def _sync_camera(self) -> None:
+    def sync_camera(self) -> None:
         c = self.canvas
         self.state.set_camera(Camera(c.center_nm(), c.nm_per_px(), c.visible_nm()))
 
@@ -366,7 +369,7 @@ class MainWindow(QMainWindow):
             from ..model.state import base_nm_per_px
 
             self.canvas.show_nm(*self.canvas.center_nm(), base_nm_per_px(self.state.dataset))
-            self._sync_camera()
+            self.sync_camera()
 
     @Slot(float, float)
     def _on_canvas_hovered(self, x_nm: float, y_nm: float) -> None:
@@ -384,7 +387,11 @@ class MainWindow(QMainWindow):
 
     @Slot(float, float, object)
     def _on_canvas_clicked(self, x_nm: float, y_nm: float, modifiers) -> None:
-        self.state.toggle(self.display.id_at_nm(x_nm, y_nm))  # 0 is never selectable
+        site = self.sites.site_at(x_nm, y_nm)  # a click on a glyph goes to its site
+        if site is not None:
+            self.state.go_to_site(site)
+        else:
+            self.state.toggle(self.display.id_at_nm(x_nm, y_nm))  # 0 is never selectable
 
     # -- status --------------------------------------------------------------------------------
     @Slot(bool)
@@ -429,11 +436,11 @@ class MainWindow(QMainWindow):
     # -- export, copy, link ---------------------------------------------------------------------
     def figure_spec(self, **kw: Any) -> FigureSpec:
         """The current view as a figure (see :func:`imagery_gui.model.state.figure_spec`)."""
-        self._sync_camera()
+        self.sync_camera()
         return self.state.figure_spec(**kw)
 
     def neuroglancer_link(self) -> str:
-        self._sync_camera()
+        self.sync_camera()
         return self.state.neuroglancer_link()
 
     def about(self) -> None:
