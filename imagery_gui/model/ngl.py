@@ -1,4 +1,4 @@
-"""Neuroglancer links, both ways, and Neuroglancer's own segment colours.
+r"""Neuroglancer links, both ways, and Neuroglancer's own segment colours.
 
 Reading (:func:`parse_link`) accepts what colleagues paste:
 
@@ -7,6 +7,9 @@ Reading (:func:`parse_link`) accepts what colleagues paste:
 * state-server links: ``https://host/?json_url=https://.../nglstate/api/v1/123`` and
   ``https://host/#!middleauth+https://.../nglstate/api/v1/123`` (fetched through
   caveclient's state service, with the user's token),
+* states stored at any other URL after ``#!``, by Neuroglancer's own rule
+  (``^#!([a-z][a-z\d+\-.]*)://``): ``#!https://...``, ``#!gs://bucket/state.json``,
+  ``#!s3://...``, ``#!file:///...`` (read through cloud-files with the user's credentials),
 * a bare state JSON.
 
 From the state it takes the position and dimensions (centre voxel and resolution), the
@@ -108,6 +111,11 @@ def _loads(text: str) -> dict:
     )
 
 
+# Neuroglancer (src/ui/url_hash_binding.ts) treats a fragment of the form "#!scheme://..." as
+# the URL of a stored state rather than the state itself.
+_STATE_URL = re.compile(r"^([a-z][a-z\d+\-.]*)://")
+
+
 def _state_url_from_link(link: str) -> str | None:
     """The state-server URL inside a link, if the link points at a stored state."""
     parts = urlsplit(link)
@@ -117,7 +125,7 @@ def _state_url_from_link(link: str) -> str | None:
     frag = unquote(parts.fragment or "")
     if frag.startswith("!"):
         frag = frag[1:]
-    if re.match(r"^(middleauth\+)?https?://", frag):
+    if _STATE_URL.match(frag):
         return frag
     return None
 
