@@ -142,6 +142,27 @@ def viewer_main(argv: Sequence[str]) -> int:
     return run_viewer(args)
 
 
+def print_warnings_as_lines(prog: str) -> None:
+    """Show imagery-gui's own warnings as ``PROG: warning: ...`` lines on stderr.
+
+    (Python's default adds the source file, line number and code line: noise for a user.)
+    Other warnings keep Python's format.
+    """
+    import warnings
+
+    from .model.errors import ImageryGuiWarning
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ImageryGuiWarning):
+            print(f"{prog}: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import logging
 
@@ -157,7 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "export":
         from .export_cli import export_main
 
+        print_warnings_as_lines("imagery-gui export")
         return export_main(argv[1:])
+    print_warnings_as_lines("imagery-gui")
     return viewer_main(argv)
 
 

@@ -72,3 +72,11 @@ class RootIdError(ImageryGuiError, ValueError):
 
 class ExportError(ImageryGuiError, OSError):
     """A figure or file cannot be written (unwritable path, exists without --force)."""
+
+
+class ImageryGuiWarning(UserWarning):
+    """Something the user asked for was partly done (the command line prints it as one line)."""
+
+
+class IdWarning(ImageryGuiWarning):
+    """Ids that were given but not used: rejected tokens, or ids absent from a figure."""

@@ -45,7 +45,7 @@ from .palette import (
     to_hex,
 )
 from .scalebar import ScaleBar
-from .segments import parse_root_ids, unique_ids
+from .segments import parse_root_ids, unique_ids, warn_absent_ids
 
 Progress = Callable[[int, int, str], None]
 
@@ -498,6 +498,8 @@ def export(
     if box[1][2] - box[0][2] <= 1:
         progress = None  # a progress bar is for multi-slice exports
     fig = make_figure(dataset, spec, progress=progress)
+    if fig.labels is not None:  # ids asked for but not drawn: say so (one warning line)
+        warn_absent_ids(spec.root_list(), fig.ids, "the figure's region")
     return write_figure(
         dataset,
         spec,

@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import numpy as np
 
 from .errors import ImageryGuiError
-from .segments import parse_root_id
+from .segments import id_token_problem, parse_root_id
 from .source import parse_source
 
 DEFAULT_NGL_URL = "https://neuroglancer-demo.appspot.com"
@@ -71,6 +71,8 @@ class NglView:
     image_layer: str | None = None
     segmentation_layer: str | None = None
     layers: tuple[NglLayer, ...] = ()
+    # Entries of the segmentation layer's segment list that are not ids: (entry, reason).
+    rejected_segments: tuple[tuple[str, str], ...] = ()
 
 
 # -- url-safe JSON ---------------------------------------------------------------------------
@@ -219,15 +221,23 @@ def _position(state: dict) -> list[float] | None:
     return [float(v) for v in pos[:3]]
 
 
-def _segments(spec: dict) -> tuple[list[int], list[int]]:
-    shown, hidden = [], []
-    for s in spec.get("segments", []) or []:
+def _segments(spec: dict) -> tuple[list[int], list[int], list[tuple[str, str]]]:
+    """Shown and hidden ids; entries that are not ids are kept aside with the reason (the
+    same rules as every other id entry, :func:`~imagery_gui.model.segments.id_token_problem`)."""
+    shown: list[int] = []
+    hidden: list[int] = []
+    rejected: list[tuple[str, str]] = []
+    entries = [(s, False) for s in spec.get("segments", []) or []]
+    # Some states list hidden segments separately.
+    entries += [(s, True) for s in spec.get("hiddenSegments", []) or []]
+    for s, is_hidden in entries:
         text = str(s).strip()
-        target = hidden if text.startswith("!") else shown
-        target.append(parse_root_id(text.lstrip("!")))
-    for s in spec.get("hiddenSegments", []) or []:  # some states list them separately
-        hidden.append(parse_root_id(str(s)))
-    return shown, hidden
+        v, why = id_token_problem(text)
+        if v is None:
+            rejected.append((text, why or ""))
+            continue
+        (hidden if is_hidden or text.startswith("!") else shown).append(v)
+    return shown, hidden, rejected
 
 
 def _hex_to_rgb(value: str) -> tuple[int, int, int]:
@@ -262,7 +272,7 @@ def view_from_state(state: dict) -> NglView:
     for src in (seg_source, img_source):
         if src is not None:
             parse_source(src)  # unsupported schemes fail here, with a clear message
-    shown, hidden = _segments(seg)
+    shown, hidden, rejected = _segments(seg)
     colors = {}
     for k, v in (seg.get("segmentColors") or {}).items():
         colors[parse_root_id(str(k))] = _hex_to_rgb(v)
@@ -292,6 +302,7 @@ def view_from_state(state: dict) -> NglView:
         image_layer=img_name,
         segmentation_layer=seg_name,
         layers=all_layers,
+        rejected_segments=tuple(rejected),
     )
 
 

@@ -11,7 +11,7 @@ import pytest
 from neuroglancer import segment_colors as ngsc
 from neuroglancer.url_state import json_to_url_safe, parse_url
 
-from imagery_gui.model.errors import ImageryGuiError, UnsupportedSourceError
+from imagery_gui.model.errors import IdWarning, ImageryGuiError, UnsupportedSourceError
 from imagery_gui.model.inputs import resolve
 from imagery_gui.model.ngl import NglLinkError, make_link, make_state, ng_colors, parse_link
 
@@ -119,7 +119,6 @@ def test_legacy_dict_layers_and_first_segmentation_without_segments():
             UnsupportedSourceError,
             "not supported",
         ),
-        (json.dumps(_state(segments=["12ab"])), ValueError, "not an integer"),
     ],
 )
 def test_bad_links(text, err, match):
@@ -257,3 +256,17 @@ def test_unknown_state_url_scheme_is_a_clear_error():
     msg = str(err.value)
     assert "ftp://host/state.json" in msg
     assert all(s in msg for s in ("gs://", "s3://", "file://", "https://"))
+
+
+def test_link_segments_that_are_not_ids_are_named_not_fatal():
+    state = _state(segments=["12ab", "864691135000000001", "0", "-3", "!864691135000000002"])
+    v = parse_link(json.dumps(state))
+    assert v.segments == (864691135000000001,) and v.hidden_segments == (864691135000000002,)
+    assert v.rejected_segments == (
+        ("12ab", "not a number"),
+        ("0", "0 means no segment"),
+        ("-3", "negative: ids are positive whole numbers"),
+    )
+    with pytest.warns(IdWarning, match=r"ignored 3 entries of the Neuroglancer link's segments"):
+        inputs = resolve(ngl_url=json.dumps(state))
+    assert inputs.root_ids == [864691135000000001] and len(inputs.rejected_ids) == 3
