@@ -40,6 +40,17 @@ def display_problem(env: dict[str, str] | None = None, platform: str | None = No
     return HEADLESS_HINT
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, ``PROG: error: ... (see --help)``.
+
+    argparse's default prints the whole usage (17 lines for ``export``) before the error,
+    which buries the one line that says what is wrong. Exit code 2, as argparse's.
+    """
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def _floats(n: int):
     def check(values: Sequence[str]) -> list[float]:
         return [float(v) for v in values]
@@ -53,7 +64,8 @@ def add_cave_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--datastack",
         metavar="NAME",
-        help="CAVE datastack (e.g. minnie65_public): sources and resolution from its info service",
+        help="CAVE datastack (e.g. minnie65_public): sources and resolution from its info "
+        "service (default: none)",
     )
     g.add_argument(
         "--server-address", metavar="URL", help="CAVE server (default https://global.daf-apis.com)"
@@ -66,23 +78,25 @@ def add_cave_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--ngl-url",
         metavar="LINK",
-        help="a Neuroglancer link (or state JSON): position, sources, segments and colours",
+        help="a Neuroglancer link (or state JSON): position, sources, segments and colours "
+        "(default: none)",
     )
     g.add_argument(
         "--timestamp",
         metavar="TIME",
-        help="graphene: root ids as of this time (ISO 8601 or unix seconds)",
+        help="graphene: root ids as of this time, ISO 8601 or unix seconds (default: now)",
     )
     g.add_argument(
         "--materialization-version",
         type=int,
         metavar="N",
-        help="graphene: root ids as of this materialization version (needs --datastack)",
+        help="graphene: root ids as of this materialization version, needs --datastack "
+        "(default: none, i.e. --timestamp)",
     )
 
 
 def viewer_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="imagery-gui",
         description=(
             "Desktop viewer for EM imagery with dense segmentation. With no sources it opens "
@@ -91,30 +105,51 @@ def viewer_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"imagery-gui {__version__}")
     src = p.add_argument_group("data")
-    src.add_argument("--image-source", metavar="URL", help="image layer (precomputed://...)")
-    src.add_argument("--segmentation-source", metavar="URL", help="segmentation layer")
+    src.add_argument(
+        "--image-source",
+        metavar="URL",
+        help="image layer: precomputed://..., graphene://... or a folder (default: none; with "
+        "no source, datastack or link at all, the built-in demo volume)",
+    )
+    src.add_argument(
+        "--segmentation-source",
+        metavar="URL",
+        help="segmentation layer (default: none, as --image-source)",
+    )
     src.add_argument(
         "--center",
         nargs=3,
         type=float,
         metavar=("X", "Y", "Z"),
-        help="centre of the view, in voxels at --resolution",
+        help="centre of the view, in voxels at --resolution (default: the link's position, "
+        "the demo's centre, else the centre of the volume)",
     )
     src.add_argument(
         "--resolution",
         nargs=3,
         type=float,
         metavar=("RX", "RY", "RZ"),
-        help="resolution of --center in nm (default: the image's)",
+        help="resolution of --center in nm (default: the image's finest, else the segmentation's)",
     )
-    src.add_argument("--root-ids", nargs="+", metavar="ID", help="segments to select")
-    src.add_argument("--demo", action="store_true", help="open the built-in demo volume")
+    src.add_argument(
+        "--root-ids",
+        nargs="+",
+        metavar="ID",
+        help="segments to select, separated by spaces or commas (default: none, or the "
+        "link's selected segments)",
+    )
+    src.add_argument(
+        "--demo",
+        action="store_true",
+        help="open the built-in demo volume (default: only when no source is given)",
+    )
     add_cave_arguments(p)
     out = p.add_argument_group("headless")
     out.add_argument(
         "--screenshot",
         metavar="PATH",
-        help="render the window once the view is loaded, save a PNG and exit",
+        help="render the window once the view is loaded, save a PNG and exit (default: "
+        "open the window)",
     )
     out.add_argument(
         "--size",

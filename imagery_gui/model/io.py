@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from .errors import ExportError
+from .errors import ExportError, OutputExistsError
 
 
 def current_umask() -> int:
@@ -54,7 +54,11 @@ def check_writable(path: str | os.PathLike, overwrite: bool) -> str:
     if os.path.isdir(path):
         raise ExportError(f"{path} is a folder; give a file name such as {path}/figure.png")
     if os.path.exists(path) and not overwrite:
-        raise ExportError(f"{path} already exists; pass --force (overwrite=True) to replace it")
+        raise OutputExistsError(
+            f"{path} already exists; pass force=True (overwrite=True to the save_* "
+            "functions) to replace it",
+            path,
+        )
     if not os.path.isdir(folder):
         raise ExportError(f"cannot write {path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
