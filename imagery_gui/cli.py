@@ -20,12 +20,19 @@ HEADLESS_HINT = (
 )
 
 
-def display_problem(env: dict[str, str] | None = None, platform: str | None = None) -> str | None:
+def display_problem(
+    env: dict[str, str] | None = None,
+    platform: str | None = None,
+    check_libraries: bool | None = None,
+) -> str | None:
     """Why Qt would fail to open a window here, or None if it should work.
 
-    Qt aborts the process (SIGABRT) when its platform plugin cannot connect, so this check
-    runs before any Qt import.
+    Qt aborts the process (SIGABRT) when its platform plugin cannot connect or cannot be
+    loaded, so this check runs before any Qt import: no display server, or (for X11) a
+    system library of Qt's xcb plugin missing (``check_libraries``; by default only when
+    ``env`` is the real environment).
     """
+    from_os = env is None
     env = dict(os.environ) if env is None else env
     platform = sys.platform if platform is None else platform
     if not platform.startswith("linux"):
@@ -33,9 +40,20 @@ def display_problem(env: dict[str, str] | None = None, platform: str | None = No
     qpa = env.get("QT_QPA_PLATFORM", "").split(";")[0].split(":")[0].strip()
     if qpa and qpa not in ("xcb", "wayland", "wayland-egl"):
         return None  # offscreen, minimal, vnc, eglfs ... need no display server
-    if qpa in ("", "xcb") and env.get("DISPLAY"):
-        return None
     if qpa in ("", "wayland", "wayland-egl") and env.get("WAYLAND_DISPLAY"):
+        return None
+    if qpa in ("", "xcb") and env.get("DISPLAY"):
+        # Qt would use its xcb plugin: check that its system libraries load, or Qt aborts.
+        # (Only for the real environment unless asked: a given env describes a display,
+        # not this machine's libraries.)
+        if check_libraries is None:
+            check_libraries = from_os
+        if check_libraries:
+            from .syslibs import missing_libraries, missing_message, xcb_plugin
+
+            missing = missing_libraries(xcb_plugin(env))
+            if missing:
+                return missing_message(missing)
         return None
     return HEADLESS_HINT
 
