@@ -28,8 +28,14 @@ $(PSTAMP): pyproject.toml | $(VENV)/bin/python
 	@touch $@ $(STAMP)
 
 ## Open the viewer on the built-in demo volume (generated on first use, ~10 s).
+## If Qt's system libraries are missing, imagery-gui exits 2 and this prints the apt line.
 run: $(STAMP)
-	$(VENV)/bin/imagery-gui
+	@$(VENV)/bin/imagery-gui || { rc=$$?; \
+	  line=$$($(PY) -c 'from imagery_gui.syslibs import apt_line, missing_libraries as m; print(apt_line() if m() else "")'); \
+	  if [ -n "$$line" ]; then \
+	    echo "make run: optional step, then run make run again (Debian/Ubuntu; installs what Qt's window needs):"; \
+	    echo "    $$line"; \
+	  fi; exit $$rc; }
 
 ## Run the whole test suite headless.
 test: $(TSTAMP)

@@ -23,12 +23,19 @@ HEADLESS_HINT = (
 )
 
 
-def display_problem(env: dict[str, str] | None = None, platform: str | None = None) -> str | None:
+def display_problem(
+    env: dict[str, str] | None = None,
+    platform: str | None = None,
+    check_libraries: bool | None = None,
+) -> str | None:
     """Why Qt would fail to open a window here, or None if it should work.
 
-    Qt aborts the process (SIGABRT) when its platform plugin cannot connect, so this check
-    runs before any Qt import.
+    Qt aborts the process (SIGABRT) when its platform plugin cannot connect or cannot be
+    loaded, so this check runs before any Qt import: no display server, or (for X11) a
+    system library of Qt's xcb plugin missing (``check_libraries``; by default only when
+    ``env`` is the real environment).
     """
+    from_os = env is None
     env = dict(os.environ) if env is None else env
     platform = sys.platform if platform is None else platform
     if not platform.startswith("linux"):
@@ -36,11 +43,33 @@ def display_problem(env: dict[str, str] | None = None, platform: str | None = No
     qpa = env.get("QT_QPA_PLATFORM", "").split(";")[0].split(":")[0].strip()
     if qpa and qpa not in ("xcb", "wayland", "wayland-egl"):
         return None  # offscreen, minimal, vnc, eglfs ... need no display server
-    if qpa in ("", "xcb") and env.get("DISPLAY"):
-        return None
     if qpa in ("", "wayland", "wayland-egl") and env.get("WAYLAND_DISPLAY"):
         return None
+    if qpa in ("", "xcb") and env.get("DISPLAY"):
+        # Qt would use its xcb plugin: check that its system libraries load, or Qt aborts.
+        # (Only for the real environment unless asked: a given env describes a display,
+        # not this machine's libraries.)
+        if check_libraries is None:
+            check_libraries = from_os
+        if check_libraries:
+            from .syslibs import missing_libraries, missing_message, xcb_plugin
+
+            missing = missing_libraries(xcb_plugin(env))
+            if missing:
+                return missing_message(missing)
+        return None
     return HEADLESS_HINT
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, ``PROG: error: ... (see --help)``.
+
+    argparse's default prints the whole usage (17 lines for ``export``) before the error,
+    which buries the one line that says what is wrong. Exit code 2, as argparse's.
+    """
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _floats(n: int):
@@ -51,7 +80,7 @@ def _floats(n: int):
 
 
 def viewer_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="imagery-gui",
         description=(
             "Desktop viewer for EM imagery with dense segmentation. With no sources it opens "
@@ -60,31 +89,52 @@ def viewer_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"imagery-gui {__version__}")
     src = p.add_argument_group("data")
-    src.add_argument("--image-source", metavar="URL", help="image layer (precomputed://...)")
-    src.add_argument("--segmentation-source", metavar="URL", help="segmentation layer")
+    src.add_argument(
+        "--image-source",
+        metavar="URL",
+        help="image layer: precomputed://..., graphene://... or a folder (default: none; with "
+        "no source, datastack or link at all, the built-in demo volume)",
+    )
+    src.add_argument(
+        "--segmentation-source",
+        metavar="URL",
+        help="segmentation layer (default: none, as --image-source)",
+    )
     src.add_argument(
         "--center",
         nargs=3,
         type=float,
         metavar=("X", "Y", "Z"),
-        help="centre of the view, in voxels at --resolution",
+        help="centre of the view, in voxels at --resolution (default: the link's position, "
+        "the demo's centre, else the centre of the volume)",
     )
     src.add_argument(
         "--resolution",
         nargs=3,
         type=float,
         metavar=("RX", "RY", "RZ"),
-        help="resolution of --center in nm (default: the image's)",
+        help="resolution of --center in nm (default: the image's finest, else the segmentation's)",
     )
-    src.add_argument("--root-ids", nargs="+", metavar="ID", help="segments to select")
-    src.add_argument("--demo", action="store_true", help="open the built-in demo volume")
+    src.add_argument(
+        "--root-ids",
+        nargs="+",
+        metavar="ID",
+        help="segments to select, separated by spaces or commas (default: none, or the "
+        "link's selected segments)",
+    )
+    src.add_argument(
+        "--demo",
+        action="store_true",
+        help="open the built-in demo volume (default: only when no source is given)",
+    )
     add_cave_arguments(p)
     add_site_arguments(p)
     out = p.add_argument_group("headless")
     out.add_argument(
         "--screenshot",
         metavar="PATH",
-        help="render the window once the view is loaded, save a PNG and exit",
+        help="render the window once the view is loaded, save a PNG and exit (default: "
+        "open the window)",
     )
     out.add_argument(
         "--size",
@@ -112,6 +162,27 @@ def viewer_main(argv: Sequence[str]) -> int:
     return run_viewer(args)
 
 
+def print_warnings_as_lines(prog: str) -> None:
+    """Show imagery-gui's own warnings as ``PROG: warning: ...`` lines on stderr.
+
+    (Python's default adds the source file, line number and code line: noise for a user.)
+    Other warnings keep Python's format.
+    """
+    import warnings
+
+    from .model.errors import ImageryGuiWarning
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ImageryGuiWarning):
+            print(f"{prog}: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import logging
 
@@ -127,7 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "export":
         from .export_cli import export_main
 
+        print_warnings_as_lines("imagery-gui export")
         return export_main(argv[1:])
+    print_warnings_as_lines("imagery-gui")
     return viewer_main(argv)
 
 

@@ -18,7 +18,8 @@ def add_cave_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--datastack",
         metavar="NAME",
-        help="CAVE datastack (e.g. minnie65_public): sources and resolution from its info service",
+        help="CAVE datastack (e.g. minnie65_public): sources and resolution from its info "
+        "service (default: none)",
     )
     g.add_argument(
         "--server-address", metavar="URL", help="CAVE server (default https://global.daf-apis.com)"
@@ -31,18 +32,20 @@ def add_cave_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--ngl-url",
         metavar="LINK",
-        help="a Neuroglancer link (or state JSON): position, sources, segments and colours",
+        help="a Neuroglancer link (or state JSON): position, sources, segments and colours "
+        "(default: none)",
     )
     g.add_argument(
         "--timestamp",
         metavar="TIME",
-        help="graphene: root ids as of this time (ISO 8601 or unix seconds)",
+        help="graphene: root ids as of this time, ISO 8601 or unix seconds (default: now)",
     )
     g.add_argument(
         "--materialization-version",
         type=int,
         metavar="N",
-        help="graphene: root ids as of this materialization version (needs --datastack)",
+        help="graphene: root ids as of this materialization version, needs --datastack "
+        "(default: none, i.e. --timestamp)",
     )
 
 
@@ -68,7 +71,7 @@ def add_site_arguments(p: argparse.ArgumentParser, export: bool = False) -> None
         metavar="ID",
         help=(
             "centre the figure on this site (its pre and post segments are drawn when no "
-            "--root-ids are given)"
+            "--root-ids are given; default: the figure's --center)"
             if export
             else "open on this site (default: the first)"
         ),

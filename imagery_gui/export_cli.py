@@ -21,7 +21,9 @@ EXIT_INTERNAL_ERROR = 1
 
 
 def export_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from .cli import OneLineParser
+
+    p = OneLineParser(
         prog="imagery-gui export",
         description=(
             "Render an exact-pixel figure of imagery with its segmentation, headless. Without "
@@ -30,31 +32,72 @@ def export_parser() -> argparse.ArgumentParser:
         ),
     )
     src = p.add_argument_group("data")
-    src.add_argument("--image-source", metavar="URL")
-    src.add_argument("--segmentation-source", metavar="URL")
-    src.add_argument("--demo", action="store_true", help="use the built-in demo volume")
-    where = p.add_argument_group("region (give --center with --size, or --bounds)")
-    where.add_argument("--center", nargs=3, type=float, metavar=("X", "Y", "Z"))
+    src.add_argument(
+        "--image-source",
+        metavar="URL",
+        help="image layer: precomputed://..., graphene://... or a folder (default: none)",
+    )
+    src.add_argument(
+        "--segmentation-source", metavar="URL", help="segmentation layer (default: none)"
+    )
+    src.add_argument(
+        "--demo",
+        action="store_true",
+        help="use the built-in demo volume for what is not given (default: off)",
+    )
+    where = p.add_argument_group(
+        "region (--size with --center, a --ngl-url position or --demo; or --bounds)"
+    )
+    where.add_argument(
+        "--center",
+        nargs=3,
+        type=float,
+        metavar=("X", "Y", "Z"),
+        help="centre of the box in voxels at --resolution (default: the --ngl-url position, "
+        "or the demo's centre with --demo)",
+    )
     where.add_argument(
         "--size",
         nargs="+",
         type=int,
         metavar="N",
-        help="W H [D]: box size in voxels at --resolution (D slices -> a z-series)",
+        help="W H [D]: box size in voxels at --resolution; D slices make a z-series "
+        "(default: none; D defaults to 1)",
     )
     where.add_argument(
-        "--bounds", nargs=6, type=float, metavar=("X0", "Y0", "Z0", "X1", "Y1", "Z1")
+        "--bounds",
+        nargs=6,
+        type=float,
+        metavar=("X0", "Y0", "Z0", "X1", "Y1", "Z1"),
+        help="the box's lower and upper corners instead of --center/--size (default: none)",
     )
     where.add_argument(
         "--resolution",
         nargs=3,
         type=float,
         metavar=("RX", "RY", "RZ"),
-        help="nm per voxel of the coordinates (default: the image's)",
+        help="nm per voxel of the coordinates (default: the image's finest mip, else the "
+        "segmentation's)",
     )
-    where.add_argument("--image-mip", type=int, metavar="N")
-    where.add_argument("--segmentation-mip", type=int, metavar="N")
-    where.add_argument("--root-ids", nargs="+", metavar="ID", help="draw only these segments")
+    where.add_argument(
+        "--image-mip",
+        type=int,
+        metavar="N",
+        help="image mip to read, the result scaled to the box (default: the finest)",
+    )
+    where.add_argument(
+        "--segmentation-mip",
+        type=int,
+        metavar="N",
+        help="segmentation mip to read (default: the finest)",
+    )
+    where.add_argument(
+        "--root-ids",
+        nargs="+",
+        metavar="ID",
+        help="draw only these segments, separated by spaces or commas (default: all, or the "
+        "link's selected segments)",
+    )
     add_cave_arguments(p)
     add_site_arguments(p, export=True)
     style = p.add_argument_group(
@@ -81,18 +124,31 @@ def export_parser() -> argparse.ArgumentParser:
         help="with --root-ids: draw every segment, the given ones at --selected-alpha "
         "(default: only the given ones)",
     )
-    style.add_argument("--outline", action="store_true", help="outlines instead of fills")
     style.add_argument(
-        "--width", type=int, default=None, metavar="PX", help="outline width in pixels (10)"
+        "--outline", action="store_true", help="outlines instead of fills (default: fills)"
     )
-    style.add_argument("--side", choices=("in", "out"), default=None, help="outline side (out)")
+    style.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="outline width in pixels (default: 10)",
+    )
+    style.add_argument(
+        "--side",
+        choices=("in", "out"),
+        default=None,
+        help="outlines inside or outside each segment (default: out)",
+    )
     style.add_argument(
         "--no-merge-outline",
         action="store_true",
-        help="also outline where segments touch each other",
+        help="also outline where segments touch each other (default: not there)",
     )
     style.add_argument(
-        "--no-overlap", action="store_true", help="later segments do not draw over earlier ones"
+        "--no-overlap",
+        action="store_true",
+        help="later segments do not draw over earlier ones (default: they do)",
     )
     style.add_argument(
         "--palette",
@@ -118,7 +174,8 @@ def export_parser() -> argparse.ArgumentParser:
         "--colors",
         nargs="+",
         metavar="ID=COLOR",
-        help="fixed colours, e.g. 864691135012345678=#ff0000",
+        help="fixed colours, e.g. 864691135012345678=#ff0000 (default: the palette's, "
+        "and the link's segmentColors)",
     )
     fig = p.add_argument_group("figure")
     fig.add_argument(
@@ -127,24 +184,43 @@ def export_parser() -> argparse.ArgumentParser:
         const=-1.0,
         type=float,
         metavar="NM",
-        help="draw a scale bar (optionally of this length in nm)",
+        help="draw a scale bar, of this length in nm if given, else a round length "
+        "(default: no bar)",
     )
     fig.add_argument(
         "--scale-bar-corner",
         default="lower right",
         choices=("lower right", "lower left", "upper right", "upper left"),
+        help="corner of the scale bar (default: lower right)",
     )
-    fig.add_argument("--scale", type=int, default=1, help="integer upscale (pixel replication)")
-    fig.add_argument("--dpi", type=int, default=300, help="DPI written into the PNG (300)")
+    fig.add_argument(
+        "--scale",
+        type=int,
+        default=1,
+        help="integer upscale by pixel replication (default: 1)",
+    )
+    fig.add_argument("--dpi", type=int, default=300, help="DPI written into the PNG (default: 300)")
     fig.add_argument(
         "--masks",
         action="store_true",
-        help="also write a mask PNG per segment (ImageryClient's save_* names)",
+        help="also write a mask PNG per segment, with ImageryClient's save_* names (default: off)",
     )
-    p.add_argument("-o", "--output", required=True, metavar="PATH", help="output PNG")
-    p.add_argument("--force", action="store_true", help="overwrite existing files")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="PATH",
+        help="output PNG; a z-series adds _z<Z> per slice (required, no default)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite existing files (default: refuse, nothing is written)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress or file list (default: shown)")
+    p.add_argument(
+        "--debug", action="store_true", help="show tracebacks (default: one-line errors)"
+    )
     return p
 
 
@@ -268,11 +344,17 @@ def build(args: argparse.Namespace):
         b = args.bounds
         spec = FigureSpec(bounds=((b[0], b[1], b[2]), (b[3], b[4], b[5])), **common)
     else:
-        if inputs.center is None or args.size is None:
+        # Each message names only what is missing: --size alone is enough when the centre
+        # comes from --demo or a --ngl-url with a position.
+        if inputs.center is None and args.size is not None:
             raise ValueError(
-                "give the region: --center X Y Z (or a --ngl-url with a position) with "
-                "--size W H [D], or --bounds"
+                "--size needs a centre: add --center X Y Z (or use --demo or a --ngl-url "
+                "with a position), or give --bounds instead"
             )
+        if args.size is None and (inputs.center is not None or args.center is not None):
+            raise ValueError("give --size W H [D], the box around the centre, or --bounds")
+        if inputs.center is None or args.size is None:
+            raise ValueError("give the region: --center X Y Z with --size W H [D], or --bounds")
         if len(args.size) not in (2, 3) or min(args.size) < 1:
             raise ValueError("--size takes W H or W H D, positive whole numbers")
         spec = FigureSpec.from_center(inputs.center, args.size, **common)
@@ -328,8 +410,12 @@ def export_main(argv: Sequence[str]) -> int:
         if args.debug:
             raise
         from .model.cave import scrub
+        from .model.errors import OutputExistsError
 
-        print(f"imagery-gui export: error: {scrub(str(exc))}", file=sys.stderr)
+        msg = str(exc)
+        if isinstance(exc, OutputExistsError):  # in the command line's terms
+            msg = f"{exc.existing_path} already exists; pass --force to replace it"
+        print(f"imagery-gui export: error: {scrub(msg)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("imagery-gui export: interrupted; nothing half-written was left", file=sys.stderr)

@@ -33,6 +33,7 @@ from tests.helpers.volumes import (  # noqa: E402
     build_pinky_pair,
     build_synthetic_pair,
     em_data_dir,
+    real_em_dir,
 )
 
 
@@ -70,9 +71,15 @@ def synthetic_big(session_dir) -> VolumePair:
 
 @pytest.fixture(scope="session")
 def em_data() -> Path:
+    """The committed crops of the real volumes (tests/data/em): present on every clone."""
+    return real_em_dir()
+
+
+@pytest.fixture(scope="session")
+def em_data_full() -> Path:
+    """The full real volumes; only requested by cases that exist when they are present."""
     path = em_data_dir()
-    if path is None:
-        pytest.skip("real EM data (../shared/em_data) is not present on this machine")
+    assert path is not None, "cases using the full EM data are only collected when it exists"
     return path
 
 
@@ -90,8 +97,19 @@ def pinky_pair_small(session_dir, em_data) -> VolumePair:
 
 @pytest.fixture(scope="session")
 def medulla(em_data) -> VolumePair:
-    """Real FlyEM medulla FIB-SEM image and segmentation (both 10 nm isotropic)."""
+    """Real FlyEM medulla FIB-SEM image and segmentation (10 nm isotropic; z 64..128 kept)."""
     base = em_data / "precomputed" / "medulla_fib"
+    return VolumePair(
+        image=f"precomputed://file://{base / 'image'}",
+        segmentation=f"precomputed://file://{base / 'segmentation'}",
+        center=(125, 125, 96),
+    )
+
+
+@pytest.fixture(scope="session")
+def medulla_full(em_data_full) -> VolumePair:
+    """The whole 250^3 medulla cube from ../shared/em_data (an extra case when present)."""
+    base = em_data_full / "precomputed" / "medulla_fib"
     return VolumePair(
         image=f"precomputed://file://{base / 'image'}",
         segmentation=f"precomputed://file://{base / 'segmentation'}",

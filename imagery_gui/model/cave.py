@@ -6,7 +6,8 @@
   exactly how to set one up, and no message ever contains the token (:func:`scrub`);
 * :func:`outdated_roots` finds selected root ids that are no longer the latest and their
   successors; :func:`timestamp_for_version` turns a materialization version into a time;
-* :func:`fetch_state_json` reads a Neuroglancer state from a CAVE state server.
+* :func:`fetch_state_json` reads a Neuroglancer state from a CAVE state server, any http(s)
+  URL, or a gs://, s3://, file:// URL (through cloud-files, with the user's credentials).
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import AuthenticationError, SourceNotFoundError, SourceUnavailableError
+from .errors import (
+    AuthenticationError,
+    ImageryGuiError,
+    SourceNotFoundError,
+    SourceUnavailableError,
+    UnsupportedSourceError,
+)
 
 # Re-exported: these were defined here first; source.py needs them without importing CAVE code.
 from .secrets import DEFAULT_SERVER, scrub, token_help
@@ -188,7 +195,15 @@ _STATE_PATH = re.compile(r"^(?P<prefix>.*?)/nglstate/(?:api/v1/)?(?:raw/)?(?P<id
 def fetch_state_json(
     url: str, auth_token: str | None = None, auth_token_file: str | None = None
 ) -> dict:
-    """A Neuroglancer state from a state-server URL (CAVE's through caveclient)."""
+    """A Neuroglancer state from the URL after a link's ``#!`` (or its ``json_url``).
+
+    CAVE state servers are read through caveclient (with the CAVE token), other http(s)
+    URLs with a plain GET, and gs://, s3://, file:// (and cloud-files' other protocols)
+    through cloud-files, which uses the user's usual cloud credentials.
+    """
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in ("http", "https", "middleauth+http", "middleauth+https"):
+        return _state_from_cloudfiles(url, scheme)
     url = url.replace("middleauth+", "")
     parts = urlsplit(url)
     server = f"{parts.scheme}://{parts.netloc}"
@@ -216,3 +231,36 @@ def fetch_state_json(
         return client.state.get_state_json(int(m.group("id")))
     except Exception as exc:  # noqa: BLE001
         raise translate(exc, server, "fetching the Neuroglancer state", token) from None
+
+
+def _state_from_cloudfiles(url: str, scheme: str) -> dict:
+    from cloudfiles import CloudFile
+    from cloudfiles.paths import ALLOWED_PROTOCOLS
+
+    # cloud-files' protocols (gs, s3, file and its aliases of S3 endpoints); http(s) went
+    # through fetch_state_json's own readers, and mem:// is only this process's memory.
+    readable = sorted(p for p in ALLOWED_PROTOCOLS if "http" not in p and p != "mem")
+    if scheme not in readable:
+        names = ", ".join(p + "://" for p in ["https", "http", "middleauth+https", *readable])
+        raise UnsupportedSourceError(
+            f"cannot follow the Neuroglancer state at {scrub(url)}: imagery-gui reads stored "
+            f"states from {names} URLs, not {scheme}://"
+        )
+    try:
+        data = CloudFile(url).get()
+    except Exception as exc:  # noqa: BLE001 - cloud-files raises each backend's own errors
+        raise SourceUnavailableError(
+            f"cannot read the Neuroglancer state at {scrub(url)}: "
+            f"{scrub(str(exc))[:200] or type(exc).__name__}"
+        ) from None
+    if data is None:
+        raise SourceNotFoundError(f"there is no Neuroglancer state at {scrub(url)} (no such file)")
+    try:
+        state = json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ImageryGuiError(
+            f"the file at {scrub(url)} is not a Neuroglancer state (not JSON: {exc})"
+        ) from None
+    if not isinstance(state, dict):
+        raise ImageryGuiError(f"the file at {scrub(url)} is not a Neuroglancer state (no object)")
+    return state

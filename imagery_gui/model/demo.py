@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from .io import default_mode
 from .writer import write_precomputed
 
 #: Bump when the generator changes: a new folder is made and old caches are ignored.
@@ -94,6 +95,8 @@ def ensure_demo(root: Path | None = None, log=None) -> DemoVolume:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".demo-tmp-", dir=final.parent))
     try:
+        # mkdtemp makes the folder 0700; the demo gets the umask's mode, as mkdir() would.
+        os.chmod(tmp, default_mode(folder=True))
         t0 = time.perf_counter()
         if log:
             log(f"generating the demo volume in {final} (first run only)...")

@@ -72,3 +72,23 @@ class RootIdError(ImageryGuiError, ValueError):
 
 class ExportError(ImageryGuiError, OSError):
     """A figure or file cannot be written (unwritable path, exists without --force)."""
+
+
+class OutputExistsError(ExportError, FileExistsError):
+    """The target file exists and replacing it was not asked for.
+
+    ``existing_path`` lets each front end say how to replace it in its own terms (the
+    command line's ``--force``, the Python API's ``force=True`` / ``overwrite=True``).
+    """
+
+    def __init__(self, message: str, existing_path: str) -> None:
+        super().__init__(message)
+        self.existing_path = existing_path
+
+
+class ImageryGuiWarning(UserWarning):
+    """Something the user asked for was partly done (the command line prints it as one line)."""
+
+
+class IdWarning(ImageryGuiWarning):
+    """Ids that were given but not used: rejected tokens, or ids absent from a figure."""

@@ -34,7 +34,7 @@ from .glyphs import GlyphStyle
 from .io import check_writable, save_json_atomic, save_png_atomic
 from .palette import to_hex
 from .scalebar import ScaleBar
-from .segments import unique_ids
+from .segments import unique_ids, warn_absent_ids
 from .style import OverlayStyle, Selection
 
 # Re-exported: redact_url was defined here first (tests and scripts import it from export).
@@ -448,6 +448,8 @@ def export(
     if box[1][2] - box[0][2] <= 1:
         progress = None  # a progress bar is for multi-slice exports
     fig = make_figure(dataset, spec, progress=progress)
+    if fig.labels is not None:  # ids asked for but not drawn: say so (one warning line)
+        warn_absent_ids(spec.root_list(), fig.ids, "the figure's region")
     return write_figure(
         dataset,
         spec,

@@ -8,13 +8,14 @@ then the Neuroglancer link, then the datastack.
 from __future__ import annotations
 
 import datetime as _dt
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from .dataset import Dataset
-from .errors import ImageryGuiError
-from .segments import parse_root_ids
+from .errors import IdWarning, ImageryGuiError, RootIdError
+from .segments import ParsedIds, parse_ids
 
 
 @dataclass
@@ -106,6 +107,8 @@ class Inputs:
     viewer_site: str | None = None
     client: Any = None  # a CAVEclient when a datastack was given
     nm_per_px: float | None = None
+    # Tokens given as ids (root_ids, the link's segments) that were left out, with why.
+    rejected_ids: list[tuple[str, str]] = field(default_factory=list)
 
     def dataset(self, **kw: Any) -> Dataset:
         return Dataset(
@@ -136,6 +139,12 @@ def parse_timestamp(value: Any) -> Any:
             f"timestamp {text!r} is neither ISO 8601 (2024-06-01T12:00) nor unix seconds"
         ) from None
     return ts if ts.tzinfo else ts.replace(tzinfo=_dt.UTC)
+
+
+def _warn_rejected(parsed: ParsedIds, what: str) -> None:
+    """One warning line naming each token of ``what`` that is not an id (the CLI prints it)."""
+    if parsed.rejected:
+        warnings.warn(IdWarning(parsed.message(what)), stacklevel=3)
 
 
 def _needs_token(source: str | None) -> str | None:
@@ -197,6 +206,11 @@ def resolve(
         if view.resolution is not None:
             out.resolution = list(view.resolution)
         out.root_ids = list(view.segments)
+        if view.rejected_segments:
+            _warn_rejected(
+                ParsedIds((), view.rejected_segments), "the Neuroglancer link's segments"
+            )
+            out.rejected_ids += view.rejected_segments
         out.hidden_ids = list(view.hidden_segments)
         out.segment_colors = dict(view.segment_colors)
         out.color_seed = view.color_seed
@@ -214,7 +228,12 @@ def resolve(
     if resolution is not None:
         out.resolution = [float(v) for v in resolution]
     if root_ids:
-        out.root_ids = parse_root_ids(root_ids)
+        parsed = parse_ids(root_ids)
+        if parsed.rejected and not parsed.ids:
+            raise RootIdError(f"no segment ids in the root ids given: {parsed.describe()}")
+        _warn_rejected(parsed, "the root ids")
+        out.root_ids = list(parsed.ids)
+        out.rejected_ids += parsed.rejected
     if timestamp is not None:
         out.timestamp = parse_timestamp(timestamp)
     server = _needs_token(out.segmentation_source) or _needs_token(out.image_source)

@@ -3,6 +3,11 @@
 Every file imagery-gui writes goes to a temporary file in the destination folder first and
 is renamed into place, so an interrupted export (full disk, Ctrl-C, crash) never leaves a
 truncated PNG that looks valid to a figure pipeline.
+
+Temporary files from :func:`tempfile.mkstemp` are created 0600 whatever the umask; every
+file and folder written here gets the mode a plain ``open()``/``mkdir()`` would have given
+(0666 / 0777 minus the user's umask) before it is renamed into place, so collaborators on a
+shared machine can read exports exactly as the user's umask allows.
 """
 
 from __future__ import annotations
@@ -16,7 +21,30 @@ from typing import IO, Any
 
 import numpy as np
 
-from .errors import ExportError
+from .errors import ExportError, OutputExistsError
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS allows.
+
+    ``os.umask`` can only be read by setting it, which for a moment changes the mode of files
+    other threads create; Linux reports it in /proc/self/status, so that is tried first.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(folder: bool = False) -> int:
+    """The mode ``open()`` (0666) or ``mkdir()`` (0777) gives under the current umask."""
+    return (0o777 if folder else 0o666) & ~current_umask()
 
 
 def check_writable(path: str | os.PathLike, overwrite: bool) -> str:
@@ -26,7 +54,11 @@ def check_writable(path: str | os.PathLike, overwrite: bool) -> str:
     if os.path.isdir(path):
         raise ExportError(f"{path} is a folder; give a file name such as {path}/figure.png")
     if os.path.exists(path) and not overwrite:
-        raise ExportError(f"{path} already exists; pass --force (overwrite=True) to replace it")
+        raise OutputExistsError(
+            f"{path} already exists; pass force=True (overwrite=True to the save_* "
+            "functions) to replace it",
+            path,
+        )
     if not os.path.isdir(folder):
         raise ExportError(f"cannot write {path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -45,6 +77,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", overwrite: bool = Fal
     except OSError as exc:
         raise ExportError(f"cannot write {path}: {exc.strerror}") from None
     try:
+        # mkstemp makes the file 0600; give it the umask's mode, as open() would.
+        os.fchmod(fd, default_mode())
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()

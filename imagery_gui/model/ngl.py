@@ -1,4 +1,4 @@
-"""Neuroglancer links, both ways, and Neuroglancer's own segment colours.
+r"""Neuroglancer links, both ways, and Neuroglancer's own segment colours.
 
 Reading (:func:`parse_link`) accepts what colleagues paste:
 
@@ -7,6 +7,9 @@ Reading (:func:`parse_link`) accepts what colleagues paste:
 * state-server links: ``https://host/?json_url=https://.../nglstate/api/v1/123`` and
   ``https://host/#!middleauth+https://.../nglstate/api/v1/123`` (fetched through
   caveclient's state service, with the user's token),
+* states stored at any other URL after ``#!``, by Neuroglancer's own rule
+  (``^#!([a-z][a-z\d+\-.]*)://``): ``#!https://...``, ``#!gs://bucket/state.json``,
+  ``#!s3://...``, ``#!file:///...`` (read through cloud-files with the user's credentials),
 * a bare state JSON.
 
 From the state it takes the position and dimensions (centre voxel and resolution), the
@@ -32,7 +35,7 @@ import numpy as np
 
 from .colors import ng_colors  # noqa: F401 - Neuroglancer's colours live with the colour rule
 from .errors import ImageryGuiError
-from .segments import parse_root_id
+from .segments import id_token_problem, parse_root_id
 from .source import parse_source
 from .urls import redact_url
 
@@ -71,6 +74,8 @@ class NglView:
     image_layer: str | None = None
     segmentation_layer: str | None = None
     layers: tuple[NglLayer, ...] = ()
+    # Entries of the segmentation layer's segment list that are not ids: (entry, reason).
+    rejected_segments: tuple[tuple[str, str], ...] = ()
 
 
 # -- url-safe JSON ---------------------------------------------------------------------------
@@ -111,6 +116,11 @@ def _loads(text: str) -> dict:
     )
 
 
+# Neuroglancer (src/ui/url_hash_binding.ts) treats a fragment of the form "#!scheme://..." as
+# the URL of a stored state rather than the state itself.
+_STATE_URL = re.compile(r"^([a-z][a-z\d+\-.]*)://")
+
+
 def _state_url_from_link(link: str) -> str | None:
     """The state-server URL inside a link, if the link points at a stored state."""
     parts = urlsplit(link)
@@ -120,7 +130,7 @@ def _state_url_from_link(link: str) -> str | None:
     frag = unquote(parts.fragment or "")
     if frag.startswith("!"):
         frag = frag[1:]
-    if re.match(r"^(middleauth\+)?https?://", frag):
+    if _STATE_URL.match(frag):
         return frag
     return None
 
@@ -214,16 +224,23 @@ def _position(state: dict) -> list[float] | None:
     return [float(v) for v in pos[:3]]
 
 
-def _segments(spec: dict) -> tuple[list[int], list[int]]:
+def _segments(spec: dict) -> tuple[list[int], list[int], list[tuple[str, str]]]:
+    """Shown and hidden ids; entries that are not ids are kept aside with the reason (the
+    same rules as every other id entry, :func:`~imagery_gui.model.segments.id_token_problem`)."""
     shown: list[int] = []
     hidden: list[int] = []
-    for s in spec.get("segments", []) or []:
+    rejected: list[tuple[str, str]] = []
+    entries = [(s, False) for s in spec.get("segments", []) or []]
+    # Some states list hidden segments separately.
+    entries += [(s, True) for s in spec.get("hiddenSegments", []) or []]
+    for s, is_hidden in entries:
         text = str(s).strip()
-        target = hidden if text.startswith("!") else shown
-        target.append(parse_root_id(text.lstrip("!")))
-    for s in spec.get("hiddenSegments", []) or []:  # some states list them separately
-        hidden.append(parse_root_id(str(s)))
-    return shown, hidden
+        v, why = id_token_problem(text)
+        if v is None:
+            rejected.append((text, why or ""))
+            continue
+        (hidden if is_hidden or text.startswith("!") else shown).append(v)
+    return shown, hidden, rejected
 
 
 def _hex_to_rgb(value: str) -> tuple[int, int, int]:
@@ -258,7 +275,7 @@ def view_from_state(state: dict) -> NglView:
     for src in (seg_source, img_source):
         if src is not None:
             parse_source(src)  # unsupported schemes fail here, with a clear message
-    shown, hidden = _segments(seg)
+    shown, hidden, rejected = _segments(seg)
     colors = {}
     for k, v in (seg.get("segmentColors") or {}).items():
         colors[parse_root_id(str(k))] = _hex_to_rgb(v)
@@ -290,6 +307,7 @@ def view_from_state(state: dict) -> NglView:
         image_layer=img_name,
         segmentation_layer=seg_name,
         layers=all_layers,
+        rejected_segments=tuple(rejected),
     )
 
 

@@ -7,13 +7,15 @@ Neuroglancer states) carries them as decimal strings.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import fastremap
 import numpy as np
 
-from .errors import RootIdError
+from .errors import IdWarning, RootIdError
 
 UINT64_MAX = 2**64 - 1
 INT64_MAX = 2**63 - 1
@@ -83,6 +85,139 @@ def parse_root_ids(values: Any) -> list[int]:
                 seen.add(v)
                 out.append(v)
     return out
+
+
+# -- id entry: one parser for every place a user types or pastes ids --------------------------
+@dataclass(frozen=True)
+class ParsedIds:
+    """The ids of a line of text, and each token that was not an id, with the reason.
+
+    ``ids`` keeps the order of the text without duplicates; ``rejected`` is
+    ``[(token, reason), ...]`` in the order met.
+    """
+
+    ids: tuple[int, ...]
+    rejected: tuple[tuple[str, str], ...] = ()
+
+    def describe(self) -> str:
+        """``'abc' (not a number); '-5' (negative: ...)``, empty when nothing was rejected."""
+        return "; ".join(f"{tok!r} ({why})" for tok, why in self.rejected)
+
+    def message(self, what: str = "the ids given") -> str:
+        """One line for a user: what was left out and why ('' when nothing was)."""
+        if not self.rejected:
+            return ""
+        n = len(self.rejected)
+        if n == 1:
+            head = f"ignored 1 entry of {what} that is not a segment id"
+        else:
+            head = f"ignored {n} entries of {what} that are not segment ids"
+        return f"{head}: {self.describe()}"
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def id_token_problem(token: str) -> tuple[int | None, str | None]:
+    """``(id, None)`` for a valid id token, else ``(None, reason)``.
+
+    A leading ``!`` (Neuroglancer's mark for a hidden segment) is allowed. 0 is refused:
+    it means "no segment" everywhere (the viewer, Neuroglancer, CAVE).
+    """
+    text = token.strip()
+    if text.startswith("!"):
+        text = text[1:]
+    if re.fullmatch(r"\+?\d+", text):
+        v = int(text)
+        if v == 0:
+            return None, "0 means no segment"
+        if v > UINT64_MAX:
+            return None, f"too large for a 64-bit id, at most {UINT64_MAX}"
+        return v, None
+    if re.fullmatch(r"-\d+", text):
+        return None, "negative: ids are positive whole numbers"
+    if _NUMBER.fullmatch(text):
+        return None, "not a whole number: write ids without a decimal point or exponent"
+    return None, "not a number"
+
+
+def parse_ids(values: Any) -> ParsedIds:
+    """Every valid id of a line (or of an iterable of lines, ints or numpy ints), and
+    every other token with the reason it was left out. Never raises for bad tokens.
+
+    Separators are whitespace, commas and semicolons. Python / numpy integers are checked
+    by value; floats are rejected (above 2**53 they have already lost digits).
+    """
+    if values is None:
+        return ParsedIds(())
+    if isinstance(values, (str, int, np.integer)) or not isinstance(values, Iterable):
+        values = [values]
+    elif isinstance(values, np.ndarray):
+        values = values.reshape(-1).tolist()
+    ids: list[int] = []
+    seen: set[int] = set()
+    rejected: list[tuple[str, str]] = []
+
+    def keep(v: int) -> None:
+        if v not in seen:
+            seen.add(v)
+            ids.append(v)
+
+    for item in values:
+        if isinstance(item, (bool, np.bool_)):
+            rejected.append((str(item), "a boolean, not an id"))
+        elif isinstance(item, (int, np.integer)):
+            v, why = id_token_problem(str(int(item)))
+            if v is None:
+                rejected.append((str(int(item)), why or ""))
+            else:
+                keep(v)
+        elif isinstance(item, (float, np.floating)):
+            rejected.append(
+                (repr(float(item)), "a float, which cannot hold an 18-digit id exactly")
+            )
+        else:
+            for tok in _SPLIT.split(str(item).strip()):
+                if not tok:
+                    continue
+                v, why = id_token_problem(tok)
+                if v is None:
+                    rejected.append((tok, why or ""))
+                else:
+                    keep(v)
+    return ParsedIds(tuple(ids), tuple(rejected))
+
+
+def absent_ids(requested: Iterable[int] | None, present: Iterable[int]) -> list[int]:
+    """The requested ids (in their order) that are not among ``present``."""
+    if requested is None:
+        return []
+    have = {int(v) for v in present}
+    return [int(v) for v in requested if int(v) not in have]
+
+
+def _id_list_text(ids: list[int], limit: int = 10) -> str:
+    text = ", ".join(str(i) for i in ids[:limit])
+    return text + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def warn_absent_ids(
+    requested: Iterable[int] | None, present: Iterable[int], where: str
+) -> list[int]:
+    """Warn (:class:`IdWarning`, one line) about requested ids not in ``where``; returns them."""
+    missing = absent_ids(requested, present)
+    if missing:
+        n = len(missing)
+        warnings.warn(
+            IdWarning(
+                f"{'an id' if n == 1 else f'{n} ids'} asked for {'is' if n == 1 else 'are'} not "
+                f"in {where}, so nothing is drawn for {'it' if n == 1 else 'them'}: "
+                f"{_id_list_text(missing)} (check the ids, the region and, for graphene, "
+                "the timestamp)"
+            ),
+            stacklevel=2,
+        )
+    return missing
 
 
 def unique_ids(labels: np.ndarray, include_zero: bool = False) -> np.ndarray:

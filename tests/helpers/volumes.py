@@ -23,15 +23,31 @@ class VolumePair:
     segmentation_path: Path | None = None
 
 
+# Crops of the real volumes, committed (tests/data/make_fixture.py made them): every clone has
+# them, so the real-data tests never skip.
+FIXTURE_EM_DIR = Path(__file__).resolve().parents[1] / "data" / "em"
+
+
 def em_data_dir() -> Path | None:
-    """``$IMAGERY_GUI_EM_DATA`` or ``../shared/em_data`` beside the repository, if present."""
+    """The full real volumes, optional: ``$IMAGERY_GUI_EM_DATA`` if set, else ``../shared/em_data``.
+
+    An explicit ``$IMAGERY_GUI_EM_DATA`` is the only place looked at (so
+    ``IMAGERY_GUI_EM_DATA=/nonexistent`` runs the suite as on a bare clone).
+    """
     env = os.environ.get("IMAGERY_GUI_EM_DATA")
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[3] / "shared" / "em_data")
+    if env:
+        candidates = [Path(env)]
+    else:
+        candidates = [Path(__file__).resolve().parents[3] / "shared" / "em_data"]
     for c in candidates:
         if (c / "precomputed").is_dir():
             return c
     return None
+
+
+def real_em_dir() -> Path:
+    """Where the real-data fixtures read from: always the committed crops."""
+    return FIXTURE_EM_DIR
 
 
 def blob_labels(shape_xyz, n, rng, background_frac=0.08) -> np.ndarray:

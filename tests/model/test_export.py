@@ -230,7 +230,8 @@ def test_series_checks_every_target_first(synthetic_small, tmp_path):
         (["-o", "{tmp}/fig.jpg"], "PNG"),
         (["--image-source", "/no/such/layer", "-o", "{tmp}/x.png"], "no such folder"),
         (["--bounds", 0, 0, 0, 10, 10, 1, "-o", "{tmp}/x.png"], "outside"),
-        (["--root-ids", "12x", "-o", "{tmp}/x.png"], "not an integer"),
+        # (no valid id at all is an error; a line with some valid ids only warns, below)
+        (["--root-ids", "12x", "-o", "{tmp}/x.png"], "'12x' (not a number)"),
         (["--alpha", 3, "-o", "{tmp}/x.png"], "alpha"),
         (["--palette", "nope", "-o", "{tmp}/x.png"], "palette"),
         (["--segmentation-source", "zarr://file:///x", "-o", "{tmp}/x.png"], "not supported"),
@@ -303,3 +304,66 @@ def test_export_without_display_and_without_qt(synthetic_small, tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
     )
     assert res.returncode == 0, res.stderr
+
+
+def test_root_ids_absent_or_invalid_warn_and_still_write(synthetic_small, tmp_path):
+    pair = synthetic_small
+    c = pair.center
+    client = ig.ImageryClient(image_source=pair.image, segmentation_source=pair.segmentation)
+    present = [
+        int(k)
+        for k in client.split_segmentation_cutout(
+            ig.bounds_from_center(np.asarray(c), 40, 30, 1), scale_to_bounds=False
+        )
+    ]
+    in_volume_elsewhere = 86  # one of the synthetic volume's 90 labels, far from this box
+    assert in_volume_elsewhere not in present
+    out = tmp_path / "w.png"
+    res = run_cli(
+        *_src(pair),
+        "--center",
+        *c,
+        "--size",
+        40,
+        30,
+        "--root-ids",
+        f"{present[0]},abc",
+        "-5",
+        "0",
+        in_volume_elsewhere,
+        "864691135999999999",
+        "-o",
+        out,
+    )
+    assert res.returncode == 0, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 2, res.stderr
+    bad, absent = lines
+    assert bad.startswith("imagery-gui export: warning: ignored 3 entries of the root ids")
+    assert "'abc' (not a number)" in bad and "'-5' (negative" in bad
+    assert "'0' (0 means no segment)" in bad
+    assert absent.startswith("imagery-gui export: warning: 2 ids asked for are not in the figure")
+    named = absent.split("nothing is drawn for them: ")[1].split(" (check the ids")[0]
+    assert named.split(", ") == [str(in_volume_elsewhere), "864691135999999999"]
+    info = json.loads((tmp_path / "w.json").read_text())
+    assert [s["id"] for s in info["segments"]] == [str(present[0])]
+    assert info["root_ids_requested"] == [
+        str(present[0]),
+        str(in_volume_elsewhere),
+        "864691135999999999",
+    ]
+    assert _png(out).shape == (30, 40, 4)
+    # Every id present: no warning at all.
+    res = run_cli(
+        *_src(pair),
+        "--center",
+        *c,
+        "--size",
+        40,
+        30,
+        "--root-ids",
+        *present[:2],
+        "-o",
+        tmp_path / "ok.png",
+    )
+    assert res.returncode == 0 and res.stderr.strip() == "", res.stderr

@@ -11,7 +11,7 @@ import pytest
 from neuroglancer import segment_colors as ngsc
 from neuroglancer.url_state import json_to_url_safe, parse_url
 
-from imagery_gui.model.errors import UnsupportedSourceError
+from imagery_gui.model.errors import IdWarning, ImageryGuiError, UnsupportedSourceError
 from imagery_gui.model.inputs import resolve
 from imagery_gui.model.ngl import NglLinkError, make_link, make_state, ng_colors, parse_link
 
@@ -119,7 +119,6 @@ def test_legacy_dict_layers_and_first_segmentation_without_segments():
             UnsupportedSourceError,
             "not supported",
         ),
-        (json.dumps(_state(segments=["12ab"])), ValueError, "not an integer"),
     ],
 )
 def test_bad_links(text, err, match):
@@ -198,3 +197,76 @@ def test_neuroglancer_colours():
                 if int(mine) != theirs:
                     assert abs(x * 255 % 1 - 0.5) < 1e-6  # only ties can differ
         assert differing < len(ids) // 2
+
+
+def test_state_urls_with_any_scheme_are_recognised():
+    """Neuroglancer's rule: ``#!`` then ``scheme://`` is the URL of a stored state."""
+    seen = []
+
+    def fetch(url):
+        seen.append(url)
+        return _state(segments=["864691135000000001"])
+
+    for url in (
+        "gs://bucket/states/s.json",
+        "s3://bucket/s.json",
+        "file:///tmp/s.json",
+        "https://h/s.json",
+        "middleauth+https://h/nglstate/api/v1/1",
+        "python://h/state",
+    ):
+        v = parse_link("https://neuroglancer-demo.appspot.com/#!" + url, fetch_state=fetch)
+        assert v.segments == (864691135000000001,)
+        assert seen[-1] == url
+    # ...but a JSON state is still a state, and no fetch is made without a URL.
+    parse_link("https://x/#!" + quote(json.dumps(_state())), fetch_state=fetch)
+    assert len(seen) == 6
+
+
+def test_file_state_url_followed(tmp_path):
+    state = _state(segments=["864691135000000001"], colorSeed=7)
+    path = tmp_path / "my state.json"
+    path.write_text(json.dumps(state))
+    link = "https://neuroglancer-demo.appspot.com/#!file://" + quote(str(path))
+    inputs = resolve(ngl_url=link)
+    assert inputs.root_ids == [864691135000000001] and inputs.center == [100, 200, 30]
+    assert inputs.color_seed == 7
+    with pytest.raises(FileNotFoundError, match="no Neuroglancer state at"):
+        resolve(ngl_url="https://x/#!file://" + str(tmp_path / "missing.json"))
+    (tmp_path / "bad.json").write_text("[1, 2")
+    with pytest.raises(ImageryGuiError, match="not a Neuroglancer state"):
+        resolve(ngl_url="https://x/#!file://" + str(tmp_path / "bad.json"))
+
+
+def test_http_state_url_followed(tmp_path):
+    from tests.helpers.http_server import LoopbackServer
+
+    (tmp_path / "s.json").write_text(json.dumps(_state(segments=["864691135000000002"])))
+    with LoopbackServer(tmp_path) as srv:
+        inputs = resolve(ngl_url=f"https://neuroglancer-demo.appspot.com/#!{srv.url}/s.json")
+        # And through the query form Neuroglancer also accepts.
+        again = resolve(ngl_url=f"https://neuroglancer-demo.appspot.com/?json_url={srv.url}/s.json")
+    assert inputs.root_ids == [864691135000000002] == again.root_ids
+    assert "/s.json" in srv.log
+
+
+def test_unknown_state_url_scheme_is_a_clear_error():
+    with pytest.raises(UnsupportedSourceError, match=r"not ftp://") as err:
+        resolve(ngl_url="https://neuroglancer-demo.appspot.com/#!ftp://host/state.json")
+    msg = str(err.value)
+    assert "ftp://host/state.json" in msg
+    assert all(s in msg for s in ("gs://", "s3://", "file://", "https://"))
+
+
+def test_link_segments_that_are_not_ids_are_named_not_fatal():
+    state = _state(segments=["12ab", "864691135000000001", "0", "-3", "!864691135000000002"])
+    v = parse_link(json.dumps(state))
+    assert v.segments == (864691135000000001,) and v.hidden_segments == (864691135000000002,)
+    assert v.rejected_segments == (
+        ("12ab", "not a number"),
+        ("0", "0 means no segment"),
+        ("-3", "negative: ids are positive whole numbers"),
+    )
+    with pytest.warns(IdWarning, match=r"ignored 3 entries of the Neuroglancer link's segments"):
+        inputs = resolve(ngl_url=json.dumps(state))
+    assert inputs.root_ids == [864691135000000001] and len(inputs.rejected_ids) == 3

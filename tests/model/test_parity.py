@@ -12,11 +12,15 @@ import numpy as np
 import pytest
 
 import imagery_gui as ig
+from tests.helpers.volumes import em_data_dir
 
 # Volume pairs: synthetic with small ids, the same with 18-digit ids, the demo volume, real
 # pinky40 segmentation (18-digit ids) and real medulla FIB-SEM (image and segmentation at
-# the same resolution). The last two skip when ../shared/em_data is absent.
+# the same resolution). The real ones are the crops committed in tests/data/em; the full
+# medulla cube is one more case where ../shared/em_data (or $IMAGERY_GUI_EM_DATA) exists.
 ALL_PAIRS = ["synthetic_small", "synthetic_big", "demo_pair", "pinky_pair", "medulla"]
+if em_data_dir() is not None:
+    ALL_PAIRS.append("medulla_full")
 # Pairs whose ids ImageryClient's float64 zoom keeps intact (so every output is comparable).
 EXACT_PAIRS = ["synthetic_small", "pinky_pair_small", "medulla_small"]
 

@@ -13,7 +13,13 @@ from imagery_gui.model.errors import RootIdError
 from imagery_gui.model.geometry import bounds_to_mip_bbox
 from imagery_gui.model.palette import colors_for_ids, palette_colors, to_uint8
 from imagery_gui.model.resample import resize_nearest
-from imagery_gui.model.segments import parse_root_ids, split_masks
+from imagery_gui.model.segments import (
+    absent_ids,
+    id_token_problem,
+    parse_ids,
+    parse_root_ids,
+    split_masks,
+)
 
 
 @pytest.mark.parametrize("trial", range(30))
@@ -72,6 +78,39 @@ def test_parse_root_ids():
     for bad in ("12a", 8.64e17, -1, 2**64, "1.5", np.array([1.5])):
         with pytest.raises(RootIdError):
             parse_root_ids(bad)
+
+
+def test_parse_ids_keeps_valid_ids_and_names_each_rejected_token():
+    big = "864691135012345678"
+    r = parse_ids(f"abc {big}")
+    assert r.ids == (864691135012345678,) and r.rejected == (("abc", "not a number"),)
+    r = parse_ids("0 12345")
+    assert r.ids == (12345,) and r.rejected == (("0", "0 means no segment"),)
+    r = parse_ids("-5, 18446744073709551616;18446744073709551615\n1.5 8.6e17 !7 +8 7")
+    assert r.ids == (2**64 - 1, 7, 8)  # order kept, duplicates dropped, '!' and '+' allowed
+    assert [t for t, _ in r.rejected] == ["-5", "18446744073709551616", "1.5", "8.6e17"]
+    reasons = [why for _, why in r.rejected]
+    assert reasons[0] == "negative: ids are positive whole numbers"
+    assert reasons[1].startswith("too large for a 64-bit id")
+    assert all(w.startswith("not a whole number") for w in reasons[2:])
+    assert r.message("the root ids").startswith("ignored 4 entries of the root ids that are not")
+    # Lists (the command line's arguments), ints, numpy ints and floats.
+    r = parse_ids(["12,13", 14, np.uint64(2**63 + 1), 2.0, True, -2])
+    assert r.ids == (12, 13, 14, 2**63 + 1)
+    assert [t for t, _ in r.rejected] == ["2.0", "True", "-2"]
+    assert parse_ids(None).ids == () and parse_ids("  ").rejected == ()
+    assert parse_ids("5").message() == ""
+    # The same rules for one token, as links and the picker use them.
+    assert id_token_problem("864691135012345678") == (864691135012345678, None)
+    assert id_token_problem("x")[1] == "not a number"
+    # The Python API's strict parser is unchanged: it raises on the first bad value.
+    with pytest.raises(RootIdError):
+        parse_root_ids("abc 5")
+    assert parse_root_ids("0 5") == [0, 5]
+
+
+def test_absent_ids():
+    assert absent_ids([5, 6, 7], [7, 8]) == [5, 6] and absent_ids(None, [1]) == []
 
 
 def test_split_masks_like_imageryclient():

@@ -107,3 +107,34 @@ def test_version_and_module_entry():
     b = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60)
     assert a.returncode == 0 and a.stdout.strip() == f"imagery-gui {__version__}"
     assert b.stdout == a.stdout
+
+
+def test_screenshot_follows_umask(synthetic_small, tmp_path):
+    out = tmp_path / "u.png"
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "imagery_gui",
+            "--image-source",
+            synthetic_small.image,
+            "--segmentation-source",
+            synthetic_small.segmentation,
+            "--center",
+            *map(str, synthetic_small.center),
+            "--size",
+            "400",
+            "300",
+            "--screenshot",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+        umask=0o002,
+    )
+    assert res.returncode == 0, res.stderr
+    assert oct(out.stat().st_mode & 0o777) == oct(0o664)
