@@ -98,7 +98,7 @@ def touching_contacts(
         ok = np.ones(len(start), dtype=bool)
         for k in range(1, depth + 1):
             p = start + k * d
-            inside = (p >= 0).all(axis=1) & (p < shape).all(axis=1)
+            inside = np.asarray((p >= 0).all(axis=1) & (p < shape).all(axis=1), dtype=bool)
             q = np.where(inside[:, None], p, 0)
             ok &= inside & (lab[tuple(q.T)] == cell)
             out[ok] = p[ok]

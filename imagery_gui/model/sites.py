@@ -885,6 +885,18 @@ def _schema_metadata(path: Path, kind: str) -> dict[str, Any]:
     return meta
 
 
+def _sniff_separator(path: Path) -> str:
+    """``,`` unless the header line is clearly separated by tabs or semicolons."""
+    import gzip
+
+    opener: Any = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        header = fh.readline()
+    counts = {sep: header.count(sep) for sep in (",", "\t", ";")}
+    best = max(counts, key=lambda k: counts[k])
+    return best if counts[best] > 0 else ","
+
+
 def _read_file(path: Path) -> tuple[Any, dict[str, Any], str]:
     import pandas as pd
 
@@ -903,12 +915,10 @@ def _read_file(path: Path) -> tuple[Any, dict[str, Any], str]:
             df = pd.read_feather(path)
             return df, _schema_metadata(path, "feather"), "Feather"
         if suffix in (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz"):
-            sep = "\t" if ".tsv" in suffix else None
-            header = pd.read_csv(path, nrows=0, sep=sep, engine="python")
+            sep = "\t" if ".tsv" in suffix else _sniff_separator(path)
+            header = pd.read_csv(path, nrows=0, sep=sep)
             text_cols = {c: str for c in header.columns if _EXACT_ID.search(str(c).lower())}
-            df = pd.read_csv(
-                path, sep=sep, engine="python" if sep is None else "c", dtype=text_cols
-            )
+            df = pd.read_csv(path, sep=sep, dtype=text_cols)
             df = df.drop(columns=[c for c in df.columns if str(c).startswith("Unnamed: ")])
             return df, {}, "CSV"
     except SiteTableError:
