@@ -508,6 +508,19 @@ def test_synapses_at_a_timestamp_follow_the_edit(cave, client, graphene_table):
     assert t.source.version is None and t.source.timestamp == when.isoformat()
 
 
+def test_a_caveclient_frame_from_python(cave, client, graphene_table):
+    """``read_sites(client.materialize.synapse_query(...))``: resolution and table from attrs."""
+    from tests.helpers.cave_server import SYNAPSE_TABLE
+
+    a, _b = graphene_table.merged
+    df = client.materialize.synapse_query(post_ids=a, materialization_version=1)
+    t = read_sites(df, default_resolution=(8, 8, 40))
+    assert len(t) == len(df) > 0
+    assert t.resolution == (4, 4, 40) and "dataframe_resolution" in t.resolution_from
+    assert t.source.table == SYNAPSE_TABLE and t.source.version == 1
+    assert t.post_root.tolist() == [a] * len(t)
+
+
 def test_outdated_and_future_roots_offer_what_to_use(cave, client, graphene_table):
     from imagery_gui.model.sites_cave import OutdatedRootError, synapses_of
     from tests.helpers.cave_server import NEW_ROOT
