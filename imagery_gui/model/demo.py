@@ -8,6 +8,10 @@ something to show:
 * segmentation: 512 x 512 x 64 at 8 x 8 x 40 nm, compressed_segmentation, 3 mips, ~300
   neurites with 18-digit ids (above 2**53, like real root ids), label 0 in a blood vessel
   and in myelin sheaths;
+* a synapse table (``synapses.csv``, CAVE's columns, positions at 4 x 4 x 40 nm written
+  as pandas ``to_csv`` writes arrays): a few hundred contacts from axons onto dendrites,
+  the centre at the contact, the pre point inside the axon, the post point inside the
+  dendrite (see :mod:`.contacts`);
 * the picture follows the labels: dark membranes on label boundaries, mitochondria,
   vesicle clusters, a capillary, myelinated axons, section-to-section brightness jitter and
   shot noise.
@@ -56,6 +60,8 @@ class DemoVolume:
     segmentation_source: str
     center: tuple[int, int, int]
     resolution: tuple[float, float, float] = tuple(float(v) for v in IMAGE_RES)  # type: ignore[assignment]
+    #: The synapse table (CSV, 4 x 4 x 40 nm voxels), or None if it could not be written.
+    synapses: Path | None = None
 
 
 def cache_root() -> Path:
@@ -72,14 +78,36 @@ def demo_dir(root: Path | None = None) -> Path:
     return (root or cache_root()) / f"demo-v{DEMO_VERSION}"
 
 
+SYNAPSES = "synapses.csv"
+SYNAPSE_RES = IMAGE_RES
+N_SYNAPSES = 300
+
+
 def _volume(folder: Path) -> DemoVolume:
     center = tuple(int(o + s // 2) for o, s in zip(IMAGE_OFFSET, IMAGE_SHAPE))
+    syn = folder / SYNAPSES
     return DemoVolume(
         root=folder,
         image_source=f"precomputed://file://{folder / 'image'}",
         segmentation_source=f"precomputed://file://{folder / 'segmentation'}",
         center=center,  # type: ignore[arg-type]
+        synapses=syn if syn.is_file() else None,
     )
+
+
+def _ensure_synapses(folder: Path, log=None) -> None:
+    """Add the synapse table to a demo generated before it existed (pixels unchanged)."""
+    if (folder / SYNAPSES).is_file():
+        return
+    try:
+        from cloudvolume import CloudVolume
+
+        cv = CloudVolume(f"file://{folder / 'segmentation'}", mip=0, progress=False)
+        seg = np.asarray(cv[:, :, :])[..., 0]
+        write_synapses(folder, seg, _scene())
+    except OSError as exc:  # a read-only cache: the demo works without its sites
+        if log:
+            log(f"could not write the demo synapse table: {exc}")
 
 
 def ensure_demo(root: Path | None = None, log=None) -> DemoVolume:
@@ -91,6 +119,7 @@ def ensure_demo(root: Path | None = None, log=None) -> DemoVolume:
     """
     final = demo_dir(root)
     if (final / "image" / "info").is_file() and (final / "segmentation" / "info").is_file():
+        _ensure_synapses(final, log)
         return _volume(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".demo-tmp-", dir=final.parent))
@@ -449,3 +478,43 @@ def generate(folder: Path) -> None:
         num_mips=N_MIPS,
         description=f"imagery-gui demo segmentation (synthetic, seed {SEED})",
     )
+    write_synapses(folder, seg, scene)
+
+
+def _kind_codes(scene: _Scene) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted ids and their kinds (1 axon, 2 dendrite, 0 other) for lookups."""
+    code = {"axon": 1, "dendrite": 2}
+    kinds = np.array([code.get(n.kind, 0) for n in scene.neurites], dtype=np.int8)
+    order = np.argsort(scene.ids)
+    return scene.ids[order], kinds[order]
+
+
+def write_synapses(folder: Path, seg_xyz: np.ndarray, scene: _Scene) -> Path:
+    """The demo's synapse table: axon -> dendrite contacts of the segmentation, as CSV."""
+    from .contacts import synapse_frame, touching_contacts
+
+    ids, kinds = _kind_codes(scene)
+
+    def kind_of(labels: np.ndarray) -> np.ndarray:
+        i = np.clip(np.searchsorted(ids, labels), 0, len(ids) - 1)
+        return np.where(ids[i] == labels, kinds[i], 0)
+
+    def pre_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ka, kb = kind_of(a), kind_of(b)
+        side = np.zeros(len(a), dtype=np.int8)
+        side[(ka == 1) & (kb == 2)] = 1
+        side[(ka == 2) & (kb == 1)] = -1
+        return side
+
+    contacts = touching_contacts(
+        seg_xyz, max_sites=N_SYNAPSES, seed=SEED + 1, pre_side=pre_side, depth=6
+    )
+    factor = [s // i for s, i in zip(SEG_RES, SYNAPSE_RES)]
+    df = synapse_frame(
+        contacts, label_offset=SEG_OFFSET, factor=factor, first_id=100000001, seed=SEED + 2
+    )
+    path = folder / SYNAPSES
+    tmp = path.with_name(f".{SYNAPSES}.{os.getpid()}.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return path

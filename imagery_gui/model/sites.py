@@ -448,6 +448,11 @@ class SiteTable:
             ranks[np.isnan(values)] = -np.inf
         return np.asarray(np.argsort(-ranks, kind="stable"), dtype=np.intp)
 
+    def prepare_search(self) -> None:
+        """Build the text index :meth:`filtered` searches (else built on the first text
+        filter; a viewer can call this in a worker thread after loading)."""
+        self._search_text()
+
     def _search_text(self) -> Any:
         if self._search is None:
             import pandas as pd
@@ -458,7 +463,11 @@ class SiteTable:
             parts.append(pd.Series(np.asarray(ROLES, dtype=object)[self.role_codes]).fillna(""))
             if self.props is not None:
                 for col in self.props.columns:
-                    parts.append(self.props[col].reset_index(drop=True).astype(str))
+                    series = self.props[col].reset_index(drop=True)
+                    # Text columns only (cell types, notes, segments): numbers and dates
+                    # are sorted by, not searched, and turning them to text is slow.
+                    if series.dtype == object or str(series.dtype) in ("string", "category"):
+                        parts.append(series.astype(str))
             text = parts[0]
             for p in parts[1:]:
                 text = text + "\x1f" + p
@@ -711,6 +720,9 @@ def parse_position_strings(values: Sequence[Any]) -> tuple[FloatArray, list[int]
     n = len(values)
     out = np.full((n, 3), np.nan)
     bad: list[int] = []
+    fast = _positions_fast(values)
+    if fast is not None:
+        return fast
     for i, v in enumerate(values):
         if isinstance(v, str):
             nums = _NUMBER.findall(v)
@@ -733,6 +745,39 @@ def parse_position_strings(values: Sequence[Any]) -> tuple[FloatArray, list[int]
     bad_set = set(bad)
     nonfinite = [i for i in np.flatnonzero(~np.isfinite(out).all(axis=1)) if i not in bad_set]
     return out, sorted(bad + [int(i) for i in nonfinite])
+
+
+_SEPARATORS = re.compile(r"[\[\]\(\),;]")
+
+
+def _positions_fast(values: Sequence[Any]) -> tuple[FloatArray, list[int]] | None:
+    """The common cases without a Python loop: all arrays/lists of 3, or all strings."""
+    n = len(values)
+    if not n:
+        return np.zeros((0, 3)), []
+    first = values[0]
+    if isinstance(first, (np.ndarray, list, tuple)):
+        try:
+            arr = np.asarray(list(values), dtype=np.float64)
+        except (TypeError, ValueError):
+            return None
+        if arr.shape != (n, 3):
+            return None
+        return arr, [int(i) for i in np.flatnonzero(~np.isfinite(arr).all(axis=1))]
+    if not all(isinstance(v, str) for v in values):
+        return None
+    cleaned = [_SEPARATORS.sub(" ", v) for v in values]
+    tokens = [c.split() for c in cleaned]
+    counts = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=n)
+    good = counts == 3
+    out = np.full((n, 3), np.nan)
+    try:
+        flat = np.asarray(" ".join(c for c, g in zip(cleaned, good) if g).split(), dtype=np.float64)
+    except ValueError:
+        return None  # a token that is not a number: the careful path finds the rows
+    out[good] = flat.reshape(-1, 3)
+    bad = np.flatnonzero(~good | ~np.isfinite(out).all(axis=1))
+    return out, [int(i) for i in bad]
 
 
 def _numeric_column(series: Any) -> tuple[FloatArray, list[int]]:
@@ -784,7 +829,16 @@ def _exact_ids(series: Any, name: str, warnings: list[str]) -> tuple[IdArray, li
     out = np.zeros(len(values), dtype=np.uint64)
     bad: list[int] = []
     inexact = 0
-    for i, v in enumerate(values):
+    # Fast path: decimal text (numpy parses each string as an exact integer).
+    text_s = series.astype(str).str.strip()
+    digits = text_s.str.fullmatch(r"\d{1,20}").to_numpy(dtype=bool)
+    if digits.any():
+        try:
+            out[digits] = np.asarray(text_s[digits].tolist()).astype(np.uint64)
+        except (OverflowError, ValueError):
+            digits[:] = False  # a 20-digit value above 2**64: the careful path below
+    for i in (int(k) for k in np.flatnonzero(~digits)):
+        v = values[i]
         if v is None or (isinstance(v, float) and np.isnan(v)):
             continue
         text = str(v).strip()
@@ -885,6 +939,18 @@ def _schema_metadata(path: Path, kind: str) -> dict[str, Any]:
     return meta
 
 
+def _sniff_separator(path: Path) -> str:
+    """``,`` unless the header line is clearly separated by tabs or semicolons."""
+    import gzip
+
+    opener: Any = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        header = fh.readline()
+    counts = {sep: header.count(sep) for sep in (",", "\t", ";")}
+    best = max(counts, key=lambda k: counts[k])
+    return best if counts[best] > 0 else ","
+
+
 def _read_file(path: Path) -> tuple[Any, dict[str, Any], str]:
     import pandas as pd
 
@@ -903,12 +969,10 @@ def _read_file(path: Path) -> tuple[Any, dict[str, Any], str]:
             df = pd.read_feather(path)
             return df, _schema_metadata(path, "feather"), "Feather"
         if suffix in (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz"):
-            sep = "\t" if ".tsv" in suffix else None
-            header = pd.read_csv(path, nrows=0, sep=sep, engine="python")
+            sep = "\t" if ".tsv" in suffix else _sniff_separator(path)
+            header = pd.read_csv(path, nrows=0, sep=sep)
             text_cols = {c: str for c in header.columns if _EXACT_ID.search(str(c).lower())}
-            df = pd.read_csv(
-                path, sep=sep, engine="python" if sep is None else "c", dtype=text_cols
-            )
+            df = pd.read_csv(path, sep=sep, dtype=text_cols)
             df = df.drop(columns=[c for c in df.columns if str(c).startswith("Unnamed: ")])
             return df, {}, "CSV"
     except SiteTableError:
@@ -951,7 +1015,15 @@ def read_sites(
     elif hasattr(source, "columns") and hasattr(source, "iloc"):
         df = source
         meta = dict(getattr(source, "attrs", {}) or {})
-        src = SiteSource("frame")
+        # A caveclient result names its table and version in attrs: keep them.
+        version = meta.get("materialization_version")
+        src = SiteSource(
+            "frame",
+            datastack=_opt_str(meta.get("datastack_name")),
+            table=_opt_str(meta.get("table_name")),
+            version=int(version) if isinstance(version, (int, np.integer)) else None,
+            timestamp=_opt_str(meta.get("timestamp")),
+        )
         where = "the DataFrame"
         line_offset = None
     else:
@@ -967,6 +1039,10 @@ def read_sites(
         where=where,
         line_offset=line_offset,
     )
+
+
+def _opt_str(v: Any) -> str | None:
+    return str(v) if v not in (None, "") else None
 
 
 def _row_name(i: int, line_offset: int | None) -> str:

@@ -9,6 +9,14 @@ under ``/data/``.
 The graphene table is built from a real segmentation volume: each root segment is split
 into two supervoxels (left and right halves, layer-1 ids), and one edit merged two roots
 into a new one at ``EDIT_TIME``, so lookups before and after it differ.
+
+The materialization service holds one synapse table (``SYNAPSE_TABLE``, 4 x 4 x 40 nm),
+built from the volume's touching segments (:mod:`imagery_gui.model.contacts`) with real
+supervoxel ids, and answers caveclient's ``query_table``/``synapse_query`` (an Arrow IPC
+stream, split positions, ``dataframe_resolution`` header), ``live_query`` (version
+metadata, ``past_id_mapping``), ``get_table_metadata`` and the version list. Version 1 is
+materialized before the edit, version 2 after it, so the two merged roots exist only in
+version 1 and the new root only in version 2.
 """
 
 from __future__ import annotations
@@ -31,6 +39,27 @@ T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 EDIT_TIME = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
 LAYER1 = np.uint64(1) << np.uint64(56)
 NEW_ROOT = 864691136000000001
+SYNAPSE_TABLE = "synapses_test"
+SYNAPSE_RES = (4, 4, 40)
+VERSIONS = (1, 2)
+
+
+def version_time(v: int) -> dt.datetime:
+    """When materialization version ``v`` was made (1: before the edit, 2: after)."""
+    return (T0 if v == 1 else EDIT_TIME) + dt.timedelta(days=1)
+
+
+@dataclass
+class SynapseRows:
+    """A synapse table: supervoxels and positions fixed, roots looked up per version."""
+
+    ids: np.ndarray
+    pre_sv: np.ndarray
+    post_sv: np.ndarray
+    pre: np.ndarray  # (n, 3) int64 at SYNAPSE_RES
+    post: np.ndarray
+    ctr: np.ndarray
+    size: np.ndarray
 
 
 @dataclass
@@ -42,6 +71,7 @@ class GrapheneTable:
     sv_to_root_before: dict[int, int]
     merged: tuple[int, int]  # the two roots merged at EDIT_TIME into NEW_ROOT
     info: dict = field(default_factory=dict)
+    synapses: SynapseRows | None = None
 
     def root_of(self, sv: int, ts: float | None) -> int:
         root = self.sv_to_root_before.get(sv, 0)
@@ -92,7 +122,26 @@ def build_graphene_table(
     # Two big neighbouring roots are the ones an edit merged.
     counts = Counter(int(v) for v in roots[roots > 0])
     a, b = (r for r, _ in counts.most_common(2))
-    return GrapheneTable("test_table", folder / "sv", mapping, (a, b), info)
+    syn = build_synapses(roots, sv, resolution, offset)
+    return GrapheneTable("test_table", folder / "sv", mapping, (a, b), info, syn)
+
+
+def build_synapses(roots: np.ndarray, sv: np.ndarray, resolution, offset) -> SynapseRows:
+    """Contacts between touching roots, positions at SYNAPSE_RES, with their supervoxels."""
+    from imagery_gui.model.contacts import synapse_frame, touching_contacts
+
+    c = touching_contacts(roots, max_sites=400, seed=11, depth=4)
+    factor = [int(r) // int(s) for r, s in zip(resolution, SYNAPSE_RES)]
+    df = synapse_frame(c, label_offset=offset, factor=factor, first_id=5001, seed=12)
+    return SynapseRows(
+        ids=df["id"].to_numpy(),
+        pre_sv=sv[tuple(c["pre"].T)].astype(np.int64),
+        post_sv=sv[tuple(c["post"].T)].astype(np.int64),
+        pre=np.stack(df["pre_pt_position"].to_numpy()),
+        post=np.stack(df["post_pt_position"].to_numpy()),
+        ctr=np.stack(df["ctr_pt_position"].to_numpy()),
+        size=df["size"].to_numpy(),
+    )
 
 
 class FakeCave(BoundedServer):
@@ -116,6 +165,7 @@ class FakeCave(BoundedServer):
         self.states = dict(states or {})
         self.max_seconds = max_seconds
         self.requests: list[tuple[str, str, str | None]] = []
+        self.queries: list[tuple[int, dict]] = []  # (version, body) of each synapse query
         self._lock = threading.Lock()
 
     @property
@@ -141,7 +191,7 @@ class FakeCave(BoundedServer):
             "viewer_resolution_x": 4,
             "viewer_resolution_y": 4,
             "viewer_resolution_z": 40,
-            "synapse_table": None,
+            "synapse_table": SYNAPSE_TABLE if self.table and self.table.synapses else None,
             "soma_table": None,
             "analysis_database": None,
             "description": "a test datastack",
@@ -168,6 +218,45 @@ class FakeCave(BoundedServer):
             }
         )
         return info
+
+    def version_metadata(self, v: int) -> dict:
+        when = version_time(v)
+        fmt = "%Y-%m-%dT%H:%M:%S.%f"
+        return {
+            "version": v,
+            "id": v,
+            "valid": True,
+            "datastack": self.datastack,
+            "time_stamp": when.strftime(fmt),
+            "expires_on": (when + dt.timedelta(days=365)).strftime(fmt),
+            "status": "AVAILABLE",
+        }
+
+    def synapse_metadata(self) -> dict:
+        """What the materialization service says about the synapse table."""
+        return {
+            "aligned_volume": "test_volume",
+            "table_name": SYNAPSE_TABLE,
+            "schema": "synapse",
+            "schema_type": "synapse",
+            "valid": True,
+            "created": T0.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+            "id": 1,
+            "user_id": "1",
+            "description": "contacts between touching segments of the test volume",
+            "reference_table": None,
+            "flat_segmentation_source": None,
+            "voxel_resolution_x": float(SYNAPSE_RES[0]),
+            "voxel_resolution_y": float(SYNAPSE_RES[1]),
+            "voxel_resolution_z": float(SYNAPSE_RES[2]),
+            "write_permission": "PRIVATE",
+            "read_permission": "PUBLIC",
+            "last_modified": T0.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+            "segmentation_source": "",
+            "pcg_table_name": self.table.name if self.table else "",
+            "last_updated": T0.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+            "annotation_table": SYNAPSE_TABLE,
+        }
 
     def __enter__(self) -> FakeCave:
         cave = self
@@ -222,7 +311,7 @@ class FakeCave(BoundedServer):
                     return self._send(
                         401, {"error": "unauthorized", "message": "invalid or missing token"}
                     )
-                body = self._body() if method == "POST" else b""
+                body = self._body()  # caveclient sends JSON bodies with some GETs too
                 ts = float(q["timestamp"][0]) if "timestamp" in q else None
                 t = cave.table
                 routes = {
@@ -231,7 +320,8 @@ class FakeCave(BoundedServer):
                     "/segmentation/api/versions": lambda: [0, 1],
                     "/segmentation/api/version": lambda: "2.15.0",
                     "/materialize/api/versions": lambda: [2, 3],
-                    "/materialize/version": lambda: "4.30.0",
+                    # >= 5.13: caveclient 8 refuses query_table against older servers.
+                    "/materialize/version": lambda: "5.30.0",
                     "/nglstate/api/v1/version": lambda: "1.0.0",
                 }
                 if path in routes:
@@ -241,21 +331,24 @@ class FakeCave(BoundedServer):
                 base = f"/segmentation/api/v1/table/{t.name}/" if t else "//"
                 if path.startswith(base):
                     return self._chunkedgraph(path[len(base) :], q, body, ts)
-                mat = f"/materialize/api/v3/datastack/{cave.datastack}/version/"
+                ds = f"/materialize/api/v3/datastack/{cave.datastack}"
+                if path == ds + "/versions":
+                    return self._send(200, list(VERSIONS))
+                if path == ds + "/metadata":
+                    return self._send(200, [cave.version_metadata(v) for v in VERSIONS])
+                mat = ds + "/version/"
                 if path.startswith(mat):
-                    v = int(path[len(mat) :].strip("/"))
-                    when = (T0 if v == 1 else EDIT_TIME) + dt.timedelta(days=1)
-                    fmt = "%Y-%m-%dT%H:%M:%S.%f"
-                    return self._send(
-                        200,
-                        {
-                            "version": v,
-                            "valid": True,
-                            "datastack": cave.datastack,
-                            "time_stamp": when.strftime(fmt),
-                            "expires_on": (when + dt.timedelta(days=365)).strftime(fmt),
-                        },
-                    )
+                    rest = path[len(mat) :].strip("/").split("/")
+                    v = int(rest[0])
+                    if len(rest) == 1:
+                        return self._send(200, cave.version_metadata(v))
+                    syn = t.synapses if t is not None else None
+                    if syn is not None and rest[1:3] == ["table", SYNAPSE_TABLE]:
+                        if rest[3:] == ["metadata"]:
+                            return self._send(200, cave.synapse_metadata())
+                        if rest[3:] == ["query"] and method == "POST":
+                            return self._synapse_query(v, json.loads(body or b"{}"))
+                    return self._send(404, {"error": "no such table", "path": path})
                 if path.startswith("/nglstate/api/v1/"):
                     key = path.rsplit("/", 1)[-1]
                     if key.isdigit() and int(key) in cave.states:
@@ -282,6 +375,18 @@ class FakeCave(BoundedServer):
                             after if r == NEW_ROOT else (not after if r in t.merged else True)
                         )
                     return self._send(200, {"is_latest": out})
+                if sub == "past_id_mapping":
+                    # GET with a JSON body: the ids at timestamp_past of each given root.
+                    past = float(q.get("timestamp_past", [T0.timestamp()])[0])
+                    past_map, future_map = {}, {}
+                    for r in (int(x) for x in data["root_ids"]):
+                        ids = [r]
+                        if r == NEW_ROOT and past < EDIT_TIME.timestamp():
+                            ids = list(t.merged)
+                        past_map[str(r)] = ids
+                        for old in ids:
+                            future_map[str(old)] = r
+                    return self._send(200, {"past_id_map": past_map, "future_id_map": future_map})
                 if sub == "root_timestamps":
                     stamps = [
                         (EDIT_TIME if int(r) == NEW_ROOT else T0).timestamp()
@@ -314,6 +419,63 @@ class FakeCave(BoundedServer):
                         },
                     )
                 return self._send(404, {"error": f"no chunkedgraph endpoint {sub}"})
+
+            def _synapse_query(self, version: int, data: dict) -> None:
+                """caveclient's query body -> an Arrow IPC stream of the matching rows."""
+                import pyarrow as pa
+
+                t = cave.table
+                syn = t.synapses
+                ts = version_time(version).timestamp()
+                pre_root = np.array([t.root_of(int(s), ts) for s in syn.pre_sv], dtype=np.int64)
+                post_root = np.array([t.root_of(int(s), ts) for s in syn.post_sv], dtype=np.int64)
+                cols = {"pre_pt_root_id": pre_root, "post_pt_root_id": post_root}
+                keep = np.ones(len(syn.ids), dtype=bool)
+                for key, test in (
+                    ("filter_in_dict", lambda a, v: np.isin(a, np.asarray(v, dtype=np.int64))),
+                    ("filter_notin_dict", lambda a, v: ~np.isin(a, np.asarray(v, dtype=np.int64))),
+                    ("filter_equal_dict", lambda a, v: a == int(v)),
+                ):
+                    for col, value in (data.get(key) or {}).get(SYNAPSE_TABLE, {}).items():
+                        if col not in cols:
+                            return self._send(400, {"message": f"cannot filter on {col}"})
+                        keep &= test(cols[col], value)
+                idx = np.flatnonzero(keep)
+                idx = idx[int(data.get("offset") or 0) :]
+                if data.get("limit"):
+                    idx = idx[: int(data["limit"])]
+                res = np.asarray(SYNAPSE_RES, dtype=float)
+                want = np.asarray(data.get("desired_resolution") or res, dtype=float)
+                table = {
+                    "id": syn.ids[idx],
+                    "valid": np.ones(len(idx), dtype=bool),
+                    "pre_pt_supervoxel_id": syn.pre_sv[idx],
+                    "pre_pt_root_id": pre_root[idx],
+                    "post_pt_supervoxel_id": syn.post_sv[idx],
+                    "post_pt_root_id": post_root[idx],
+                    "size": syn.size[idx],
+                }
+                for name, pts in (
+                    ("pre_pt_position", syn.pre),
+                    ("post_pt_position", syn.post),
+                    ("ctr_pt_position", syn.ctr),
+                ):
+                    scaled = pts[idx] * (res / want)
+                    for k, a in enumerate("xyz"):
+                        col = scaled[:, k]
+                        table[f"{name}_{a}"] = col if (want != res).any() else col.astype(np.int64)
+                sink = pa.BufferOutputStream()
+                tbl = pa.table(table)
+                with pa.ipc.new_stream(sink, tbl.schema) as writer:
+                    writer.write_table(tbl)
+                with cave._lock:
+                    cave.queries.append((version, data))
+                return self._send(
+                    200,
+                    sink.getvalue().to_pybytes(),
+                    "data.arrow",
+                    {"dataframe_resolution": ", ".join(str(float(v)) for v in want)},
+                )
 
             def _data(self, rel: str) -> None:
                 # /data/graphene_sv/... serves the supervoxels; /data/<x>/ the other layers.
