@@ -10,6 +10,7 @@ frame is filled).
 
 from __future__ import annotations
 
+from collections.abc import ValuesView
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from PIL import Image
 
 from . import render
 from .palette import DEFAULT_H, DEFAULT_L, DEFAULT_PALETTE, DEFAULT_S, color_table, palette_colors
-from .segments import unique_ids
+from .segments import SplitMasks, unique_ids
 
 __all__ = ["composite_overlay", "stack_images"]
 
@@ -69,7 +70,9 @@ def composite_overlay(
     ----------
     segs : dict, list or numpy.ndarray
         Masks (a dict of id to mask as returned by ``split_segmentation_cutout``, or a
-        list), or a label array of ids (every non-zero id becomes a segment).
+        list), or a label array of ids (every non-zero id becomes a segment). The split
+        cutouts' own dict (:class:`~imagery_gui.model.segments.SplitMasks`) is drawn from
+        its label image.
     colors : dict, list or None, optional
         Colours per segment: 0-1 RGB floats as ImageryClient takes them, 0-255 ints, hex
         strings or colour names. None picks them from ``palette``.
@@ -108,9 +111,15 @@ def composite_overlay(
     )
     render.alpha_to_uint8(alpha)  # validate before any work
 
+    split = segs.label_image() if isinstance(segs, SplitMasks) else None
     if isinstance(segs, np.ndarray):
         labels = segs
         keys = list(unique_ids(labels))
+        ndim = labels.ndim
+    elif split is not None:
+        # Masks of a label image (the split cutout): draw from the labels, never making
+        # the N full-frame masks. Keys keep the dict's order (deleted ones are gone).
+        labels, keys = split
         ndim = labels.ndim
     else:
         if isinstance(segs, dict):
@@ -125,7 +134,7 @@ def composite_overlay(
         return _imagery_only(imagery, dim)
     table = _colors_in_order(keys, colors, palette, h, l, s)
 
-    if isinstance(segs, np.ndarray):
+    if isinstance(segs, np.ndarray) or split is not None:
         index = render.label_index(labels, keys)
         frames = [None] if ndim == 2 else list(range(labels.shape[dim]))
         out = []
@@ -173,13 +182,42 @@ def _imagery_only(imagery: Any, dim: int):
     return [render.imagery_to_rgba(_slice(arr, ii, dim)) for ii in range(arr.shape[dim])]
 
 
+def _to_rgba(img: Any) -> Image.Image:
+    if isinstance(img, Image.Image):
+        return img.convert("RGBA")
+    arr = np.asarray(img)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * np.uint8(255)
+    return Image.fromarray(arr.T).convert("RGBA")
+
+
+def _stackable(images: Any) -> Any:
+    """The images to stack, one at a time.
+
+    A split cutout's mask dict (or its ``values()``), which ImageryClient cannot stack,
+    gives one white-on-black mask image per segment, each made from the label image when
+    it is drawn, so N full-frame masks never exist at once.
+    """
+    if isinstance(images, SplitMasks):
+        owner = images
+    elif isinstance(images, ValuesView) and isinstance(images._mapping, SplitMasks):
+        owner = images._mapping
+    else:
+        return images
+    split = owner.label_image()
+    if split is not None:
+        return (owner.mask_of(k, bool) for k in split[1])
+    return (np.asarray(v) > 0 for v in owner.values())
+
+
 def stack_images(images, direction="horizontal", spacing=10):
     """Stack images side by side (``'horizontal'``) or top to bottom (``'vertical'``).
 
     Parameters
     ----------
     images : list-like
-        PIL images (or ``(x, y)`` arrays, as ImageryClient accepts).
+        PIL images (or ``(x, y)`` arrays, as ImageryClient accepts). A split cutout's
+        mask dict or its ``values()`` stacks one mask image per segment (white on black).
     direction : {'horizontal', 'vertical'}, optional
         Default 'horizontal'.
     spacing : int, optional
@@ -192,12 +230,7 @@ def stack_images(images, direction="horizontal", spacing=10):
     """
     if direction not in ("horizontal", "vertical"):
         raise ValueError('Direction must be either "horizontal" or "vertical".')
-    imgs = [
-        i.convert("RGBA")
-        if isinstance(i, Image.Image)
-        else Image.fromarray(np.asarray(i).T).convert("RGBA")
-        for i in images
-    ]
+    imgs = [_to_rgba(i) for i in _stackable(images)]
     if not imgs:
         raise ValueError("no images to stack")
     if direction == "horizontal":
