@@ -143,7 +143,10 @@ def composite_overlay(
                 _slice(index, ii, dim), len(keys), geom, need_hidden_rgb=imagery is None
             )
             img = None if imagery is None else _slice_imagery(imagery, ii, dim)
-            out.append(render.composite(img, render.blend(cov, table, alpha)))
+            fast = _composite_over_grey(img, cov, table, alpha)
+            out.append(
+                fast if fast is not None else render.composite(img, render.blend(cov, table, alpha))
+            )
         return out[0] if ndim == 2 else out
 
     if ndim == 2:
@@ -156,6 +159,46 @@ def composite_overlay(
         img = None if imagery is None else _slice_imagery(imagery, ii, dim)
         out.append(render.composite(img, render.blend(cov, table, alpha)))
     return out
+
+
+def _composite_over_grey(
+    grey: Any, cov: render.Coverage, table: np.ndarray, alpha: float
+) -> Image.Image | None:
+    """The composite of one overlay layer over 8-bit greyscale imagery, by table lookup.
+
+    Pillow's ``alpha_composite`` works pixel by pixel, so its result depends only on the
+    imagery's grey value and the segment (colour and alpha) over it: composite every
+    (segment, grey) pair once with Pillow itself (an (n+1) x 256 strip) and look each pixel
+    up, instead of building the RGBA imagery and overlay frames and compositing 1-4 MP.
+    Same pixels by construction. None when this does not apply (several overlay layers,
+    PIL or non-uint8 imagery, a size mismatch): the caller composites as usual.
+    """
+    if (
+        cov.extra
+        or not isinstance(grey, np.ndarray)
+        or grey.dtype != np.uint8
+        or grey.shape != cov.shape
+    ):
+        return None
+    n = cov.n
+    a = render.alpha_to_uint8(alpha)
+    src = np.zeros((n + 1, 256, 4), dtype=np.uint8)  # row n: nothing (transparent)
+    if a:
+        src[:n, :, :3] = np.asarray(table, dtype=np.uint8)[:n, np.newaxis, :3]
+        src[:n, :, 3] = a
+    dst = np.empty((n + 1, 256, 4), dtype=np.uint8)
+    dst[..., :3] = np.arange(256, dtype=np.uint8)[np.newaxis, :, np.newaxis]
+    dst[..., 3] = 255
+    lut = np.asarray(
+        Image.alpha_composite(Image.fromarray(dst, "RGBA"), Image.fromarray(src, "RGBA"))
+    ).reshape(-1, 4)
+    index = cov.base
+    if cov.keep is not None:
+        index = np.where(cov.keep, index, -1)
+    pos = np.where(index < 0, np.int32(n), index).astype(np.int32, copy=False)
+    pos <<= 8
+    pos |= grey
+    return Image.fromarray(render.apply_lut(lut, pos), "RGBA")
 
 
 def _as_array(imagery: Any) -> np.ndarray:
