@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from ._version import __version__
 
 # Re-exported: the viewer and export parsers share these options (see cli_args).
-from .cli_args import add_cave_arguments, add_site_arguments
+from .cli_args import OneLineParser, add_cave_arguments, add_site_arguments
 
 HEADLESS_HINT = (
     "imagery-gui: no display available. Run headless with `imagery-gui --screenshot out.png` "
@@ -59,17 +59,6 @@ def display_problem(
                 return missing_message(missing)
         return None
     return HEADLESS_HINT
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line, ``PROG: error: ... (see --help)``.
-
-    argparse's default prints the whole usage (17 lines for ``export``) before the error,
-    which buries the one line that says what is wrong. Exit code 2, as argparse's.
-    """
-
-    def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _floats(n: int):

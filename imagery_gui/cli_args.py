@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_cave_arguments", "add_site_arguments"]
+__all__ = ["OneLineParser", "add_cave_arguments", "add_site_arguments"]
 
 
 def add_cave_arguments(p: argparse.ArgumentParser) -> None:
@@ -82,3 +82,14 @@ def add_site_arguments(p: argparse.ArgumentParser, export: bool = False) -> None
             action="store_true",
             help="leave the site glyphs out of the figure (default: drawn)",
         )
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, ``PROG: error: ... (see --help)``.
+
+    argparse's default prints the whole usage (17 lines for ``export``) before the error,
+    which buries the one line that says what is wrong. Exit code 2, as argparse's.
+    """
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")

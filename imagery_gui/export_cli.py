@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .cli_args import add_cave_arguments, add_site_arguments
+from .cli_args import OneLineParser, add_cave_arguments, add_site_arguments
 from .model.errors import ImageryGuiError
 from .model.style import OverlayStyle, Selection
 
@@ -21,12 +21,11 @@ EXIT_INTERNAL_ERROR = 1
 
 
 def export_parser() -> argparse.ArgumentParser:
-    from .cli import OneLineParser
-
     p = OneLineParser(
         prog="imagery-gui export",
         description=(
-            "Render an exact-pixel figure of imagery with its segmentation, headless. Without "
+            "Render an exact-pixel figure of imagery with its segmentation, headless: the figure "
+            "File > Export makes for the same view and style. With --color-by order and no other "
             "style options the PNG equals ImageryClient's composite_overlay(segs, imagery=image) "
             "for the same cutout. A provenance JSON is written beside it."
         ),

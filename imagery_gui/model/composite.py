@@ -10,6 +10,7 @@ frame is filled).
 
 from __future__ import annotations
 
+from collections.abc import ValuesView
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from PIL import Image
 
 from . import render
 from .palette import DEFAULT_H, DEFAULT_L, DEFAULT_PALETTE, DEFAULT_S, color_table, palette_colors
-from .segments import unique_ids
+from .segments import SplitMasks, unique_ids
 
 __all__ = ["composite_overlay", "stack_images"]
 
@@ -69,7 +70,9 @@ def composite_overlay(
     ----------
     segs : dict, list or numpy.ndarray
         Masks (a dict of id to mask as returned by ``split_segmentation_cutout``, or a
-        list), or a label array of ids (every non-zero id becomes a segment).
+        list), or a label array of ids (every non-zero id becomes a segment). The split
+        cutouts' own dict (:class:`~imagery_gui.model.segments.SplitMasks`) is drawn from
+        its label image.
     colors : dict, list or None, optional
         Colours per segment: 0-1 RGB floats as ImageryClient takes them, 0-255 ints, hex
         strings or colour names. None picks them from ``palette``.
@@ -108,9 +111,15 @@ def composite_overlay(
     )
     render.alpha_to_uint8(alpha)  # validate before any work
 
+    split = segs.label_image() if isinstance(segs, SplitMasks) else None
     if isinstance(segs, np.ndarray):
         labels = segs
         keys = list(unique_ids(labels))
+        ndim = labels.ndim
+    elif split is not None:
+        # Masks of a label image (the split cutout): draw from the labels, never making
+        # the N full-frame masks. Keys keep the dict's order (deleted ones are gone).
+        labels, keys = split
         ndim = labels.ndim
     else:
         if isinstance(segs, dict):
@@ -125,7 +134,7 @@ def composite_overlay(
         return _imagery_only(imagery, dim)
     table = _colors_in_order(keys, colors, palette, h, l, s)
 
-    if isinstance(segs, np.ndarray):
+    if isinstance(segs, np.ndarray) or split is not None:
         index = render.label_index(labels, keys)
         frames = [None] if ndim == 2 else list(range(labels.shape[dim]))
         out = []
@@ -134,7 +143,10 @@ def composite_overlay(
                 _slice(index, ii, dim), len(keys), geom, need_hidden_rgb=imagery is None
             )
             img = None if imagery is None else _slice_imagery(imagery, ii, dim)
-            out.append(render.composite(img, render.blend(cov, table, alpha)))
+            fast = _composite_over_grey(img, cov, table, alpha)
+            out.append(
+                fast if fast is not None else render.composite(img, render.blend(cov, table, alpha))
+            )
         return out[0] if ndim == 2 else out
 
     if ndim == 2:
@@ -147,6 +159,46 @@ def composite_overlay(
         img = None if imagery is None else _slice_imagery(imagery, ii, dim)
         out.append(render.composite(img, render.blend(cov, table, alpha)))
     return out
+
+
+def _composite_over_grey(
+    grey: Any, cov: render.Coverage, table: np.ndarray, alpha: float
+) -> Image.Image | None:
+    """The composite of one overlay layer over 8-bit greyscale imagery, by table lookup.
+
+    Pillow's ``alpha_composite`` works pixel by pixel, so its result depends only on the
+    imagery's grey value and the segment (colour and alpha) over it: composite every
+    (segment, grey) pair once with Pillow itself (an (n+1) x 256 strip) and look each pixel
+    up, instead of building the RGBA imagery and overlay frames and compositing 1-4 MP.
+    Same pixels by construction. None when this does not apply (several overlay layers,
+    PIL or non-uint8 imagery, a size mismatch): the caller composites as usual.
+    """
+    if (
+        cov.extra
+        or not isinstance(grey, np.ndarray)
+        or grey.dtype != np.uint8
+        or grey.shape != cov.shape
+    ):
+        return None
+    n = cov.n
+    a = render.alpha_to_uint8(alpha)
+    src = np.zeros((n + 1, 256, 4), dtype=np.uint8)  # row n: nothing (transparent)
+    if a:
+        src[:n, :, :3] = np.asarray(table, dtype=np.uint8)[:n, np.newaxis, :3]
+        src[:n, :, 3] = a
+    dst = np.empty((n + 1, 256, 4), dtype=np.uint8)
+    dst[..., :3] = np.arange(256, dtype=np.uint8)[np.newaxis, :, np.newaxis]
+    dst[..., 3] = 255
+    lut = np.asarray(
+        Image.alpha_composite(Image.fromarray(dst, "RGBA"), Image.fromarray(src, "RGBA"))
+    ).reshape(-1, 4)
+    index = cov.base
+    if cov.keep is not None:
+        index = np.where(cov.keep, index, -1)
+    pos = np.where(index < 0, np.int32(n), index).astype(np.int32, copy=False)
+    pos <<= 8
+    pos |= grey
+    return Image.fromarray(render.apply_lut(lut, pos), "RGBA")
 
 
 def _as_array(imagery: Any) -> np.ndarray:
@@ -173,13 +225,42 @@ def _imagery_only(imagery: Any, dim: int):
     return [render.imagery_to_rgba(_slice(arr, ii, dim)) for ii in range(arr.shape[dim])]
 
 
+def _to_rgba(img: Any) -> Image.Image:
+    if isinstance(img, Image.Image):
+        return img.convert("RGBA")
+    arr = np.asarray(img)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * np.uint8(255)
+    return Image.fromarray(arr.T).convert("RGBA")
+
+
+def _stackable(images: Any) -> Any:
+    """The images to stack, one at a time.
+
+    A split cutout's mask dict (or its ``values()``), which ImageryClient cannot stack,
+    gives one white-on-black mask image per segment, each made from the label image when
+    it is drawn, so N full-frame masks never exist at once.
+    """
+    if isinstance(images, SplitMasks):
+        owner = images
+    elif isinstance(images, ValuesView) and isinstance(images._mapping, SplitMasks):  # type: ignore[attr-defined]
+        owner = images._mapping  # type: ignore[attr-defined] # abc views' own attribute
+    else:
+        return images
+    split = owner.label_image()
+    if split is not None:
+        return (owner.mask_of(k, bool) for k in split[1])
+    return (np.asarray(v) > 0 for v in owner.values())
+
+
 def stack_images(images, direction="horizontal", spacing=10):
     """Stack images side by side (``'horizontal'``) or top to bottom (``'vertical'``).
 
     Parameters
     ----------
     images : list-like
-        PIL images (or ``(x, y)`` arrays, as ImageryClient accepts).
+        PIL images (or ``(x, y)`` arrays, as ImageryClient accepts). A split cutout's
+        mask dict or its ``values()`` stacks one mask image per segment (white on black).
     direction : {'horizontal', 'vertical'}, optional
         Default 'horizontal'.
     spacing : int, optional
@@ -192,12 +273,7 @@ def stack_images(images, direction="horizontal", spacing=10):
     """
     if direction not in ("horizontal", "vertical"):
         raise ValueError('Direction must be either "horizontal" or "vertical".')
-    imgs = [
-        i.convert("RGBA")
-        if isinstance(i, Image.Image)
-        else Image.fromarray(np.asarray(i).T).convert("RGBA")
-        for i in images
-    ]
+    imgs = [_to_rgba(i) for i in _stackable(images)]
     if not imgs:
         raise ValueError("no images to stack")
     if direction == "horizontal":

@@ -18,7 +18,8 @@ Where ImageryClient is wrong, this is right (each case is tested and listed in t
 * a cutout one voxel deep drops only z, never a 1-pixel-wide x or y axis.
 
 It is also faster: chunk reads are cached in memory between calls (``lru_bytes``), and
-split masks are built in one pass instead of one full-image comparison per segment.
+split masks are a :class:`~imagery_gui.model.segments.SplitMasks`: a dict that holds the
+label image once and makes each mask when it is read, instead of N full-frame masks.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ from .geometry import bounds_from_center, normalize_bounds
 
 # _to_ic/_from_ic and save_image_slices live in icio (export writes masks with them too);
 # save_image_slices stays importable from here and from the package root.
-from .icio import from_ic as _from_ic
+from .icio import from_ic as _from_ic  # noqa: F401 - kept importable
 from .icio import save_image_slices
 from .icio import to_ic as _to_ic
-from .segments import split_masks, to_int64_if_safe
+from .segments import SplitMasks, to_int64_if_safe
 
 __all__ = ["ImageryClient", "bounds_from_center", "save_image_slices"]
 
@@ -389,7 +390,9 @@ class ImageryClient:
         Returns
         -------
         dict
-            Root id to ``(x, y[, z])`` int mask with 1 where the object is.
+            Root id to ``(x, y[, z])`` int mask with 1 where the object is: a
+            :class:`~imagery_gui.model.segments.SplitMasks`, which holds the label image
+            once and makes each mask when it is read.
         """
         seg = self.segmentation_cutout(
             bounds,
@@ -400,11 +403,12 @@ class ImageryClient:
             resolution=resolution,
             timestamp=timestamp,
             scale_to_bounds=scale_to_bounds,
+            convert_to_int64=False,
         )
         if seg.size == 0:
             return {}
-        masks = split_masks(_from_ic(seg), include_null_root=include_null_root)
-        return {k: _to_ic(v) for k, v in masks.items()}
+        labels = to_int64_if_safe(seg, copy=False)  # the dict's own label image
+        return SplitMasks.from_labels(labels, include_null_root=include_null_root)
 
     def image_and_segmentation_cutout(
         self,
@@ -472,8 +476,8 @@ class ImageryClient:
             scale_to_bounds=bool(scale_to_bounds),
         )
         if split_segmentations:
-            masks = split_masks(to_int64_if_safe(seg), include_null_root=include_null_root)
-            return _to_ic(img), {k: _to_ic(v) for k, v in masks.items()}
+            labels = _to_ic(to_int64_if_safe(seg, copy=False))
+            return _to_ic(img), SplitMasks.from_labels(labels, include_null_root=include_null_root)
         if convert_to_int64:
             seg = to_int64_if_safe(seg)
         return _to_ic(img), _to_ic(seg)
@@ -559,7 +563,14 @@ class ImageryClient:
             )
         else:
             seg_dict = precomputed_masks
-        for root_id, seg_mask in seg_dict.items():
+        split = seg_dict.label_image() if isinstance(seg_dict, SplitMasks) else None
+        if split is not None:
+            # The split cutout's own dict: one boolean mask at a time from its label image
+            # (the same PNGs; no int64 mask is made).
+            pairs: Any = ((k, seg_dict.mask_of(k, bool)) for k in split[1])
+        else:
+            pairs = seg_dict.items()
+        for root_id, seg_mask in pairs:
             save_image_slices(
                 filename_prefix,
                 f"root_id_{root_id}",

@@ -47,20 +47,108 @@ def palette_colors(
     l: float = DEFAULT_L,  # noqa: E741 - ImageryClient's parameter name
     s: float = DEFAULT_S,
 ) -> list[tuple[float, float, float]]:
-    """``n`` colours (0-1 floats) from a seaborn palette, as ImageryClient picks them."""
-    from seaborn import color_palette, hls_palette, husl_palette
+    """``n`` colours (0-1 floats) from a seaborn palette, as ImageryClient picks them.
 
+    The same floats as seaborn's ``husl_palette`` / ``hls_palette`` / ``color_palette``,
+    without importing seaborn: husl and hls are computed here as seaborn computes them,
+    seaborn's and matplotlib's common named palettes come from a table generated from
+    seaborn (``imagery_gui/resources/palettes.json``, checked by a test). Only other
+    names (``"ch:..."``, ``"light:..."``, a rarely used colormap) import seaborn.
+    """
     if n <= 0:
         return []
     if palette == NEUROGLANCER:
         raise ValueError("the 'neuroglancer' palette colours segments by id (see ngl.ng_colors)")
-    try:
-        if palette == "husl":
-            cols = husl_palette(n, h=h, s=s, l=l)
-        elif palette == "hls":
-            cols = hls_palette(n, h=h, s=s, l=l)
+    if palette == "husl":
+        return _husl_palette(n, h, s, l)
+    if palette == "hls":
+        return _hls_palette(n, h, l, s)
+    named = _named_palette(n, palette)
+    if named is not None:
+        return named
+    return _seaborn_palette(n, palette)
+
+
+def _husl_palette(n: int, h: float, s: float, l: float) -> list[tuple[float, float, float]]:  # noqa: E741
+    """seaborn's ``husl_palette(n, h=h, s=s, l=l)``, step by step."""
+    from ._husl import husl_to_rgb
+
+    hues = np.linspace(0, 1, int(n) + 1)[:-1]
+    hues += h
+    hues %= 1
+    hues *= 359
+    s *= 99
+    l *= 99  # noqa: E741
+    out = []
+    for h_i in hues:
+        # seaborn: np.clip to 0-1, then matplotlib's to_rgb (a float() per channel).
+        rgb = np.clip(husl_to_rgb(h_i, s, l), 0, 1)
+        out.append((float(rgb[0]), float(rgb[1]), float(rgb[2])))
+    return out
+
+
+def _hls_palette(n: int, h: float, l: float, s: float) -> list[tuple[float, float, float]]:  # noqa: E741
+    """seaborn's ``hls_palette(n, h=h, l=l, s=s)``, step by step."""
+    import colorsys
+
+    hues = np.linspace(0, 1, int(n) + 1)[:-1]
+    hues += h
+    hues %= 1
+    hues -= hues.astype(int)
+    return [tuple(float(v) for v in colorsys.hls_to_rgb(h_i, l, s)) for h_i in hues]  # type: ignore[misc]
+
+
+_TABLE: dict[str, Any] | None = None
+
+
+def _palette_table() -> dict[str, Any]:
+    global _TABLE
+    if _TABLE is None:
+        import json
+        from importlib.resources import files
+
+        text = (files("imagery_gui") / "resources" / "palettes.json").read_text("utf-8")
+        _TABLE = json.loads(text)
+    return _TABLE
+
+
+def _named_palette(n: int, name: str) -> list[tuple[float, float, float]] | None:
+    """seaborn's ``color_palette(n_colors=n, palette=name)`` for a name in the table."""
+    table = _palette_table()
+    if name in table["seaborn_palettes"]:
+        # seaborn's own hex lists; matplotlib reads hex as int / 255.
+        cols = [
+            (int(x[1:3], 16) / 255, int(x[3:5], 16) / 255, int(x[5:7], 16) / 255)
+            for x in table["seaborn_palettes"][name]
+        ]
+    elif name in table["colormaps"]:
+        entry = table["colormaps"][name]
+        lut = np.asarray(entry["lut"], dtype=np.float64)
+        size = len(lut)
+        # seaborn's mpl_palette: qualitative maps are indexed, others sampled inside (0, 1).
+        if entry["qualitative"]:
+            bins = np.linspace(0, 1, int(entry["qualitative"]))[:n]
         else:
-            cols = color_palette(n_colors=n, palette=palette)
+            bins = np.linspace(0, 1, int(n) + 2)[1:-1]
+        # matplotlib's Colormap.__call__ for floats: x * N, N -> N-1, truncate, clip.
+        xa = bins * size
+        xa[xa == size] = size - 1
+        idx = np.clip(xa.astype(int), 0, size - 1)
+        cols = [tuple(float(v) for v in lut[i]) for i in idx]  # type: ignore[misc]
+    else:
+        return None
+    if not cols:
+        return None
+    # seaborn returns exactly n colours, cycling a shorter palette.
+    return [cols[i % len(cols)] for i in range(n)]  # type: ignore[misc]
+
+
+def _seaborn_palette(n: int, palette: str) -> list[tuple[float, float, float]]:
+    """Any other seaborn palette name, through seaborn itself (imported only here)."""
+    from seaborn import color_palette
+
+    try:
+        cols = color_palette(n_colors=n, palette=palette)
     except ValueError as exc:
         raise ValueError(
             f"unknown palette {palette!r}: use a seaborn palette name such as husl, hls, "

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
-from scipy import ndimage
 
 
 @lru_cache(maxsize=512)
@@ -26,6 +25,8 @@ def zoom_index(n_in: int, n_out: int) -> np.ndarray:
     if n_in <= 0 or n_out <= 0:
         raise ValueError(f"cannot resample an axis of length {n_in} to {n_out}")
     src = np.arange(n_in, dtype=np.float64)
+    from scipy import ndimage  # imported when first needed (~0.3 s)
+
     out = ndimage.zoom(src, n_out / n_in, order=0, mode="nearest")
     if out.shape[0] != n_out:  # pragma: no cover - scipy's own rounding, guarded anyway
         raise ValueError(f"zoom gave {out.shape[0]} samples for {n_in}->{n_out}")

@@ -6,10 +6,14 @@ Neuroglancer states) carries them as decimal strings.
 
 from __future__ import annotations
 
+import copy as _copy
 import re
 import warnings
-from collections.abc import Iterable
+import weakref
+from collections import OrderedDict
+from collections.abc import ItemsView, Iterable, Iterator, ValuesView
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import fastremap
@@ -271,12 +275,12 @@ def _index_of(flat: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return out.astype(np.int64, copy=False)
 
 
-def to_int64_if_safe(labels: np.ndarray) -> np.ndarray:
+def to_int64_if_safe(labels: np.ndarray, copy: bool = True) -> np.ndarray:
     """ImageryClient's ``convert_to_int64``, with a check that can actually fail.
 
     Converts to ``int64`` when every id fits (all real root ids do: they are below 2**63);
     otherwise warns and returns the ``uint64`` array unchanged rather than wrapping ids to
-    negative numbers.
+    negative numbers. ``copy=False`` returns a view of a ``uint64`` array when it can.
     """
     import warnings
 
@@ -291,4 +295,301 @@ def to_int64_if_safe(labels: np.ndarray) -> np.ndarray:
             stacklevel=3,
         )
         return labels
+    if not copy and labels.dtype == np.uint64:
+        # Every id fits: the same bits read as int64 (no second full-size array).
+        return labels.view(np.int64)
     return labels.astype(np.int64)
+
+
+# -- split segmentation as a lazy dict -----------------------------------------------------
+class _Lazy:
+    """Placeholder stored in a :class:`SplitMasks`' own dict slots for masks not built yet.
+
+    Every public way of reading a value goes through ``__getitem__`` and never sees it; it
+    has a telling repr in case some C-level path reads the raw slot.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<mask made on access>"
+
+    def __reduce__(self) -> str:
+        return "_LAZY"  # unpickles (and copies) as the module's one instance
+
+
+_LAZY = _Lazy()
+
+#: How many recently read masks a SplitMasks keeps alive (each is a full-frame int array,
+#: as large as the label image; one keeps the split cutout within 2x its label image).
+_RECENT = 1
+
+
+class _SplitValues(ValuesView):
+    """``values()`` of a :class:`SplitMasks`: masks made one at a time while iterating."""
+
+    __slots__ = ()
+
+    def __reversed__(self) -> Iterator[Any]:
+        m = self._mapping  # type: ignore[attr-defined] # abc views' own attribute (untyped)
+        for k in reversed(m):
+            yield m[k]
+
+    def __repr__(self) -> str:
+        return f"dict_values([{', '.join(repr(v) for v in self)}])"
+
+    @property
+    def mapping(self) -> MappingProxyType:
+        return MappingProxyType(self._mapping)  # type: ignore[attr-defined] # as above
+
+
+class _SplitItems(ItemsView):
+    """``items()`` of a :class:`SplitMasks`: masks made one at a time while iterating."""
+
+    __slots__ = ()
+
+    def __reversed__(self) -> Iterator[tuple[Any, Any]]:
+        m = self._mapping  # type: ignore[attr-defined] # abc views' own attribute (untyped)
+        for k in reversed(m):
+            yield (k, m[k])
+
+    def __repr__(self) -> str:
+        return f"dict_items([{', '.join(repr(kv) for kv in self)}])"
+
+    @property
+    def mapping(self) -> MappingProxyType:
+        return MappingProxyType(self._mapping)  # type: ignore[attr-defined] # as above
+
+
+class SplitMasks(dict):
+    """ImageryClient's dict of per-segment masks, holding the label image once.
+
+    ``split_segmentation_cutout`` and ``image_and_segmentation_cutout(...,
+    split_segmentations=True)`` return one. It is a ``dict`` (``isinstance`` holds) with
+    ImageryClient's keys in ImageryClient's order, and ``d[k]`` is exactly ImageryClient's
+    mask (``(labels == k).astype(int)``: same shape, dtype and values), but the mask is made
+    when it is read instead of N full-frame masks up front. The last mask read is kept
+    (``d[k] is d[k]``), as is every mask still referenced elsewhere, so a mask changed in
+    place stays changed; such a mask, or a value assigned with ``d[k] = v``, is then held as
+    an ordinary value. Every dict method (``values``, ``items``, ``get``, ``pop``,
+    ``update``, ``copy``, ``|``, ``==``, ``dict(d)``, pickling, ...) behaves as a dict's.
+
+    ``composite_overlay``, the ``save_*`` methods and ``stack_images`` draw from the label
+    image directly (:meth:`label_image`) while every value is still its segment's mask.
+    """
+
+    __slots__ = ("__weakref__", "_alive", "_dtype", "_labels", "_recent")
+
+    def __init__(self, labels: np.ndarray, keys: Iterable[Any], dtype: Any = int) -> None:
+        super().__init__()
+        self._labels = labels
+        self._dtype = np.dtype(dtype)
+        self._recent: OrderedDict[Any, np.ndarray] = OrderedDict()
+        self._alive: weakref.WeakValueDictionary[Any, np.ndarray] = weakref.WeakValueDictionary()
+        for k in keys:
+            dict.__setitem__(self, k, _LAZY)
+
+    @classmethod
+    def from_labels(
+        cls, labels: np.ndarray, include_null_root: bool = False, dtype: Any = int
+    ) -> SplitMasks:
+        """Masks of every id of ``labels`` (ascending; 0 only with ``include_null_root``)."""
+        keys = unique_ids(labels, include_zero=include_null_root)
+        return cls(labels, [keys[i] for i in range(keys.size)], dtype)
+
+    # -- the fast path -------------------------------------------------------------------
+    def label_image(self) -> tuple[np.ndarray, list[Any]] | None:
+        """``(labels, keys)`` when every value is still the mask of its key in ``labels``.
+
+        ``keys`` is the dict's order (keys deleted since are gone). None once a value was
+        assigned or a mask was changed in place: then the values are the truth.
+        """
+        self._sync()
+        if any(v is not _LAZY for v in dict.values(self)):
+            return None
+        return self._labels, list(dict.keys(self))
+
+    def mask_of(self, key: Any, dtype: Any = None) -> np.ndarray:
+        """A fresh mask of ``key`` from the label image (``bool`` is the cheapest)."""
+        out = np.equal(self._labels, key)
+        dt = self._dtype if dtype is None else np.dtype(dtype)
+        return out if dt == np.bool_ else out.astype(dt)
+
+    def _make(self, key: Any) -> np.ndarray:
+        mask = self._alive.get(key)
+        if mask is None:
+            mask = self.mask_of(key)
+            self._alive[key] = mask
+        self._recent[key] = mask
+        self._recent.move_to_end(key)
+        while len(self._recent) > _RECENT:
+            old_key, old = self._recent.popitem(last=False)
+            self._check(old_key, old)
+        return mask
+
+    def _check(self, key: Any, mask: np.ndarray) -> None:
+        """Keep a mask changed in place as an ordinary value (it no longer is the label's)."""
+        if dict.get(self, key, None) is not _LAZY:
+            return
+        if mask.shape != self._labels.shape or mask.dtype != self._dtype:
+            changed = True
+        else:
+            changed = not np.array_equal(mask, np.equal(self._labels, key))
+        if changed:
+            dict.__setitem__(self, key, mask)
+            self._alive.pop(key, None)
+
+    def _sync(self) -> None:
+        """Check every mask that a caller may still change (the recent and referenced ones)."""
+        for key, mask in list(self._recent.items()) + list(self._alive.items()):
+            self._check(key, mask)
+
+    def _forget(self, key: Any) -> None:
+        self._recent.pop(key, None)
+        self._alive.pop(key, None)
+
+    # -- reading -------------------------------------------------------------------------
+    def __getitem__(self, key: Any) -> Any:
+        v = dict.__getitem__(self, key)
+        return self._make(key) if v is _LAZY else v
+
+    # Overriding __iter__ makes CPython's dict(m), {**m}, d.update(m) and friends read
+    # through keys() and __getitem__ instead of copying the raw slots.
+    def __iter__(self) -> Iterator[Any]:
+        return dict.__iter__(self)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self[key] if key in self else default  # noqa: SIM401 - this is get()
+
+    def values(self) -> _SplitValues:  # type: ignore[override]
+        return _SplitValues(self)
+
+    def items(self) -> _SplitItems:  # type: ignore[override]
+        return _SplitItems(self)
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{k!r}: {self[k]!r}" for k in self) + "}"
+
+    def __eq__(self, other: object) -> bool:
+        # A dict's comparison, value by value: masks that are arrays make it raise just as
+        # ImageryClient's dict does (the truth value of an array is ambiguous).
+        if not isinstance(other, dict):
+            return NotImplemented
+        if len(self) != len(other):
+            return False
+        for k in self:
+            if k not in other:
+                return False
+            a, b = self[k], other[k]
+            if a is not b and not (a == b):
+                return False
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # -- writing -------------------------------------------------------------------------
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._forget(key)
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        dict.__delitem__(self, key)
+        self._forget(key)
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        if key in self:
+            v = self[key]
+            del self[key]
+            return v
+        if default:
+            return default[0]
+        raise KeyError(key)
+
+    def popitem(self) -> tuple[Any, Any]:
+        if not len(self):
+            raise KeyError("popitem(): dictionary is empty")
+        key = next(reversed(self))
+        return key, self.pop(key)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key in self:
+            return self[key]
+        self[key] = default
+        return default
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        if len(args) > 1:
+            raise TypeError(f"update expected at most 1 argument, got {len(args)}")
+        if args:
+            other = args[0]
+            if hasattr(other, "keys"):
+                for k in other.keys():  # noqa: SIM118 - dict.update's protocol
+                    self[k] = other[k]
+            else:
+                for k, v in other:
+                    self[k] = v
+        for k, v in kwargs.items():
+            self[k] = v
+
+    def clear(self) -> None:
+        dict.clear(self)
+        self._recent.clear()
+        self._alive.clear()
+
+    def __ior__(self, other: Any) -> SplitMasks:
+        self.update(other)
+        return self
+
+    def __or__(self, other: Any) -> Any:
+        if not isinstance(other, dict):
+            return NotImplemented
+        new = self.copy()
+        new.update(other)
+        return new
+
+    def __ror__(self, other: Any) -> Any:
+        if not isinstance(other, dict):
+            return NotImplemented
+        new = dict(other)
+        new.update(self)
+        return new
+
+    @classmethod
+    def fromkeys(cls, iterable: Iterable[Any], value: Any = None) -> dict:  # type: ignore[override]
+        return dict.fromkeys(iterable, value)
+
+    # -- copying and pickling ------------------------------------------------------------
+    def _slots(self) -> list[tuple[Any, Any]]:
+        self._sync()
+        return list(dict.items(self))
+
+    @classmethod
+    def _rebuild(cls, labels: np.ndarray, dtype: Any, slots: list[tuple[Any, Any]]) -> SplitMasks:
+        new = cls(labels, [k for k, _ in slots], dtype)
+        for k, v in slots:
+            if v is not _LAZY:
+                dict.__setitem__(new, k, v)
+        return new
+
+    def copy(self) -> SplitMasks:  # type: ignore[override]
+        """A shallow copy (shares the label image, which is never written)."""
+        return self._rebuild(self._labels, self._dtype, self._slots())
+
+    def __copy__(self) -> SplitMasks:
+        return self.copy()
+
+    def __deepcopy__(self, memo: dict) -> SplitMasks:
+        slots = _copy.deepcopy(self._slots(), memo)
+        return self._rebuild(self._labels.copy(), self._dtype, slots)
+
+    def __reduce__(self) -> Any:
+        # Pickles as the label image plus keys: 1x the labels, not N full-frame masks.
+        return (_rebuild_split_masks, (self._labels, self._dtype.str, self._slots()))
+
+
+def _rebuild_split_masks(labels: np.ndarray, dtype: str, slots: list) -> SplitMasks:
+    return SplitMasks._rebuild(labels, np.dtype(dtype), slots)

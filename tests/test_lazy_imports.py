@@ -1,0 +1,61 @@
+"""Heavy libraries are imported when a feature needs them, not at start.
+
+Each check runs in a fresh interpreter, so what the test process already imported does not
+count. seaborn (with pandas and matplotlib) costs about 1.5 s and 190 MiB, caveclient
+brings pyarrow and pandas, scipy.ndimage about 0.3 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+HEAVY = ("seaborn", "pandas", "matplotlib", "caveclient", "pyarrow")
+QT = ("PySide6", "pyqtgraph", "superqt")
+
+
+def _loaded_after(code: str, watch: tuple[str, ...]) -> list[str]:
+    script = (
+        code
+        + f"\nimport sys, json\nprint('LOADED', json.dumps(sorted(m for m in {watch!r} if m in sys.modules)))\n"
+    )
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("LOADED ")][-1]
+    return json.loads(line[len("LOADED ") :])
+
+
+def test_package_and_imageryclient_are_light(synthetic_small):
+    code = f"""
+import imagery_gui as ic
+client = ic.ImageryClient(image_source={synthetic_small.image!r},
+                          segmentation_source={synthetic_small.segmentation!r})
+assert client.resolution is not None
+"""
+    assert _loaded_after(code, HEAVY + QT + ("scipy",)) == []
+
+
+def test_split_cutout_and_fill_composite_need_no_seaborn(synthetic_small):
+    code = f"""
+import numpy as np
+import imagery_gui as ic
+client = ic.ImageryClient(image_source={synthetic_small.image!r},
+                          segmentation_source={synthetic_small.segmentation!r})
+image, segs = client.image_and_segmentation_cutout(
+    {list(synthetic_small.center)!r}, split_segmentations=True, bbox_size=(64, 64))
+ic.composite_overlay(segs, imagery=image, palette="husl")
+ic.composite_overlay(segs, imagery=image, palette="tab10", outline=True, width=3)
+from imagery_gui.model.palette import check_palette, colors_for_ids
+check_palette("deep"), colors_for_ids(range(100)), colors_for_ids([1, 2], "Set2")
+"""
+    assert _loaded_after(code, HEAVY + QT) == []
+
+
+def test_viewer_module_imports_no_seaborn_pandas_matplotlib_caveclient():
+    code = "import imagery_gui.qt.main_window"
+    assert _loaded_after(code, HEAVY) == []
