@@ -66,9 +66,14 @@ class OverlayStyle:
     color_by: str = "id"
 
     def __post_init__(self) -> None:
-        _, problems = _check(dataclasses.asdict(self), strict=True, base=None)
+        good, problems = _check(dataclasses.asdict(self), strict=True, base=None)
         if problems:  # pragma: no cover - _check raises first in strict mode
             raise StyleError("; ".join(problems))
+        # store what was checked: "0.5" or 3.0 pass as numbers, but the fields are a
+        # float and an int (a str alpha would fail later, in numpy)
+        for name, value in good.items():
+            if type(value) is not type(getattr(self, name)):
+                object.__setattr__(self, name, value)
 
     def replace(self, **changes: Any) -> OverlayStyle:
         """A copy with ``changes`` applied; a bad value raises :class:`StyleError`."""
