@@ -577,13 +577,14 @@ class MainWindow(QMainWindow):
             return None
         inputs, kw = st.inputs, self._dataset_kw()
         job = self.jobs.run(lambda progress: open_dataset(inputs, **kw), "reopen")
-        job.succeeded.connect(self._on_reopened)
+        job.succeeded.connect(lambda ds: self._on_reopened(ds, inputs, bool(on)))
         job.failed.connect(lambda exc: self.show_error(f"Could not reopen the data: {exc}"))
         return job
 
-    @Slot(object)
-    def _on_reopened(self, ds) -> None:
+    def _on_reopened(self, ds, inputs, on: bool) -> None:
         st = self.state
+        if st.inputs is not inputs or self.settings.disk_cache != on:
+            return  # other data was opened, or the cache toggled again, since: keep that
         st.replace_dataset(ds)
         self.display.set_dataset(ds, st.timestamp, agglomerate=not st.supervoxels, z=st.z)
         self.display.set_camera(st.camera)
