@@ -279,7 +279,17 @@ def test_fifty_exports_and_copies_leave_no_jobs_or_old_datasets(
     assert first() is None, gc.get_referrers(first())
 
 
-def test_disk_cache_toggle_does_no_io_on_the_gui_thread(qtbot, settings, synthetic_big):
+@pytest.fixture
+def disk_cache():
+    """The disk cache folder is the test session's: leave it empty for the other tests."""
+    from imagery_gui.model import diskcache
+
+    diskcache.clear_cache()
+    yield
+    diskcache.clear_cache()
+
+
+def test_disk_cache_toggle_does_no_io_on_the_gui_thread(qtbot, settings, synthetic_big, disk_cache):
     """The reopen reads ``info`` again, in the background: with 300 ms per request, an
     ``info`` read on the GUI thread would stop it for at least that long."""
     from imagery_gui.app import create_window
@@ -387,3 +397,31 @@ def test_bad_settings_controls_show_what_is_drawn(qtbot, demo, tmp_path, monkeyp
         assert ov[y, x, 3] == expected
     win.persist_settings = False
     win.close()
+
+
+def test_a_reopen_that_finishes_after_another_open_does_not_replace_it(
+    qtbot, settings, synthetic_big, demo, disk_cache
+):
+    """Disk cache toggled on slow data, then other data opened before the reopen is back:
+    the window keeps showing the data opened last."""
+    from imagery_gui.app import create_window
+
+    with LoopbackServer(synthetic_big.image_path.parent, latency=0.3) as srv:
+        win = create_window(settings=settings)
+        qtbot.addWidget(win)
+        win.resize(800, 600)
+        win.show()
+        open_and_wait(
+            qtbot, win, srv.source("image"), srv.source("segmentation"), [2192, 4160, 103]
+        )
+        reopen = win.set_disk_cache(True)
+        with qtbot.waitSignal(win.datasetOpened, timeout=60000):
+            win.open_sources(OpenRequest(demo.image_source, demo.segmentation_source, None, None))
+        assert reopen.running, "the reopen was expected to be slower than a local open"
+        demo_ds = win.state.dataset
+        with qtbot.waitSignal(reopen.done, timeout=90000):
+            pass
+        assert win.state.dataset is demo_ds and win.display.dataset is demo_ds
+        assert win.state.inputs.image_source == demo.image_source
+        qtbot.waitUntil(lambda: win.display.complete, timeout=60000)
+        win.close()
