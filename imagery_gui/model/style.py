@@ -66,9 +66,14 @@ class OverlayStyle:
     color_by: str = "id"
 
     def __post_init__(self) -> None:
-        _, problems = _check(dataclasses.asdict(self), strict=True, base=None)
+        good, problems = _check(dataclasses.asdict(self), strict=True, base=None)
         if problems:  # pragma: no cover - _check raises first in strict mode
             raise StyleError("; ".join(problems))
+        # store what was checked: "0.5" or 3.0 pass as numbers, but the fields are a
+        # float and an int (a str alpha would fail later, in numpy)
+        for name, value in good.items():
+            if type(value) is not type(getattr(self, name)):
+                object.__setattr__(self, name, value)
 
     def replace(self, **changes: Any) -> OverlayStyle:
         """A copy with ``changes`` applied; a bad value raises :class:`StyleError`."""
@@ -114,19 +119,26 @@ def _number(name: str, value: Any, lo: float, hi: float, strict: bool, integer: 
     if not math.isfinite(v):
         return None, f"{name} must be a finite number, got {value!r}"
     kind = "a whole number" if integer else "a number"
+    bounds = f"{_num(lo)} to {_num(hi)}"
+    rounded = None
     if integer and v != int(v):
         if strict:
-            return None, f"{name} must be {kind}, got {value!r}"
+            return None, f"{name} must be {kind} from {bounds}, got {value!r}"
         v = float(round(v))
+        rounded = f"{name} {value!r} is not a whole number; using {_num(v)}"
     if not lo <= v <= hi:
-        bounds = f"{lo:g} to {hi:g}"
         if strict:
             return None, f"{name} must be {kind} from {bounds}, got {value!r}"
         clamped = min(max(v, lo), hi)
         return (int(clamped) if integer else clamped), (
-            f"{name} {value!r} is outside {bounds}; using {clamped:g}"
+            f"{name} {value!r} is outside {bounds}; using {_num(clamped)}"
         )
-    return (int(v) if integer else v), None
+    return (int(v) if integer else v), rounded
+
+
+def _num(v: float) -> str:
+    """A bound or value as written (4294967295, not 4.29497e+09)."""
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
 
 
 def _check(

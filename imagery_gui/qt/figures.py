@@ -77,6 +77,7 @@ class FigureActions(QObject):
             lambda d, t, m: (dialog.setMaximum(t), dialog.setValue(d), dialog.setLabelText(m))
         )
         job.done.connect(dialog.reset)
+        job.done.connect(dialog.deleteLater)  # one dialog per export: not kept after it
         job.succeeded.connect(lambda files: win.status.show_message(f"exported {files[0]}", 6000))
         job.failed.connect(lambda exc: win.show_error(f"Export failed: {exc}", dialog=True))
         job.cancelled.connect(lambda: win.status.show_message("export cancelled", 4000))

@@ -55,13 +55,14 @@ class SettingsActions(QObject):
             return None
         inputs, kw = st.inputs, win.dataset_kw()
         job = win.jobs.run(lambda progress: open_dataset(inputs, **kw), "reopen")
-        job.succeeded.connect(self._on_reopened)
+        job.succeeded.connect(lambda ds: self._on_reopened(ds, inputs, bool(on)))
         job.failed.connect(lambda exc: win.show_error(f"Could not reopen the data: {exc}"))
         return job
 
-    @Slot(object)
-    def _on_reopened(self, ds) -> None:
+    def _on_reopened(self, ds, inputs, on: bool) -> None:
         st, display = self.win.state, self.win.display
+        if st.inputs is not inputs or self.win.settings.disk_cache != on:
+            return  # other data was opened, or the cache toggled again, since: keep that
         st.replace_dataset(ds)
         display.set_dataset(ds, st.timestamp, agglomerate=not st.supervoxels, z=st.z)
         display.set_camera(st.camera)
