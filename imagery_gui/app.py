@@ -131,8 +131,14 @@ def window_from_args(args: argparse.Namespace, synchronous: bool = False) -> Any
     given = (args.image_source, args.segmentation_source, args.datastack, args.ngl_url)
     req = OpenRequest.from_args(args, demo=args.demo or not any(given))
     win.open_sources(req, root_ids=args.root_ids)
-    if getattr(args, "sites", None):  # read once the data is open (its resolution is the default)
-        win.sites.open_table(args.sites, args.sites_resolution, args.site)
+    if args.sites or args.synapses_of:  # read once the data is open (its resolution is the default)
+        win.sites.request(
+            args.site,
+            path=args.sites,
+            resolution=args.sites_resolution,
+            synapses_of=args.synapses_of,
+            synapse_table=args.synapse_table,
+        )
     return win
 
 

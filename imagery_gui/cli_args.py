@@ -59,6 +59,18 @@ def add_site_arguments(p: argparse.ArgumentParser, export: bool = False) -> None
         "pre_pt_position, post_pt_position, or x, y, z) whose glyphs are drawn (default: none)",
     )
     g.add_argument(
+        "--synapses-of",
+        metavar="ROOT_ID",
+        help="the synapses of this root id, inputs and outputs, from the datastack's synapse "
+        "table (needs --datastack; pinned to --materialization-version or --timestamp, else "
+        "the latest version; default: none)",
+    )
+    g.add_argument(
+        "--synapse-table",
+        metavar="NAME",
+        help="the CAVE table for --synapses-of (default: the datastack's synapse table)",
+    )
+    g.add_argument(
         "--sites-resolution",
         nargs=3,
         type=float,

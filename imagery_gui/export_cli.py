@@ -361,21 +361,26 @@ def build(args: argparse.Namespace):
 
 
 def _sites_from_args(args: argparse.Namespace, inputs, dataset):
-    """The site table (None without --sites) and the row of --site; with --site the
-    figure is centred on it (in the coordinates' resolution)."""
-    if not args.sites:
-        if args.site is not None:
-            raise ValueError("--site needs --sites FILE (the table it is in)")
-        return None, None
-    from .model.sites import read_sites
+    """The site table (--sites, --synapses-of, or a link's annotation layers; None without
+    any) and the row of --site; with --site the figure is centred on it."""
+    from .model.site_sources import load_sites
 
     res = [float(v) for v in (inputs.resolution or dataset.resolution)]
-    table = read_sites(args.sites, resolution=args.sites_resolution, default_resolution=res)
+    table = load_sites(
+        inputs,
+        res,
+        path=args.sites,
+        resolution=args.sites_resolution,
+        synapses_of=args.synapses_of,
+        synapse_table=args.synapse_table,
+    )
     if args.site is None:
         return table, None
+    if table is None:
+        raise ValueError("--site needs a site table: --sites FILE or --synapses-of ROOT_ID")
     row = table.index_of(args.site)
     if row is None:
-        raise ValueError(f"no site {args.site} in {args.sites} (its id column)")
+        raise ValueError(f"no site {args.site} in {table.source.describe()} (its id column)")
     center_nm = table.centers[row] * table.resolution
     inputs.resolution = res
     inputs.center = [float(v) for v in np.floor(center_nm / res)]

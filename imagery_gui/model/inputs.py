@@ -107,6 +107,8 @@ class Inputs:
     viewer_site: str | None = None
     client: Any = None  # a CAVEclient when a datastack was given
     nm_per_px: float | None = None
+    link_state: dict | None = None  # the Neuroglancer state a link held (its annotation layers)
+    materialization_version: int | None = None
     # Tokens given as ids (root_ids, the link's segments) that were left out, with why.
     rejected_ids: list[tuple[str, str]] = field(default_factory=list)
 
@@ -188,6 +190,7 @@ def resolve(
         out.viewer_site = info.viewer_site
         out.token = client.auth.token
         if materialization_version is not None:
+            out.materialization_version = int(materialization_version)
             out.timestamp = cave.timestamp_for_version(client, materialization_version)
     elif materialization_version is not None:
         raise ImageryGuiError(
@@ -216,6 +219,7 @@ def resolve(
         out.color_seed = view.color_seed
         out.selected_alpha = view.selected_alpha
         out.not_selected_alpha = view.not_selected_alpha
+        out.link_state = view.state
         out.contrast = view.contrast
         if view.cross_section_scale and view.resolution:
             out.nm_per_px = view.cross_section_scale * view.resolution[0]

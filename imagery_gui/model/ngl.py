@@ -74,6 +74,7 @@ class NglView:
     image_layer: str | None = None
     segmentation_layer: str | None = None
     layers: tuple[NglLayer, ...] = ()
+    state: dict = field(default_factory=dict, compare=False, repr=False)  # the whole state
     # Entries of the segmentation layer's segment list that are not ids: (entry, reason).
     rejected_segments: tuple[tuple[str, str], ...] = ()
 
@@ -307,6 +308,7 @@ def view_from_state(state: dict) -> NglView:
         image_layer=img_name,
         segmentation_layer=seg_name,
         layers=all_layers,
+        state=state,
         rejected_segments=tuple(rejected),
     )
 

@@ -388,3 +388,17 @@ def add_annotation_layer(
         unique, k = f"{name} {k}", k + 1
     layers.append(annotation_layer(table, unique, linked_segmentation=seg, indices=indices))
     return state
+
+
+def sites_from_link(state: Mapping[str, Any] | None, link: str | None = None) -> SiteTable | None:
+    """The site table of a link's annotation layers (all of them, joined), or None."""
+    if not state:
+        return None
+    layers = annotation_layers(state, link)
+    if not layers:
+        return None
+    if len(layers) == 1:
+        return layers[0][1]
+    from .sites import concatenate
+
+    return concatenate([t for _, t in layers])

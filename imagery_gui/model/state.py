@@ -31,6 +31,8 @@ from .style import NEUROGLANCER, RGB, OverlayStyle, Selection
 
 #: The viewer's style before the user changes anything.
 VIEWER_STYLE = OverlayStyle()
+#: Most sites a link out carries as an annotation layer.
+MAX_LINK_SITES = 1000
 #: Neuroglancer's defaults for a segmentation layer's alphas.
 NG_SELECTED_ALPHA = 0.5
 NG_NOT_SELECTED_ALPHA = 0.0
@@ -304,9 +306,23 @@ class ViewerState:
             nm_per_px=self.camera.nm_per_px,
         )
 
+    def link_sites(self) -> np.ndarray | None:
+        """The sites a link out carries: the dock's order (its filter), at most
+        MAX_LINK_SITES (a link is a URL; Neuroglancer itself slows down past that)."""
+        if self.sites is None or len(self.sites) == 0:
+            return None
+        order = self.site_order if self.site_order is not None else np.arange(len(self.sites))
+        return order[:MAX_LINK_SITES]
+
     def neuroglancer_link(self) -> str:
         site = self.inputs.viewer_site if self.inputs and self.inputs.viewer_site else None
-        return make_link(self.link_state(), site or DEFAULT_NGL_URL)
+        state = self.link_state()
+        rows = self.link_sites()
+        if rows is not None:
+            from .sites_ngl import add_annotation_layer
+
+            add_annotation_layer(state, self.sites, name="sites", indices=rows)
+        return make_link(state, site or DEFAULT_NGL_URL)
 
     def provenance_extra(self) -> dict[str, Any]:
         return provenance_extra(self.inputs, self.neuroglancer_link())

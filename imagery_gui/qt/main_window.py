@@ -81,6 +81,7 @@ class MainWindow(QMainWindow):
         self.while_opening: Callable[[], None] = _nothing  # process policy (app.py) sets it
         self._screenshot_path: str | None = None
         self._hover: tuple[float, float] | None = None
+        self.opened_request: OpenRequest | None = None  # what the open data was asked as
 
         self.canvas = SliceCanvas()
         self.setCentralWidget(self.canvas)
@@ -219,6 +220,7 @@ class MainWindow(QMainWindow):
         ds, inputs, req = result
         self.status.set_busy(False)
         self.status.show_message("")
+        self.opened_request = req
         self.state.open(inputs, ds, from_link=bool(req.ngl_url))
         if not req.demo:
             self.settings.image_source = inputs.image_source

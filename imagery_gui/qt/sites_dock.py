@@ -274,37 +274,67 @@ class SitesController(QObject):
             self.open_table(path)
 
     def open_table(self, path: str, resolution: Any = None, first_site: Any = None) -> None:
-        """Read a site table in the background (after the data is open: a table without a
-        resolution of its own takes the viewer's)."""
+        self.request(path=path, resolution=resolution, first_site=first_site)
+
+    def request(self, first_site: Any = None, go: bool = True, **source: Any) -> None:
+        """Load a site table in the background once the data is open (a table without a
+        resolution of its own takes the viewer's): ``path`` (+ ``resolution``),
+        ``synapses_of`` (+ ``synapse_table``), or neither for a link's annotations. With
+        ``go`` the view moves to ``first_site`` (default: the first row)."""
         st = self.win.state
         if st.dataset is None:
-            self._pending = (path, resolution, first_site)
+            self._pending = (first_site, go, source)
             return
+        inputs = st.inputs
         default = tuple(float(v) for v in st.resolution)
         bounds_nm = (st.dataset.volume_bounds(st.resolution) * st.resolution).tolist()
 
         def work(progress):
-            from ..model.sites import read_sites
+            from ..model.site_sources import load_sites
 
-            table = read_sites(path, resolution=resolution, default_resolution=default)
+            table = load_sites(inputs, default, **source)
+            if table is None:
+                return None, None
+            table.prepare_search()  # the dock's first text filter then costs nothing
             return table, table.check_against(bounds_nm)
 
         job = self.win.jobs.run(work, "read sites")
-        job.succeeded.connect(lambda result: self._on_table_read(result, first_site))
-        job.failed.connect(
-            lambda exc: self.win.show_error(f"Could not read the sites: {exc}", dialog=True)
-        )
+        job.succeeded.connect(lambda result: self._on_table_read(result, first_site, go))
+        job.failed.connect(self._on_table_failed)
+
+    def _on_table_failed(self, exc: object) -> None:
+        successors = getattr(exc, "successors", None)
+        extra = ""
+        if successors:
+            extra = " Its latest successors: " + ", ".join(str(s) for s in successors) + "."
+        self.win.show_error(f"Could not load the sites: {exc}{extra}", dialog=True)
 
     def _on_dataset_opened(self) -> None:
         if self._pending is not None:
-            pending, self._pending = self._pending, None
-            self.open_table(*pending)
+            (first_site, go, source), self._pending = self._pending, None
+            self.request(first_site, go, **source)
+            return
+        st, req = self.win.state, self.win.opened_request
+        if st.inputs is not None and st.inputs.link_state:
+            self.request(go=False)  # the link's annotation layers, if it has any
+        elif req is not None and req.demo and not (req.image_source or req.segmentation_source):
+            from ..model.demo import ensure_demo
 
-    def _on_table_read(self, result, first_site) -> None:
+            synapses = ensure_demo().synapses
+            if synapses is not None:
+                self.request(go=False, path=str(synapses))  # glyphs; the view stays
+        else:
+            st.set_sites(None)
+
+    def _on_table_read(self, result, first_site, go: bool = True) -> None:
         table, warning = result
+        if table is None:
+            return
         self.win.state.set_sites(table)
         if warning:
             self.win.status.show_message(warning, 10000)
+        if not go:
+            return
         row = table.index_of(first_site) if first_site is not None else (0 if len(table) else None)
         if first_site is not None and row is None:
             self.win.show_error(f"no site {first_site} in the table", dialog=True)
