@@ -52,6 +52,8 @@ MENUS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "&View", "Zoom to full resolution (1 voxel = 1 pixel)", "zoom_one_to_one", "Ctrl+1", "zoom"
     ),
+    ActionSpec("&View", "&Next site", "sites.next_site", "]", "next_site"),
+    ActionSpec("&View", "&Previous site", "sites.previous_site", "[", "previous_site"),
     ActionSpec(
         "&Settings", "Memory cache size...", "settings_menu.ask_cache_size", None, "cache_size"
     ),
@@ -112,6 +114,7 @@ def build_menus(window: QMainWindow, specs: tuple[ActionSpec, ...] = MENUS) -> d
         else:
             act.triggered.connect(lambda _checked=False, fn=slot: fn())
         menu.addAction(act)
+        window.addAction(act)  # its shortcut works wherever the focus is in the window
         actions[spec.name] = act
         setattr(window, "act_" + spec.name, act)
     return actions
