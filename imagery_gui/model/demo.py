@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from .io import default_mode
 from .writer import write_precomputed
@@ -234,6 +233,8 @@ def _segment_slice(
     rr_v = _rr(win_v, vx, vy)
     seeds[win_v[0] : win_v[1], win_v[2] : win_v[3]][rr_v <= vr * vr] = 0
     background = seeds == 0
+    from scipy import ndimage  # the generator only: not imported when the demo is cached
+
     _, (iy, ix) = ndimage.distance_transform_edt(background, return_indices=True)
     # Look the owner up through a smooth displacement so boundaries curve like membranes.
     wy, wx = warp
