@@ -317,6 +317,12 @@ def shared() -> FetchProcess:
         return _shared
 
 
+def current() -> FetchProcess | None:
+    """The process-wide read process if one was started (alive or not), else None."""
+    with _shared_lock:
+        return _shared
+
+
 def close_shared() -> None:
     global _shared
     with _shared_lock:

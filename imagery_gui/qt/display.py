@@ -73,6 +73,34 @@ def _corrected_scale(scale: float, ms: float, estimate_ms: float, budget_ms: flo
 
 
 @dataclass(frozen=True, slots=True)
+class ReadSource:
+    """Where a fetch request reads from, carried by the request to the fetch worker.
+
+    With ``use_reader`` slabs are read by the process-wide read process (a new one, told
+    about the dataset, if the last one died); until it has started, and without it, they are
+    read here, through ``dataset``."""
+
+    dataset: Dataset | None
+    serial: int
+    replica: dict | None
+    use_reader: bool
+
+    def load(self, key: SlabKey) -> SlabData:
+        if self.use_reader:
+            reader = fetchproc.current()
+            if (reader is None or not reader.alive) and self.replica is not None:
+                # it died (killed, out of memory): a new one, told about this dataset
+                reader = fetchproc.shared()
+                reader.set_dataset(self.serial, self.replica)
+            if reader is not None and (reader.wait_ready(0) or self.dataset is None):
+                return reader.fetch(key)
+            # The read process is still starting (it imports cloud-volume, about a second
+            # at launch): the first views are read here rather than wait for it.
+        assert self.dataset is not None
+        return fetch_slab(self.dataset, key)
+
+
+@dataclass(frozen=True, slots=True)
 class Shown:
     """What is on screen: slab key, slice index in it, and whether the overlay is final."""
 
@@ -102,7 +130,7 @@ class SliceDisplay(QObject):
     ) -> None:
         super().__init__(parent)
         self.canvas = canvas
-        self.reader = reader  # reads in another process; None: in this one
+        self._reader = reader  # reads in another process; None: in this one
         self._replica: dict | None = None  # how the read process rebuilds the dataset
         self.dataset: Dataset | None = None
         self.dataset_serial = 0
@@ -126,9 +154,7 @@ class SliceDisplay(QObject):
         self._lut_scale = 1.0  # the same for colouring
         self._coloring_version = 0  # in the keys of coloured overlays the worker made
         self._luts: OrderedDict = OrderedDict()
-        self.fetcher = Fetcher(
-            self._load, timeout_s=timeout_s, synchronous=synchronous, parent=self
-        )
+        self.fetcher = Fetcher(timeout_s=timeout_s, synchronous=synchronous, parent=self)
         self.outliner = Outliner(synchronous=synchronous, parent=self)
         self.fetcher.signals.slabReady.connect(self._on_fetcher_slab_ready)
         self.fetcher.signals.slabFailed.connect(self._on_fetcher_slab_failed)
@@ -146,19 +172,18 @@ class SliceDisplay(QObject):
         self.draw_count = 0
 
     # -- data --------------------------------------------------------------------------------
-    def _load(self, key: SlabKey) -> SlabData:
-        reader = self.reader
-        if reader is not None:
-            if not reader.alive and self._replica is not None:
-                # it died (killed, out of memory): a new one, told about the current data
-                reader = self.reader = fetchproc.shared()
-                reader.set_dataset(self.dataset_serial, self._replica)
-            if reader.wait_ready(0) or self.dataset is None:
-                return reader.fetch(key)
-            # The read process is still starting (it imports cloud-volume, about a second
-            # at launch): the first views are read here rather than wait for it.
-        assert self.dataset is not None
-        return fetch_slab(self.dataset, key)
+    def _source(self) -> ReadSource:
+        """What a fetch needs, fixed when it is asked for (the worker reads nothing of
+        this display): the dataset, and the read process with how to rebuild it there."""
+        return ReadSource(self.dataset, self.dataset_serial, self._replica, self.reader is not None)
+
+    @property
+    def reader(self) -> FetchProcess | None:
+        """The read process (the live one: a dead one is replaced on the next fetch)."""
+        if self._reader is None:
+            return None
+        live = fetchproc.current()
+        return live if live is not None else self._reader
 
     def set_memory(self, total_bytes: int) -> None:
         """Change the memory bound (slabs and outlines now; chunk LRUs on the next open)."""
@@ -173,11 +198,9 @@ class SliceDisplay(QObject):
         keeps its camera, and z when given."""
         self.dataset = dataset
         self.dataset_serial = next(_serials)
-        if self.reader is not None:
+        if self._reader is not None:
             self._replica = dataset.replica_args(lru_bytes=self.budget.chunk_lru_per_layer)
-            if not self.reader.alive:
-                self.reader = fetchproc.shared()
-            self.reader.set_dataset(self.dataset_serial, self._replica)
+            fetchproc.shared().set_dataset(self.dataset_serial, self._replica)
         self.agglomerate = agglomerate
         self.timestamp = timestamp
         if z is not None:
@@ -295,7 +318,7 @@ class SliceDisplay(QObject):
                 keys.append(k)
         if keys:
             self.fetch_requests += 1
-            self.fetcher.request(keys)
+            self.fetcher.request(keys, self._source())
 
     @Slot(int, object)
     def _on_fetcher_slab_ready(self, generation: int, slab: SlabData) -> None:

@@ -20,7 +20,6 @@ import threading
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +29,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from ..model import netwatch, render
 from ..model.errors import ImageryGuiError, SourceTimeoutError, SourceUnavailableError
 from ..model.fetchproc import Outcome
-from ..model.view import SlabData, SlabKey, outline_display_banded
+from ..model.view import SlabKey, outline_display_banded
 
 POLL_S = 0.02
 #: Reads that outlived their timeout keep running until cloud-files gives up on them; no
@@ -56,6 +55,7 @@ def lower_this_thread() -> None:
 class FetchRequest:
     generation: int
     keys: tuple[SlabKey, ...]  # first = needed now; the rest are prefetch
+    source: Any  # what to read through (display.ReadSource: ``source.load(key)``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +96,8 @@ class FetchWorker(QObject):
     slabFailed = Signal(int, object, object)  # generation, SlabKey, exception
     activity = Signal(bool, str)  # busy, message
 
-    def __init__(self, load: Callable[[SlabKey], SlabData], timeout_s: float | None) -> None:
+    def __init__(self, timeout_s: float | None) -> None:
         super().__init__()
-        self._load = load
         self.timeout_s = timeout_s
         self.latest: tuple[int, frozenset] = (0, frozenset())
         self.stopping = False
@@ -111,14 +110,16 @@ class FetchWorker(QObject):
         gen, wanted = self.latest
         return generation >= gen or key in wanted
 
-    def _run(self, generation: int, key: SlabKey, deadline: float | None) -> Outcome | None:
+    def _run(
+        self, generation: int, key: SlabKey, deadline: float | None, source: Any
+    ) -> Outcome | None:
         """Read one slab in a daemon thread; None if abandoned (superseded or closing).
         Past ``deadline`` (monotonic) the outcome is a SourceTimeoutError."""
         outcome = Outcome()
 
         def target() -> None:
             try:
-                outcome.value = self._load(key)
+                outcome.value = source.load(key)
             except BaseException as exc:  # noqa: BLE001 - handed to the GUI as a message
                 outcome.error = exc
             finally:
@@ -183,7 +184,7 @@ class FetchWorker(QObject):
                 # The user's fetch timeout bounds the whole wait for this slab, tries
                 # below included.
                 deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
-                outcome = self._run(request.generation, key, deadline)
+                outcome = self._run(request.generation, key, deadline, request.source)
                 attempts = 1
                 # A server error that survived cloud-files' retries (a bad moment for one
                 # chunk among many) gets two more tries before the user hears of it.
@@ -194,7 +195,7 @@ class FetchWorker(QObject):
                     and attempts < 3
                 ):
                     self.activity.emit(True, f"{outcome.error}; trying again")
-                    outcome = self._run(request.generation, key, deadline)
+                    outcome = self._run(request.generation, key, deadline, request.source)
                     attempts += 1
                 if outcome is None:
                     return
@@ -284,23 +285,23 @@ class Fetcher(_Threaded):
 
     def __init__(
         self,
-        load: Callable[[SlabKey], SlabData],
         timeout_s: float | None = 10.0,
         synchronous: bool = False,
         parent: QObject | None = None,
     ) -> None:
-        super().__init__(FetchWorker(load, timeout_s), "imagery-gui-fetch", synchronous, parent)
+        super().__init__(FetchWorker(timeout_s), "imagery-gui-fetch", synchronous, parent)
 
     @property
     def signals(self) -> FetchWorker:
         return self.worker  # type: ignore[return-value]
 
-    def request(self, keys: list[SlabKey]) -> int:
-        """Ask for slabs (first = needed now); supersedes every earlier request."""
+    def request(self, keys: list[SlabKey], source: Any) -> int:
+        """Ask for slabs (first = needed now) read through ``source``; supersedes every
+        earlier request."""
         self.generation += 1
         self.worker.latest = (self.generation, frozenset(keys))
         if keys:
-            self._send(FetchRequest(self.generation, tuple(keys)))
+            self._send(FetchRequest(self.generation, tuple(keys), source))
         return self.generation
 
     def set_timeout(self, seconds: float | None) -> None:

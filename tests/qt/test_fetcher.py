@@ -39,7 +39,7 @@ class GatedSource:
     def open(self, k: SlabKey) -> None:
         self.gate(k).set()
 
-    def __call__(self, k: SlabKey) -> SlabData:
+    def load(self, k: SlabKey) -> SlabData:
         with self.lock:
             self.started.append(k)
         self.gate(k).wait(30)
@@ -50,8 +50,10 @@ class GatedSource:
 def make_fetcher():
     made = []
 
-    def make(*args, **kw):
+    def make(src, *args, **kw):
         f = Fetcher(*args, **kw)
+        real = f.request
+        f.request = lambda keys: real(keys, src)  # every request carries its source
         made.append(f)
         return f
 
@@ -136,10 +138,11 @@ def test_timeout_reports_an_error(qtbot, source, make_fetcher):
 
 
 def test_errors_are_reported_not_raised(qtbot, make_fetcher):
-    def broken(k):
-        raise SourceNotFoundError("no such layer")
+    class Broken:
+        def load(self, k):
+            raise SourceNotFoundError("no such layer")
 
-    fetcher = make_fetcher(broken, timeout_s=None)
+    fetcher = make_fetcher(Broken(), timeout_s=None)
     failures = []
     fetcher.signals.slabFailed.connect(lambda g, k, e: failures.append(e))
     fetcher.request([key(1)])
@@ -168,13 +171,17 @@ def test_closing_the_window_during_a_fetch(qtbot, settings, demo):
     win.show()
     open_and_wait(qtbot, win, demo.image_source, demo.segmentation_source, list(demo.center))
     gate = threading.Event()
-    real = win.display._load
+    real = win.display._source
 
-    def slow(k):
-        gate.wait(30)
-        return real(k)
+    class Slow:  # the display's read source, held up until the gate opens
+        def __init__(self, inner):
+            self.inner = inner
 
-    win.display.fetcher.worker._load = slow
+        def load(self, k):
+            gate.wait(30)
+            return self.inner.load(k)
+
+    win.display._source = lambda: Slow(real())
     win.display.cache.clear()
     win.step_z(3)
     qtbot.waitUntil(lambda: win.busy.isVisible())
@@ -188,7 +195,7 @@ def test_closing_the_window_during_a_fetch(qtbot, settings, demo):
 def test_worker_threads_run_at_lower_cpu_priority(qtbot):
     from imagery_gui.qt.workers import WORKER_NICE, Outliner
 
-    fetcher = Fetcher(lambda key: None, timeout_s=1.0, synchronous=False)
+    fetcher = Fetcher(timeout_s=1.0, synchronous=False)
     outliner = Outliner(synchronous=False)
 
     def nice_of(prefix):
