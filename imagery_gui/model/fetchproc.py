@@ -95,6 +95,7 @@ class FetchProcess:
         self._conn: Any = None
         self._backlog: list[tuple] = []  # sent once the child connects
         self._ready = threading.Event()  # connected, or dead
+        self._warm = threading.Event()  # the child has imported and warmed up its readers
         self._send_lock = threading.Lock()
         self._pending: dict[int, Outcome] = {}
         self._pending_lock = threading.Lock()
@@ -141,6 +142,11 @@ class FetchProcess:
         if pending.error is not None:
             raise pending.error
         return pending.value
+
+    def is_warm(self) -> bool:
+        """Whether reads here are fast now: connected, alive, and the child has imported
+        cloud-volume and its codecs (until then the viewer reads its first views itself)."""
+        return self._warm.is_set() and self.dead is None
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait until the child has started and connected; False if it died or time ran out."""
@@ -256,6 +262,8 @@ class FetchProcess:
                 elif kind == "net":
                     for url, status, error in msg[1]:
                         netwatch.record(url, status, error)
+                elif kind == "warm":
+                    self._warm.set()
             except (EOFError, OSError) as exc:
                 code = self._proc.poll()
                 self._die(
@@ -422,7 +430,16 @@ def _child_main(conn: Any, config: ChildConfig) -> None:
         with contextlib.suppress(OSError, ValueError):  # the parent is gone
             send(msg, buffers)
 
+    def warm() -> None:
+        from .source import warm_up
+
+        with contextlib.suppress(Exception):  # only a head start
+            warm_up()
+        with contextlib.suppress(OSError, ValueError):
+            send(("warm",))
+
     threading.Thread(target=forwarder, name="net-forward", daemon=True).start()
+    threading.Thread(target=warm, name="warm-up", daemon=True).start()
     while True:
         try:
             msg = conn.recv()

@@ -415,10 +415,13 @@ class ViewerState:
     def step_z(self, dz: int) -> int:
         return self.set_z(self.z + int(dz))
 
-    def set_camera(self, camera: Camera) -> None:
-        if camera != self.camera:
-            self.camera = camera
-            self.events.camera.emit(camera)
+    def set_camera(self, camera: Camera) -> bool:
+        """Where the view looks now; returns whether that changed (listeners were told)."""
+        if camera == self.camera:
+            return False
+        self.camera = camera
+        self.events.camera.emit(camera)
+        return True
 
     def set_contrast(self, lo: float, hi: float) -> None:
         a, b = self.contrast_bounds

@@ -92,10 +92,10 @@ class ReadSource:
                 # it died (killed, out of memory): a new one, told about this dataset
                 reader = fetchproc.shared()
                 reader.set_dataset(self.serial, self.replica)
-            if reader is not None and (reader.wait_ready(0) or self.dataset is None):
+            if reader is not None and (reader.is_warm() or self.dataset is None):
                 return reader.fetch(key)
-            # The read process is still starting (it imports cloud-volume, about a second
-            # at launch): the first views are read here rather than wait for it.
+            # The read process is still starting (it imports cloud-volume and its codecs,
+            # about a second at launch): the first views are read here rather than wait.
         assert self.dataset is not None
         return fetch_slab(self.dataset, key)
 

@@ -261,8 +261,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"imagery-gui - {name}")
         self._on_state_style(st.style)
         self._on_state_selection(st.selection)
-        self.sync_camera()
-        self.display.set_camera(st.camera)  # (also when the camera did not move)
+        if not self.sync_camera():  # (the display was told when it moved)
+            self.display.set_camera(st.camera)
 
     # -- state -> widgets -----------------------------------------------------------------------
     def _on_state_selection(self, selection) -> None:
@@ -362,9 +362,10 @@ class MainWindow(QMainWindow):
             return
         super().keyPressEvent(ev)
 
-    def sync_camera(self) -> None:
+    def sync_camera(self) -> bool:
+        """The canvas's view into the state; returns whether it moved."""
         c = self.canvas
-        self.state.set_camera(Camera(c.center_nm(), c.nm_per_px(), c.visible_nm()))
+        return self.state.set_camera(Camera(c.center_nm(), c.nm_per_px(), c.visible_nm()))
 
     def zoom_one_to_one(self) -> None:
         if self.state.dataset is not None:
