@@ -152,6 +152,7 @@ class MainWindow(QMainWindow):
         d.busyChanged.connect(self._on_display_busy)
         d.activity.connect(lambda m: m and self.status.show_message(m))
         d.missingChanged.connect(self._on_display_missing)
+        d.noticeChanged.connect(self.status.set_missing)
         d.failed.connect(self.show_error)
         d.drawn.connect(self._on_display_drawn)
 
@@ -448,9 +449,20 @@ class MainWindow(QMainWindow):
 
     # -- screenshot and closing ------------------------------------------------------------------
     def request_screenshot(self, path: str) -> None:
-        """Save a PNG of the window once the view and overlay are loaded, then report."""
+        """Save a PNG of the window once the view and overlay are loaded, then report.
+        Every path ends: loaded (0), outside the volume (the PNG shows the notice; 1, as
+        ``export`` refuses such a region), a failed open or read (1), or the time limit."""
         self._screenshot_path = path
+        self.display.failed.connect(self._on_screenshot_read_failed)
         QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, lambda: self._finish_screenshot(timed_out=True))
+
+    def _on_screenshot_read_failed(self, message: str) -> None:
+        if self._screenshot_path:
+            self._screenshot_path = None
+            print(
+                f"imagery-gui: could not read the view: {message}; no screenshot", file=sys.stderr
+            )
+            self.screenshotDone.emit(1)
 
     def _finish_screenshot(self, timed_out: bool = False) -> None:
         path = self._screenshot_path
@@ -460,7 +472,8 @@ class MainWindow(QMainWindow):
         code = 1
         if timed_out:
             print(
-                "imagery-gui: the view did not finish loading in time; no screenshot",
+                f"imagery-gui: the view did not finish loading in {SCREENSHOT_TIMEOUT_MS // 1000}"
+                " s; no screenshot",
                 file=sys.stderr,
             )
         else:
@@ -470,6 +483,16 @@ class MainWindow(QMainWindow):
             except ImageryGuiError as exc:
                 print(f"imagery-gui: {exc}", file=sys.stderr)
                 code = 2
+            if code == 0 and self.display.outside:
+                from ..model.navigate import volume_span
+
+                span = volume_span(self.state.dataset, self.state.resolution)
+                print(
+                    f"imagery-gui: the view is outside the volume ({span}); the screenshot "
+                    "shows only that notice",
+                    file=sys.stderr,
+                )
+                code = 1
         self.screenshotDone.emit(code)
 
     def closeEvent(self, ev) -> None:
