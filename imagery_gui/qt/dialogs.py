@@ -1,10 +1,11 @@
-"""Dialogs: File > Open and File > Export."""
+"""Dialogs: File > Open, File > Export and View > Go to."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..model import navigate
 from ..model.inputs import OpenRequest
 
 
@@ -237,3 +239,49 @@ class ExportDialog(QDialog):
             masks=self.masks.isChecked(),
             force=self.force.isChecked(),
         )
+
+
+class GoToDialog(QDialog):
+    """View > Go to...: a point typed or pasted (``x, y, z``, ``[x y z]``, ``x y z``), in
+    voxels of the view or in nm. A bad point is reported here and the dialog stays open
+    with what was typed."""
+
+    def __init__(
+        self, current: tuple[float, float, float], unit: str, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Go to")
+        self.setMinimumWidth(420)
+        self.point = QLineEdit(", ".join(f"{v:g}" for v in current))
+        self.point.setObjectName("goToPoint")
+        self.point.setPlaceholderText("x, y, z  (or paste [x y z] from Neuroglancer)")
+        self.point.selectAll()
+        self.unit = QComboBox()
+        self.unit.setObjectName("goToUnit")
+        self.unit.addItems(list(navigate.UNITS))
+        self.unit.setCurrentText(unit)
+        self.error = QLabel()
+        self.error.setObjectName("goToError")
+        self.error.setStyleSheet("color: #c0392b")
+        self.error.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("Point", self.point)
+        form.addRow("Unit", self.unit)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self.error)
+        lay.addWidget(buttons)
+        buttons.accepted.connect(self._on_accept)
+        buttons.rejected.connect(self.reject)
+        self.value: tuple[float, float, float] | None = None
+
+    def _on_accept(self) -> None:
+        try:
+            self.value = navigate.parse_point(self.point.text())
+        except navigate.PointError as exc:
+            self.error.setText(str(exc))
+            return
+        self.accept()

@@ -42,6 +42,7 @@ from .figures import FigureActions
 from .graphene import RootStatus
 from .images import save_widget_png
 from .jobs import Job, Jobs
+from .navigation import Navigation
 from .panels import ContrastPanel, OverlayPanel, SegmentPanel, ZPanel, panel_dock
 from .settings_menu import SettingsActions
 from .sites_dock import SitesController
@@ -110,6 +111,7 @@ class MainWindow(QMainWindow):
         self.roots = RootStatus(self.jobs, self)
         self.figures, self.settings_menu = FigureActions(self), SettingsActions(self)
         self.sites = SitesController(self)
+        self.nav = Navigation(self)  # View > Go to..., the view's keys, Help > shortcuts
         build_menus(self)
         self.menu_view.addAction(self.sites.dock.toggleViewAction())
         self.act_disk_cache.setChecked(self.settings.disk_cache)

@@ -1,0 +1,292 @@
+"""The first hour in the window (issue 18): Go to, Centre on the volume, a view outside
+the volume, Home / End, Delete, the shortcuts dialog, where keys go, File > Open,
+the export dialog's defaults, id entry notices and links of local data.
+
+Driven with real key presses and clicks (pytest-qt) on the demo volume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QObject, QPoint, Qt, QTimer, Slot
+from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QPushButton
+
+from imagery_gui.model import navigate
+from imagery_gui.qt.actions import MENUS, OTHER_KEYS, VIEW_KEY_SPECS, key_text
+from imagery_gui.qt.dialogs import ExportDialog, GoToDialog, OpenDialog
+from imagery_gui.qt.navigation import ShortcutsDialog
+
+CTRL = Qt.KeyboardModifier.ControlModifier
+
+
+def _press(qtbot, key, mods=Qt.KeyboardModifier.NoModifier):
+    """A key as the user presses it: to whatever has the keyboard focus."""
+    target = QApplication.focusWidget()
+    assert target is not None
+    qtbot.keyClick(target, key, mods)
+
+
+def _click_button(qtbot, box: QDialogButtonBox, which) -> None:
+    qtbot.mouseClick(box.button(which), Qt.MouseButton.LeftButton)
+
+
+def _pointer_over_canvas(qtbot, win) -> None:
+    vp = win.canvas.viewport()
+    qtbot.mouseMove(vp, QPoint(vp.width() // 2, vp.height() // 2))
+    qtbot.waitUntil(win.canvas.underMouse)
+
+
+def _pointer_over_dock(qtbot, win) -> None:
+    qtbot.mouseMove(win.segments.count, QPoint(5, 5))
+    qtbot.waitUntil(lambda: not win.canvas.underMouse())
+
+
+def _focus(qtbot, widget) -> None:
+    widget.setFocus(Qt.FocusReason.MouseFocusReason)
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is widget)
+
+
+def _activate(qtbot, win) -> None:
+    win.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is win)
+
+
+# -- 1. Go to, Centre on the volume ----------------------------------------------------------
+def test_go_to_typed_or_pasted_in_voxels_and_nm(qtbot, window):
+    _activate(qtbot, window)
+    _focus(qtbot, window.canvas)
+    _press(qtbot, Qt.Key.Key_G, CTRL)
+    dlg = window.findChild(GoToDialog, "goToDialog")
+    assert dlg is not None and dlg.isVisible()
+    cx, cy, cz = window.state.center_voxel()  # prefilled with where the view is
+    assert navigate.parse_point(dlg.point.text()) == (cx, cy, cz)
+    # a bad point: the dialog stays, with the text and a clear message
+    dlg.point.clear()
+    qtbot.keyClicks(dlg.point, "205100, abc, 21010")
+    box = dlg.findChild(QDialogButtonBox)
+    _click_button(qtbot, box, QDialogButtonBox.StandardButton.Ok)
+    assert dlg.isVisible() and "'abc' is not a number" in dlg.error.text()
+    assert dlg.point.text() == "205100, abc, 21010"
+    # pasted from Neuroglancer, in voxels
+    dlg.point.clear()
+    qtbot.keyClicks(dlg.point, "[205100 164000 21010]")
+    _click_button(qtbot, box, QDialogButtonBox.StandardButton.Ok)
+    assert not dlg.isVisible()
+    assert window.state.z == 21010 and window.display.z == 21010
+    x, y = window.state.camera.center_nm
+    assert abs(x - 205100.5 * 4) < 4 and abs(y - 164000.5 * 4) < 4
+    qtbot.waitUntil(lambda: window.display.complete)
+    # in nm (the unit is remembered for the next time)
+    dlg = window.nav.go_to_dialog()
+    dlg.unit.setCurrentText("nm")
+    dlg.point.clear()
+    qtbot.keyClicks(dlg.point, "821000, 656500, 841300")
+    qtbot.keyClick(dlg.point, Qt.Key.Key_Return)
+    assert window.state.z == 21032  # floor(841300 / 40)
+    x, y = window.state.camera.center_nm
+    assert abs(x - 821000) < 4 and abs(y - 656500) < 4
+    assert window.nav.unit == "nm"
+
+
+def test_outside_the_volume_renders_empty_with_a_notice_and_centre_brings_it_back(qtbot, window):
+    window.nav.go_to((0, 0, 0))
+    qtbot.waitUntil(lambda: window.display.complete and window.display.outside)
+    assert window.canvas.notice.isVisible()
+    assert window.canvas.notice.text() == navigate.OUTSIDE_NOTICE
+    assert window.canvas.em.image is None and window.canvas.overlay.image is None
+    assert "outside the volume" in window.status.missing_label.text()
+    assert "outside the volume" in window.status.message()  # what Go to said
+    assert window.state.z == window.state.z_range[0]  # z is clamped to the volume
+    _activate(qtbot, window)
+    _focus(qtbot, window.canvas)
+    _press(qtbot, Qt.Key.Key_0, CTRL)  # View > Centre on the volume
+    qtbot.waitUntil(lambda: window.display.complete and not window.display.outside)
+    assert not window.canvas.notice.isVisible()
+    assert window.status.missing_label.text() == ""
+    ds, res = window.state.dataset, window.state.resolution
+    c = navigate.volume_center_nm(ds, res)
+    assert window.state.z == int(c[2] // res[2])
+    np.testing.assert_allclose(window.state.camera.center_nm, c[:2], atol=res[0])
+    assert window.canvas.em.image is not None
+
+
+# -- 2. outside the volume from the command line ---------------------------------------------
+@pytest.mark.parametrize("size", [(900, 600)])
+def test_outside_view_screenshot_exits(demo, tmp_path, size):
+    """``--center`` far outside: the PNG shows the notice, exit 1 with one line."""
+    from PIL import Image
+
+    from tests.qt.test_cli_viewer import _run
+
+    out = tmp_path / "out.png"
+    res = _run(
+        ["--center", "0", "0", "0", "--screenshot", str(out), "--size", *map(str, size)],
+        {"QT_QPA_PLATFORM": "offscreen"},
+        timeout=120,
+    )
+    assert res.returncode == 1, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "outside the volume" in lines[0] and "204800" in lines[0]
+    img = np.asarray(Image.open(out).convert("RGB"))
+    assert img.shape == (size[1], size[0], 3)
+
+
+def test_export_outside_the_volume_is_one_line(demo, tmp_path):
+    from tests.qt.test_cli_viewer import _run
+
+    res = _run(
+        [
+            "export",
+            "--demo",
+            "--center",
+            "0",
+            "0",
+            "0",
+            "--size",
+            "100",
+            "100",
+            "-o",
+            str(tmp_path / "x.png"),
+        ],
+        timeout=120,
+    )
+    assert res.returncode != 0
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "entirely outside" in lines[0]
+    assert not (tmp_path / "x.png").exists()
+
+
+# -- 3. Home / End, Delete, Help ---------------------------------------------------------------
+def test_home_and_end_go_to_the_first_and_last_slice(qtbot, window):
+    _activate(qtbot, window)
+    _focus(qtbot, window.canvas)
+    lo, hi = window.state.z_range
+    _press(qtbot, Qt.Key.Key_End)
+    assert window.state.z == hi and window.zpanel.slider.value() == hi
+    _press(qtbot, Qt.Key.Key_Home)
+    assert window.state.z == lo and window.display.z == lo
+    qtbot.waitUntil(lambda: window.display.complete)
+
+
+def test_delete_removes_the_selected_list_entries(qtbot, window):
+    slab, _zi = window.display.current_slab()
+    ids = [int(v) for v in slab.ids[1:4]]
+    window.add_ids(ids)
+    lst = window.segments.list
+    item = lst.item(1)
+    qtbot.mouseClick(
+        lst.viewport(), Qt.MouseButton.LeftButton, pos=lst.visualItemRect(item).center()
+    )
+    assert QApplication.focusWidget() is lst
+    _press(qtbot, Qt.Key.Key_Delete)
+    assert list(window.state.selection.ids) == [ids[0], ids[2]]
+    assert lst.count() == 2
+
+
+def test_shortcuts_dialog_lists_every_key_of_the_tables(qtbot, window):
+    _activate(qtbot, window)
+    _focus(qtbot, window.canvas)
+    _press(qtbot, Qt.Key.Key_F1)
+    dlg = window.findChild(ShortcutsDialog, "shortcutsDialog")
+    assert dlg is not None and dlg.isVisible()
+    keys_shown = " | ".join(k for k, _ in dlg.rows())
+    does_shown = " | ".join(d for _, d in dlg.rows())
+    for spec in MENUS:
+        if spec.shortcut is not None:
+            assert key_text(spec.shortcut) in keys_shown, spec
+            assert spec.text.replace("&", "") in does_shown
+    for spec in VIEW_KEY_SPECS:
+        assert key_text(spec.key) in keys_shown and spec.does in does_shown, spec
+    for keys, does in OTHER_KEYS:
+        assert keys in keys_shown and does in does_shown
+    # the actions really have the shortcuts the dialog lists
+    assert window.act_go_to.shortcut().toString() == "Ctrl+G"
+    assert "Escape" in dlg.rule.text() and "pointer" in dlg.rule.text()
+    dlg.close()
+
+
+class _UrlRecorder(QObject):
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    @Slot("QUrl")
+    def handle(self, url) -> None:
+        self.urls.append(url.toString())
+
+
+def test_online_documentation_opens_the_readme(qtbot, window):
+    rec = _UrlRecorder()
+    for scheme in ("file", "https"):
+        QDesktopServices.setUrlHandler(scheme, rec, "handle")
+    try:
+        window.menu_help.actions()  # built from the table
+        window.act_docs.trigger()
+    finally:
+        for scheme in ("file", "https"):
+            QDesktopServices.unsetUrlHandler(scheme)
+    assert rec.urls == [navigate.docs_url()]
+
+
+# -- 4. where keys go ------------------------------------------------------------------------
+def test_navigation_keys_act_on_the_view_under_the_pointer(qtbot, window):
+    _activate(qtbot, window)
+    pal = window.overlay.palette  # an editable combobox: Up used to change the palette
+    palette = window.state.style.palette
+    _focus(qtbot, pal)
+    _pointer_over_canvas(qtbot, window)
+    z = window.state.z
+    _press(qtbot, Qt.Key.Key_Up)
+    assert window.state.z == z + 1 and window.state.style.palette == palette
+    _press(qtbot, Qt.Key.Key_PageDown, Qt.KeyboardModifier.ShiftModifier)
+    assert window.state.z == z + 1 - 10
+    # a plain combobox: with the pointer over the view the view gets the key ...
+    mode = window.overlay.mode
+    _focus(qtbot, mode)
+    z = window.state.z
+    _press(qtbot, Qt.Key.Key_Down)
+    assert window.state.z == z - 1 and mode.currentText() == "fill"
+    # ... with the pointer elsewhere the control does
+    _pointer_over_dock(qtbot, window)
+    _press(qtbot, Qt.Key.Key_Down)
+    assert window.state.z == z - 1 and mode.currentText() == "outline"
+    qtbot.waitUntil(lambda: window.state.style.outline)
+
+
+def test_text_fields_keep_their_editing_keys_and_escape_returns_to_the_view(qtbot, window):
+    _activate(qtbot, window)
+    entry = window.segments.entry
+    _focus(qtbot, entry)
+    _pointer_over_canvas(qtbot, window)
+    z = window.state.z
+    qtbot.keyClicks(entry, "12 [3]")
+    assert entry.text() == "12 [3]"  # [ and ] are typed, not sites
+    _press(qtbot, Qt.Key.Key_Home)
+    assert entry.cursorPosition() == 0 and window.state.z == z
+    _press(qtbot, Qt.Key.Key_Right)
+    assert entry.cursorPosition() == 1 and window.state.z == z
+    _press(qtbot, Qt.Key.Key_End)
+    assert entry.cursorPosition() == len("12 [3]") and window.state.z == z
+    _press(qtbot, Qt.Key.Key_Up)  # not a text key: the view under the pointer
+    assert window.state.z == z + 1
+    _press(qtbot, Qt.Key.Key_Escape)
+    assert QApplication.focusWidget() is window.canvas
+    assert entry.text() == "12 [3]"
+    _pointer_over_dock(qtbot, window)  # the view has the focus: its keys work anywhere
+    _press(qtbot, Qt.Key.Key_Left)
+    assert window.state.z == z
+    _press(qtbot, Qt.Key.Key_Home)
+    assert window.state.z == window.state.z_range[0]
+
+
+def test_a_click_on_the_view_gives_it_the_keys(qtbot, window):
+    _activate(qtbot, window)
+    _focus(qtbot, window.zpanel.fps)  # a spin box
+    vp = window.canvas.viewport()
+    qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, pos=QPoint(5, 5))
+    assert QApplication.focusWidget() is window.canvas
+    _pointer_over_dock(qtbot, window)
+    z, fps = window.state.z, window.zpanel.fps.value()
+    _press(qtbot, Qt.Key.Key_Up)
+    assert window.state.z == z + 1 and window.zpanel.fps.value() == fps
