@@ -41,9 +41,21 @@ def _floats(text: str, n: int, what: str) -> list[float] | None:
 
 
 class OpenDialog(QDialog):
-    """Image source, segmentation source, centre and resolution (recent sources offered)."""
+    """Image source, segmentation source, centre and resolution (recent sources offered;
+    prefilled with ``current``, the sources open now).
 
-    def __init__(self, recent: list[list[str | None]], parent: QWidget | None = None) -> None:
+    Open emits ``requested``; the dialog stays up (with what was typed) until the window
+    reports the result: :meth:`opened` closes it, :meth:`open_failed` shows the error in
+    it, so a typo is fixed in place."""
+
+    requested = Signal(object)  # OpenRequest
+
+    def __init__(
+        self,
+        recent: list[list[str | None]],
+        parent: QWidget | None = None,
+        current: tuple[str | None, str | None] | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Open data")
         self.setMinimumWidth(640)
@@ -84,8 +96,12 @@ class OpenDialog(QDialog):
             "graphene: ISO time, unix seconds, or v<N> for a materialization version"
         )
         self.error = QLabel()
+        self.error.setObjectName("openError")
         self.error.setStyleSheet("color: #c0392b")
         self.error.setWordWrap(True)
+        if current is not None:
+            self.image.setText(current[0] or "")
+            self.segmentation.setText(current[1] or "")
         form = QFormLayout()
         form.addRow("Recent", self.recent)
         form.addRow("Image source", self.image)
@@ -100,6 +116,7 @@ class OpenDialog(QDialog):
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel
         )
+        self.buttons = buttons
         self.demo_button = buttons.addButton("Demo volume", QDialogButtonBox.ButtonRole.ActionRole)
         lay = QVBoxLayout(self)
         lay.addLayout(form)
@@ -119,11 +136,12 @@ class OpenDialog(QDialog):
 
     def _on_demo(self) -> None:
         self._demo = True
-        self.accept()
+        self._submit(self.request())
+        self._demo = False
 
     def _on_accept(self) -> None:
         try:
-            self.request()
+            req = self.request()
         except ValueError as exc:
             self.error.setText(str(exc))
             return
@@ -131,7 +149,22 @@ class OpenDialog(QDialog):
         if not any(w.text().strip() for w in given):
             self.error.setText("give sources, a CAVE datastack or a Neuroglancer link")
             return
+        self._submit(req)
+
+    def _submit(self, req: OpenRequest) -> None:
+        self.error.setText(f"opening {req.describe()}...")
+        self.buttons.setEnabled(False)
+        self.demo_button.setEnabled(False)
+        self.requested.emit(req)
+
+    def opened(self) -> None:
         self.accept()
+
+    def open_failed(self, message: str) -> None:
+        """Keep everything typed; say what went wrong, ready for another try."""
+        self.error.setText(message)
+        self.buttons.setEnabled(True)
+        self.demo_button.setEnabled(True)
 
     def request(self) -> OpenRequest:
         when = self.when.text().strip()

@@ -82,6 +82,7 @@ class MainWindow(QMainWindow):
         self.while_opening: Callable[[], None] = _nothing  # process policy (app.py) sets it
         self._screenshot_path: str | None = None
         self._hover: tuple[float, float] | None = None
+        self._open_dialog: OpenDialog | None = None  # File > Open while its open runs
 
         self.canvas = SliceCanvas()
         self.setCentralWidget(self.canvas)
@@ -180,10 +181,23 @@ class MainWindow(QMainWindow):
         self.menu_recent.setEnabled(bool(self.settings.recent))
 
     # -- opening -------------------------------------------------------------------------------
-    def open_dialog(self) -> None:
-        dlg = OpenDialog(self.settings.recent, self)
-        if dlg.exec():
-            self.open_sources(dlg.request())
+    def open_dialog(self) -> OpenDialog:
+        """File > Open (window-modal, not blocking); errors are shown in it."""
+        inputs = self.state.inputs
+        current = (inputs.image_source, inputs.segmentation_source) if inputs else None
+        dlg = OpenDialog(self.settings.recent, self, current=current)
+        dlg.setObjectName("openDialog")
+        dlg.requested.connect(lambda req: self._open_from_dialog(dlg, req))
+        dlg.finished.connect(dlg.deleteLater)
+        dlg.open()
+        return dlg
+
+    def _open_from_dialog(self, dlg: OpenDialog, req: OpenRequest) -> None:
+        self._open_dialog = dlg  # errors go to it (not to a second box)
+        job = self.open_sources(req)
+        job.succeeded.connect(lambda _r: dlg.opened())
+        job.failed.connect(lambda exc: dlg.open_failed(self.last_error))
+        job.done.connect(lambda: setattr(self, "_open_dialog", None))
 
     def open_demo(self) -> None:
         self.open_sources(OpenRequest(None, None, None, None, demo=True))
@@ -223,11 +237,10 @@ class MainWindow(QMainWindow):
         self.status.set_busy(False)
         self.status.show_message("")
         self.state.open(inputs, ds, from_link=bool(req.ngl_url))
-        if not req.demo:
-            self.settings.image_source = inputs.image_source
-            self.settings.segmentation_source = inputs.segmentation_source
-            self.settings.add_recent(inputs.image_source, inputs.segmentation_source)
-            self._fill_recent_menu()
+        self.settings.image_source = inputs.image_source  # (the demo's too: Recent has it)
+        self.settings.segmentation_source = inputs.segmentation_source
+        self.settings.add_recent(inputs.image_source, inputs.segmentation_source)
+        self._fill_recent_menu()
         self.datasetOpened.emit()
 
     @Slot(object)
@@ -237,7 +250,7 @@ class MainWindow(QMainWindow):
             message += "; change the limit in Settings > Fetch timeout"
         self.status.set_busy(False)
         self.status.show_message("")
-        self.show_error(f"Could not open the data: {message}", dialog=True)
+        self.show_error(f"Could not open the data: {message}", dialog=self._open_dialog is None)
         if self._screenshot_path:
             print(f"imagery-gui: {message}", file=sys.stderr)
             self.screenshotDone.emit(1)

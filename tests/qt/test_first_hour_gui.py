@@ -290,3 +290,41 @@ def test_a_click_on_the_view_gives_it_the_keys(qtbot, window):
     z, fps = window.state.z, window.zpanel.fps.value()
     _press(qtbot, Qt.Key.Key_Up)
     assert window.state.z == z + 1 and window.zpanel.fps.value() == fps
+
+
+# -- 5. File > Open --------------------------------------------------------------------------
+def test_open_dialog_keeps_what_was_typed_and_shows_the_error(qtbot, window, demo, tmp_path):
+    _activate(qtbot, window)
+    _focus(qtbot, window.canvas)
+    _press(qtbot, Qt.Key.Key_O, CTRL)
+    dlg = window.findChild(OpenDialog, "openDialog")
+    assert dlg is not None and dlg.isVisible()
+    assert dlg.image.text() == demo.image_source  # prefilled with what is open
+    assert dlg.segmentation.text() == demo.segmentation_source
+    bad = str(tmp_path / "nope")
+    dlg.image.clear()
+    qtbot.keyClicks(dlg.image, bad)
+    qtbot.keyClicks(dlg.center, "1 2 3")
+    open_button = dlg.buttons.button(QDialogButtonBox.StandardButton.Open)
+    with qtbot.waitSignal(window.errorShown, timeout=20000):
+        qtbot.mouseClick(open_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "no such folder" in dlg.error.text())
+    assert dlg.isVisible() and dlg.image.text() == bad and dlg.center.text() == "1 2 3"
+    assert not [
+        b for b in window.findChildren(QPushButton) if b.window().objectName() == "errorBox"
+    ]
+    # fixed in place, it opens and closes
+    dlg.image.setText(demo.image_source)
+    dlg.center.clear()
+    with qtbot.waitSignal(window.datasetOpened, timeout=60000):
+        qtbot.mouseClick(open_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dlg.isVisible())
+
+
+def test_recent_includes_the_demo(qtbot, window, demo):
+    texts = [a.text() for a in window.menu_recent.actions()]
+    assert any(demo.image_source in t for t in texts)
+    assert window.menu_recent.isEnabled()
+    with qtbot.waitSignal(window.datasetOpened, timeout=60000):
+        window.open_demo()
+    assert [demo.image_source, demo.segmentation_source] in window.settings.recent
