@@ -211,10 +211,18 @@ class ExportDialog(QDialog):
         row.addWidget(self.path, 1)
         row.addWidget(browse)
         self.depth = QSpinBox()
+        self.depth.setObjectName("exportDepth")
         self.depth.setRange(1, 2000)
         self.depth.setValue(8 if series else 1)
-        self.depth.setSuffix(" slices from the current z")
         self.depth.setEnabled(series)
+        # a label, not a suffix: a suffix cannot say "1 slice" and "8 slices"
+        self.depth_label = QLabel()
+        self.depth_label.setObjectName("exportDepthLabel")
+        depth_row = QHBoxLayout()
+        depth_row.addWidget(self.depth)
+        depth_row.addWidget(self.depth_label, 1)
+        self.depth.valueChanged.connect(self._on_depth)
+        self._on_depth(self.depth.value())
         self.scale = QSpinBox()
         self.scale.setRange(1, 16)
         self.scale.setSuffix("x (pixel replication)")
@@ -233,7 +241,7 @@ class ExportDialog(QDialog):
         self.force = QCheckBox("Overwrite existing files")
         form = QFormLayout()
         form.addRow("File", row)
-        form.addRow("Slices", self.depth)
+        form.addRow("Slices", depth_row)
         form.addRow("Upscale", self.scale)
         form.addRow("", self.scale_bar)
         form.addRow("Scale bar length", self.bar_nm)
@@ -250,6 +258,9 @@ class ExportDialog(QDialog):
         browse.clicked.connect(self._on_browse)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+
+    def _on_depth(self, n: int) -> None:
+        self.depth_label.setText(f"{'slice' if n == 1 else 'slices'} from the current z")
 
     def _on_browse(self) -> None:
         path, _ = QFileDialog.getSaveFileName(

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QProgressDialog
 
 from ..model.errors import ImageryGuiError
 from ..model.export import FigureSpec, export, make_figure
+from ..model.io import unused_path
 from ..model.scalebar import ScaleBar
 from .dialogs import ExportDialog
 from .images import to_qimage
@@ -43,8 +44,7 @@ class FigureActions(QObject):
                 "nothing selected: select segments or turn off 'Show selected only'", dialog=True
             )
             return
-        folder = win.settings.export_dir or os.path.expanduser("~")
-        dlg = ExportDialog(os.path.join(folder, "figure.png"), series, win)
+        dlg = ExportDialog(self.default_path(), series, win)
         if not dlg.exec():
             return
         o = dlg.options()
@@ -56,6 +56,13 @@ class FigureActions(QObject):
             return
         win.settings.export_dir = os.path.dirname(os.path.abspath(o.path))
         self.run_export(spec, o.path, force=o.force, masks=o.masks)
+
+    def default_path(self) -> str:
+        """In the folder of the last export (else home), a name no export has used yet."""
+        folder = self.win.settings.export_dir
+        if not folder or not os.path.isdir(folder):
+            folder = os.path.expanduser("~")
+        return unused_path(folder, "figure.png")
 
     def run_export(
         self, spec: FigureSpec, path: str, force: bool = False, masks: bool = False

@@ -8,6 +8,7 @@ import pytest
 
 from imagery_gui.model import navigate
 from imagery_gui.model.dataset import Dataset
+from imagery_gui.model.io import unused_path
 
 
 @pytest.mark.parametrize(
@@ -76,3 +77,11 @@ def test_local_link_warning():
 def test_docs_url_is_the_readme_of_this_checkout():
     url = navigate.docs_url()
     assert url.endswith("README.md") or url == navigate.DOCS_URL
+
+
+def test_unused_path_never_names_an_earlier_export(tmp_path):
+    assert unused_path(tmp_path) == str(tmp_path / "figure.png")
+    (tmp_path / "figure.png").write_bytes(b"")
+    assert unused_path(tmp_path) == str(tmp_path / "figure-2.png")
+    (tmp_path / "figure-2.json").write_text("{}")  # a z-series leaves its JSON
+    assert unused_path(tmp_path) == str(tmp_path / "figure-3.png")

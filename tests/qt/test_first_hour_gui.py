@@ -6,6 +6,8 @@ Driven with real key presses and clicks (pytest-qt) on the demo volume."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QObject, QPoint, Qt, QTimer, Slot
@@ -328,3 +330,52 @@ def test_recent_includes_the_demo(qtbot, window, demo):
     with qtbot.waitSignal(window.datasetOpened, timeout=60000):
         window.open_demo()
     assert [demo.image_source, demo.segmentation_source] in window.settings.recent
+
+
+# -- 6. the export dialog ----------------------------------------------------------------------
+def _inspect_modal(found: list, accept_to: str | None = None):
+    def look():
+        dlg = QApplication.activeModalWidget()
+        if not isinstance(dlg, ExportDialog):
+            QTimer.singleShot(50, look)
+            return
+        found.append((dlg.path.text(), dlg.depth_label.text(), dlg.depth.value()))
+        dlg.depth.setValue(1)
+        found.append(dlg.depth_label.text())
+        if accept_to:
+            dlg.path.setText(accept_to)
+            dlg.accept()
+        else:
+            dlg.reject()
+
+    QTimer.singleShot(50, look)
+
+
+def test_export_dialog_defaults_to_the_last_folder_and_a_new_name(qtbot, window, tmp_path):
+    window.settings.export_dir = str(tmp_path)
+    (tmp_path / "figure.png").write_bytes(b"")
+    found: list = []
+    _inspect_modal(found)
+    window.figures.export_series()
+    path, label, depth = found[0]
+    assert path == str(tmp_path / "figure-2.png")  # never the earlier export
+    assert depth == 8 and label == "slices from the current z"
+    assert found[1] == "slice from the current z"
+    # an export elsewhere: the next dialog starts there
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    found.clear()
+    _inspect_modal(found, accept_to=str(shots / "view.png"))
+    window.figures.export_png()
+    assert found[0][1] == "slice from the current z"
+    qtbot.waitUntil(lambda: (shots / "view.png").is_file(), timeout=60000)
+    assert window.settings.export_dir == str(shots)
+    found.clear()
+    _inspect_modal(found)
+    window.figures.export_png()
+    assert found[0][0] == str(shots / "figure.png")
+    window.settings.export_dir = str(tmp_path / "gone")  # a folder that went away: home
+    found.clear()
+    _inspect_modal(found)
+    window.figures.export_png()
+    assert os.path.dirname(found[0][0]) == os.path.expanduser("~")
