@@ -29,7 +29,7 @@ from ..model import diskcache
 from ..model.errors import ImageryGuiError, SourceTimeoutError
 from ..model.export import FigureSpec
 from ..model.inputs import OpenRequest, open_dataset
-from ..model.segments import parse_root_ids
+from ..model.segments import entry_notice, parse_ids
 from ..model.state import Camera, ViewerState
 from ..model.style import StyleError
 from ..model.view import Coloring, auto_levels, describe_bytes
@@ -315,15 +315,18 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_segments_add(self, text: str) -> None:
-        try:
-            ids = parse_root_ids(text)
-        except ImageryGuiError as exc:
-            self.show_error(str(exc), dialog=True)
-            return
-        if 0 in ids:
-            self.show_error("0 means 'no segment' and cannot be selected", dialog=True)
-        self.segments.clear_entry()
-        self.state.select(i for i in ids if i != 0)
+        """Add the valid ids of a line; one notice names each rejected token (with its
+        reason, as the command line does) and the ids not in the loaded view."""
+        parsed = parse_ids(text)
+        got = self.display.current_slab()
+        notice = entry_notice(parsed, got[0].ids if got is not None else None)
+        self.segments.set_entry(" ".join(tok for tok, _why in parsed.rejected))
+        self.segments.show_notice(notice)
+        self.state.select(parsed.ids)
+        if parsed.rejected:
+            self.show_error(notice)
+        elif notice:
+            self.status.show_message(notice, 10000)
 
     def add_ids(self, ids) -> None:
         self.state.select(int(i) for i in ids)

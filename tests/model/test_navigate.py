@@ -9,6 +9,7 @@ import pytest
 from imagery_gui.model import navigate
 from imagery_gui.model.dataset import Dataset
 from imagery_gui.model.io import unused_path
+from imagery_gui.model.segments import entry_notice, parse_ids
 
 
 @pytest.mark.parametrize(
@@ -77,6 +78,16 @@ def test_local_link_warning():
 def test_docs_url_is_the_readme_of_this_checkout():
     url = navigate.docs_url()
     assert url.endswith("README.md") or url == navigate.DOCS_URL
+
+
+def test_entry_notice_names_each_rejected_token_and_ids_not_in_view():
+    parsed = parse_ids("abc 864691135105009228 -5 0 12")
+    assert parsed.ids == (864691135105009228, 12)
+    text = entry_notice(parsed, present=[12, 99])
+    assert "'abc' (not a number)" in text and "'-5' (negative" in text and "'0'" in text
+    assert "not in this view (added anyway): 864691135105009228" in text
+    assert entry_notice(parse_ids("12"), present=[12]) == ""
+    assert entry_notice(parse_ids("12"), present=None) == ""
 
 
 def test_unused_path_never_names_an_earlier_export(tmp_path):

@@ -379,3 +379,25 @@ def test_export_dialog_defaults_to_the_last_folder_and_a_new_name(qtbot, window,
     _inspect_modal(found)
     window.figures.export_png()
     assert os.path.dirname(found[0][0]) == os.path.expanduser("~")
+
+
+# -- 7. id entry -------------------------------------------------------------------------------
+def test_id_entry_adds_the_valid_ids_and_names_each_rejected_token(qtbot, window):
+    slab, _zi = window.display.current_slab()
+    here = int(slab.ids[1])
+    entry = window.segments.entry
+    with qtbot.waitSignal(window.errorShown) as sig:
+        qtbot.keyClicks(entry, f"abc {here} -5 0 12345")
+        qtbot.keyClick(entry, Qt.Key.Key_Return)
+    text = sig.args[0]
+    assert "'abc' (not a number)" in text and "'-5' (negative" in text and "'0'" in text
+    assert "not in this view (added anyway): 12345" in text
+    assert list(window.state.selection.ids) == [here, 12345]
+    assert window.segments.notice.isVisible() and window.segments.notice.text() == text
+    assert window.status.error() == text
+    assert entry.text() == "abc -5 0"  # what is left to correct
+    # a clean line: no notice left behind
+    entry.clear()
+    qtbot.keyClicks(entry, str(int(slab.ids[2])))
+    qtbot.keyClick(entry, Qt.Key.Key_Return)
+    assert not window.segments.notice.isVisible() and entry.text() == ""
