@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QProgressDialog
 from ..model.errors import ImageryGuiError
 from ..model.export import FigureSpec, export, make_figure
 from ..model.io import unused_path
+from ..model.navigate import local_link_warning
 from ..model.scalebar import ScaleBar
 from .dialogs import ExportDialog
 from .images import to_qimage
@@ -107,6 +108,14 @@ class FigureActions(QObject):
         self.win.status.show_message(f"copied a {img.width}x{img.height} image", 4000)
 
     def copy_neuroglancer_link(self) -> None:
-        if self.win.state.dataset is not None:
-            QGuiApplication.clipboard().setText(self.win.neuroglancer_link())
+        ds = self.win.state.dataset
+        if ds is None:
+            return
+        QGuiApplication.clipboard().setText(self.win.neuroglancer_link())
+        warning = local_link_warning(
+            [layer.url if layer else None for layer in (ds.image, ds.segmentation)]
+        )
+        if warning:
+            self.win.status.show_message(f"copied a Neuroglancer link; but {warning}", 20000)
+        else:
             self.win.status.show_message("copied a Neuroglancer link for this view", 4000)

@@ -401,3 +401,16 @@ def test_id_entry_adds_the_valid_ids_and_names_each_rejected_token(qtbot, window
     qtbot.keyClicks(entry, str(int(slab.ids[2])))
     qtbot.keyClick(entry, Qt.Key.Key_Return)
     assert not window.segments.notice.isVisible() and entry.text() == ""
+
+
+# -- 8. links of local data ----------------------------------------------------------------------
+def test_copy_link_of_local_data_warns(qtbot, window):
+    _activate(qtbot, window)
+    _focus(qtbot, window.canvas)
+    _press(qtbot, Qt.Key.Key_L, CTRL)
+    link = QGuiApplication.clipboard().text()
+    from urllib.parse import unquote
+
+    assert link.startswith("https://") and "file:///" in unquote(link)
+    msg = window.status.message()
+    assert "local files" in msg and "file:///" in msg and "browser cannot open" in msg
