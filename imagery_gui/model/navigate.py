@@ -59,7 +59,9 @@ def parse_point(text: str) -> tuple[float, float, float]:
     return x, y, z
 
 
-def point_nm(point: Sequence[float], unit: str, resolution: Sequence[float]) -> np.ndarray:
+def point_nm(
+    point: Sequence[float], unit: str, resolution: Sequence[float] | np.ndarray
+) -> np.ndarray:
     """A point in nanometres from voxels (of ``resolution``) or nanometres."""
     p = np.asarray(point, dtype=np.float64)
     if unit == NM:
@@ -79,12 +81,14 @@ class Target:
     z: int
 
 
-def target_of(p_nm: Sequence[float], resolution: Sequence[float]) -> Target:
+def target_of(
+    p_nm: Sequence[float] | np.ndarray, resolution: Sequence[float] | np.ndarray
+) -> Target:
     rz = float(resolution[2])
     return Target(float(p_nm[0]), float(p_nm[1]), int(math.floor(float(p_nm[2]) / rz)))
 
 
-def volume_center_nm(dataset: Any, resolution: Sequence[float]) -> np.ndarray:
+def volume_center_nm(dataset: Any, resolution: Sequence[float] | np.ndarray) -> np.ndarray:
     """The middle of the volume (both layers' extent), in nm."""
     res = np.asarray(resolution, dtype=np.float64)
     vb = dataset.volume_bounds(res)
@@ -93,7 +97,7 @@ def volume_center_nm(dataset: Any, resolution: Sequence[float]) -> np.ndarray:
 
 
 def outside_description(
-    point_nm_: Iterable[float], dataset: Any, resolution: Sequence[float]
+    point_nm_: Iterable[float], dataset: Any, resolution: Sequence[float] | np.ndarray
 ) -> str | None:
     """Why ``point`` (nm) is not in the volume (x and y), or None when it is: a note for
     Go to..., which still goes there (the notice then says how to come back)."""
@@ -105,7 +109,7 @@ def outside_description(
     return f"that point is outside the volume, which spans {volume_span(dataset, res)}"
 
 
-def volume_span(dataset: Any, resolution: Sequence[float]) -> str:
+def volume_span(dataset: Any, resolution: Sequence[float] | np.ndarray) -> str:
     """``voxels [x0, y0, z0]-[x1, y1, z1] at 4x4x40 nm``: where the data is."""
     vb = dataset.volume_bounds(np.asarray(resolution, dtype=np.float64))
     lo, hi = [int(v) for v in vb[0]], [int(v) for v in vb[1]]

@@ -154,8 +154,11 @@ def shortcut_rows(specs: tuple[ActionSpec, ...] = MENUS) -> list[tuple[str, str]
     rows: list[tuple[str, str]] = []
     for spec in specs:
         if spec.shortcut is not None and spec.text != SEP:
+            keys = key_text(spec.shortcut)
+            if not keys:
+                continue  # a standard key this platform binds to nothing (Quit off KDE/GNOME)
             what = spec.menu.replace("&", "") + " > " + spec.text.replace("&", "")
-            rows.append((key_text(spec.shortcut), what))
+            rows.append((keys, what))
     groups: dict[str, list[str]] = {}
     for k in VIEW_KEY_SPECS:
         groups.setdefault(k.does, []).append(key_text(k.key))

@@ -321,12 +321,14 @@ class MainWindow(QMainWindow):
         got = self.display.current_slab()
         notice = entry_notice(parsed, got[0].ids if got is not None else None)
         self.segments.set_entry(" ".join(tok for tok, _why in parsed.rejected))
+        if self.status.error() == self.segments.notice.text():
+            self.status.show_error("")  # the previous entry's notice
         self.segments.show_notice(notice)
         self.state.select(parsed.ids)
+        if notice:  # (not last_error: the redraw after selecting must not clear it)
+            self.status.show_error(notice)
         if parsed.rejected:
-            self.show_error(notice)
-        elif notice:
-            self.status.show_message(notice, 10000)
+            self.errorShown.emit(notice)
 
     def add_ids(self, ids) -> None:
         self.state.select(int(i) for i in ids)
