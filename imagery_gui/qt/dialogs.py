@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -184,6 +185,28 @@ class OpenDialog(QDialog):
             timestamp=when or None,
             materialization_version=version,
         )
+
+
+def show_open_dialog(win: Any) -> OpenDialog:
+    """File > Open for the window ``win`` (window-modal, not blocking), prefilled with
+    the sources open now; the open's error is shown in the dialog, not in a second box
+    (``win._open_dialog`` tells the window while the open runs)."""
+    inputs = win.state.inputs
+    current = (inputs.image_source, inputs.segmentation_source) if inputs else None
+    dlg = OpenDialog(win.settings.recent, win, current=current)
+    dlg.setObjectName("openDialog")
+
+    def submit(req: OpenRequest) -> None:
+        win._open_dialog = dlg
+        job = win.open_sources(req)
+        job.succeeded.connect(lambda _result: dlg.opened())
+        job.failed.connect(lambda _exc: dlg.open_failed(win.last_error))
+        job.done.connect(lambda: setattr(win, "_open_dialog", None))
+
+    dlg.requested.connect(submit)
+    dlg.finished.connect(dlg.deleteLater)
+    dlg.open()
+    return dlg
 
 
 @dataclass

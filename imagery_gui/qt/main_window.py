@@ -36,7 +36,7 @@ from ..model.view import Coloring, auto_levels, describe_bytes
 from ..settings import Settings
 from .actions import BIG_STEP, VIEW_KEYS, build_menus
 from .canvas import SliceCanvas
-from .dialogs import OpenDialog
+from .dialogs import OpenDialog, show_open_dialog
 from .display import SliceDisplay
 from .figures import FigureActions
 from .graphene import RootStatus
@@ -182,22 +182,7 @@ class MainWindow(QMainWindow):
 
     # -- opening -------------------------------------------------------------------------------
     def open_dialog(self) -> OpenDialog:
-        """File > Open (window-modal, not blocking); errors are shown in it."""
-        inputs = self.state.inputs
-        current = (inputs.image_source, inputs.segmentation_source) if inputs else None
-        dlg = OpenDialog(self.settings.recent, self, current=current)
-        dlg.setObjectName("openDialog")
-        dlg.requested.connect(lambda req: self._open_from_dialog(dlg, req))
-        dlg.finished.connect(dlg.deleteLater)
-        dlg.open()
-        return dlg
-
-    def _open_from_dialog(self, dlg: OpenDialog, req: OpenRequest) -> None:
-        self._open_dialog = dlg  # errors go to it (not to a second box)
-        job = self.open_sources(req)
-        job.succeeded.connect(lambda _r: dlg.opened())
-        job.failed.connect(lambda exc: dlg.open_failed(self.last_error))
-        job.done.connect(lambda: setattr(self, "_open_dialog", None))
+        return show_open_dialog(self)
 
     def open_demo(self) -> None:
         self.open_sources(OpenRequest(None, None, None, None, demo=True))
