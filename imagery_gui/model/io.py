@@ -120,3 +120,15 @@ def save_json_atomic(data: Any, path: str | os.PathLike, overwrite: bool = False
     """Write JSON (UTF-8, indented, ids as strings by the caller), atomically."""
     text = json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
     return _write_with(path, lambda fh: fh.write(text.encode("utf-8")), overwrite)
+
+
+def unused_path(folder: str | os.PathLike, name: str = "figure.png") -> str:
+    """``folder/name``, or ``folder/<stem>-2<ext>``, ``-3``... the first that does not
+    exist with its JSON side file (a default that never overwrites an earlier export)."""
+    stem, ext = os.path.splitext(name)
+    n = 1
+    while True:
+        base = os.path.join(os.fspath(folder), stem if n == 1 else f"{stem}-{n}")
+        if not os.path.exists(base + ext) and not os.path.exists(base + ".json"):
+            return base + ext
+        n += 1

@@ -192,6 +192,26 @@ def parse_ids(values: Any) -> ParsedIds:
     return ParsedIds(tuple(ids), tuple(rejected))
 
 
+def entry_notice(
+    parsed: ParsedIds, present: Iterable[int] | None = None, where: str = "this view"
+) -> str:
+    """One line about ids a user typed: each rejected token with its reason, and the
+    valid ids that are not among ``present`` (added anyway: they may be elsewhere in the
+    volume). '' when there is nothing to say."""
+    parts = []
+    if parsed.rejected:
+        parts.append(parsed.message("the ids typed"))
+    if present is not None:
+        missing = absent_ids(parsed.ids, present)
+        if missing:
+            n = len(missing)
+            parts.append(
+                f"{'1 id is' if n == 1 else f'{n} ids are'} not in {where} "
+                f"(added anyway): {_id_list_text(missing)}"
+            )
+    return "; ".join(parts)
+
+
 def absent_ids(requested: Iterable[int] | None, present: Iterable[int]) -> list[int]:
     """The requested ids (in their order) that are not among ``present``."""
     if requested is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtWidgets import QLabel
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
@@ -63,6 +64,18 @@ class SliceCanvas(pg.GraphicsLayoutWidget):
         # The view asked for by show_nm, re-applied when the widget is resized until the
         # user pans or zooms (the first layout happens after the data is opened).
         self._anchor: tuple[float, float, float] | None = None
+        # A notice over the view (e.g. that it is outside the volume): a child label, so a
+        # window screenshot shows it too.
+        self.notice = QLabel(self)
+        self.notice.setObjectName("viewNotice")
+        self.notice.setWordWrap(True)
+        self.notice.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.notice.setStyleSheet(
+            "color: #f0f0f0; background: rgba(0, 0, 0, 170); padding: 10px; border-radius: 6px"
+        )
+        self.notice.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.notice.hide()
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # a click gives the view the keys
         self.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_scene_mouse_clicked)
         self.viewbox.sigRangeChanged.connect(self._on_range_changed)
@@ -102,6 +115,26 @@ class SliceCanvas(pg.GraphicsLayoutWidget):
             return
         self.glyphs.setImage(np.ascontiguousarray(rgba), levels=None, autoLevels=False)
         self.glyphs.setRect(QRectF(*rect_nm))
+
+    def set_notice(self, text: str) -> None:
+        """Show ``text`` over the middle of the view ('' hides it)."""
+        if text == self.notice.text() and self.notice.isVisible() == bool(text):
+            return
+        self.notice.setText(text)
+        self.notice.setVisible(bool(text))
+        self._place_notice()
+
+    def _place_notice(self) -> None:
+        w = min(max(self.width() - 40, 100), 560)
+        self.notice.setFixedWidth(w)
+        self.notice.adjustSize()
+        self.notice.move((self.width() - w) // 2, (self.height() - self.notice.height()) // 2)
+
+    def resizeEvent(self, ev) -> None:
+        super().resizeEvent(ev)  # (pyqtgraph calls this with None before __init__ ends)
+        notice = getattr(self, "notice", None)
+        if notice is not None and notice.isVisible():
+            self._place_notice()
 
     def set_levels(self, lo: float, hi: float) -> None:
         self.levels = (float(lo), float(max(hi, lo + 1)))

@@ -1,10 +1,12 @@
-"""Dialogs: File > Open and File > Export."""
+"""Dialogs: File > Open, File > Export and View > Go to."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..model import navigate
 from ..model.inputs import OpenRequest
 
 
@@ -39,9 +42,21 @@ def _floats(text: str, n: int, what: str) -> list[float] | None:
 
 
 class OpenDialog(QDialog):
-    """Image source, segmentation source, centre and resolution (recent sources offered)."""
+    """Image source, segmentation source, centre and resolution (recent sources offered;
+    prefilled with ``current``, the sources open now).
 
-    def __init__(self, recent: list[list[str | None]], parent: QWidget | None = None) -> None:
+    Open emits ``requested``; the dialog stays up (with what was typed) until the window
+    reports the result: :meth:`opened` closes it, :meth:`open_failed` shows the error in
+    it, so a typo is fixed in place."""
+
+    requested = Signal(object)  # OpenRequest
+
+    def __init__(
+        self,
+        recent: list[list[str | None]],
+        parent: QWidget | None = None,
+        current: tuple[str | None, str | None] | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Open data")
         self.setMinimumWidth(640)
@@ -82,8 +97,12 @@ class OpenDialog(QDialog):
             "graphene: ISO time, unix seconds, or v<N> for a materialization version"
         )
         self.error = QLabel()
+        self.error.setObjectName("openError")
         self.error.setStyleSheet("color: #c0392b")
         self.error.setWordWrap(True)
+        if current is not None:
+            self.image.setText(current[0] or "")
+            self.segmentation.setText(current[1] or "")
         form = QFormLayout()
         form.addRow("Recent", self.recent)
         form.addRow("Image source", self.image)
@@ -98,6 +117,7 @@ class OpenDialog(QDialog):
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel
         )
+        self.buttons = buttons
         self.demo_button = buttons.addButton("Demo volume", QDialogButtonBox.ButtonRole.ActionRole)
         lay = QVBoxLayout(self)
         lay.addLayout(form)
@@ -117,11 +137,12 @@ class OpenDialog(QDialog):
 
     def _on_demo(self) -> None:
         self._demo = True
-        self.accept()
+        self._submit(self.request())
+        self._demo = False
 
     def _on_accept(self) -> None:
         try:
-            self.request()
+            req = self.request()
         except ValueError as exc:
             self.error.setText(str(exc))
             return
@@ -129,7 +150,22 @@ class OpenDialog(QDialog):
         if not any(w.text().strip() for w in given):
             self.error.setText("give sources, a CAVE datastack or a Neuroglancer link")
             return
+        self._submit(req)
+
+    def _submit(self, req: OpenRequest) -> None:
+        self.error.setText(f"opening {req.describe()}...")
+        self.buttons.setEnabled(False)
+        self.demo_button.setEnabled(False)
+        self.requested.emit(req)
+
+    def opened(self) -> None:
         self.accept()
+
+    def open_failed(self, message: str) -> None:
+        """Keep everything typed; say what went wrong, ready for another try."""
+        self.error.setText(message)
+        self.buttons.setEnabled(True)
+        self.demo_button.setEnabled(True)
 
     def request(self) -> OpenRequest:
         when = self.when.text().strip()
@@ -149,6 +185,28 @@ class OpenDialog(QDialog):
             timestamp=when or None,
             materialization_version=version,
         )
+
+
+def show_open_dialog(win: Any) -> OpenDialog:
+    """File > Open for the window ``win`` (window-modal, not blocking), prefilled with
+    the sources open now; the open's error is shown in the dialog, not in a second box
+    (``win._open_dialog`` tells the window while the open runs)."""
+    inputs = win.state.inputs
+    current = (inputs.image_source, inputs.segmentation_source) if inputs else None
+    dlg = OpenDialog(win.settings.recent, win, current=current)
+    dlg.setObjectName("openDialog")
+
+    def submit(req: OpenRequest) -> None:
+        win._open_dialog = dlg
+        job = win.open_sources(req)
+        job.succeeded.connect(lambda _result: dlg.opened())
+        job.failed.connect(lambda _exc: dlg.open_failed(win.last_error))
+        job.done.connect(lambda: setattr(win, "_open_dialog", None))
+
+    dlg.requested.connect(submit)
+    dlg.finished.connect(dlg.deleteLater)
+    dlg.open()
+    return dlg
 
 
 @dataclass
@@ -176,10 +234,18 @@ class ExportDialog(QDialog):
         row.addWidget(self.path, 1)
         row.addWidget(browse)
         self.depth = QSpinBox()
+        self.depth.setObjectName("exportDepth")
         self.depth.setRange(1, 2000)
         self.depth.setValue(8 if series else 1)
-        self.depth.setSuffix(" slices from the current z")
         self.depth.setEnabled(series)
+        # a label, not a suffix: a suffix cannot say "1 slice" and "8 slices"
+        self.depth_label = QLabel()
+        self.depth_label.setObjectName("exportDepthLabel")
+        depth_row = QHBoxLayout()
+        depth_row.addWidget(self.depth)
+        depth_row.addWidget(self.depth_label, 1)
+        self.depth.valueChanged.connect(self._on_depth)
+        self._on_depth(self.depth.value())
         self.scale = QSpinBox()
         self.scale.setRange(1, 16)
         self.scale.setSuffix("x (pixel replication)")
@@ -198,7 +264,7 @@ class ExportDialog(QDialog):
         self.force = QCheckBox("Overwrite existing files")
         form = QFormLayout()
         form.addRow("File", row)
-        form.addRow("Slices", self.depth)
+        form.addRow("Slices", depth_row)
         form.addRow("Upscale", self.scale)
         form.addRow("", self.scale_bar)
         form.addRow("Scale bar length", self.bar_nm)
@@ -215,6 +281,9 @@ class ExportDialog(QDialog):
         browse.clicked.connect(self._on_browse)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+
+    def _on_depth(self, n: int) -> None:
+        self.depth_label.setText(f"{'slice' if n == 1 else 'slices'} from the current z")
 
     def _on_browse(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
@@ -237,3 +306,49 @@ class ExportDialog(QDialog):
             masks=self.masks.isChecked(),
             force=self.force.isChecked(),
         )
+
+
+class GoToDialog(QDialog):
+    """View > Go to...: a point typed or pasted (``x, y, z``, ``[x y z]``, ``x y z``), in
+    voxels of the view or in nm. A bad point is reported here and the dialog stays open
+    with what was typed."""
+
+    def __init__(
+        self, current: tuple[float, float, float], unit: str, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Go to")
+        self.setMinimumWidth(420)
+        self.point = QLineEdit(", ".join(f"{v:g}" for v in current))
+        self.point.setObjectName("goToPoint")
+        self.point.setPlaceholderText("x, y, z  (or paste [x y z] from Neuroglancer)")
+        self.point.selectAll()
+        self.unit = QComboBox()
+        self.unit.setObjectName("goToUnit")
+        self.unit.addItems(list(navigate.UNITS))
+        self.unit.setCurrentText(unit)
+        self.error = QLabel()
+        self.error.setObjectName("goToError")
+        self.error.setStyleSheet("color: #c0392b")
+        self.error.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("Point", self.point)
+        form.addRow("Unit", self.unit)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self.error)
+        lay.addWidget(buttons)
+        buttons.accepted.connect(self._on_accept)
+        buttons.rejected.connect(self.reject)
+        self.value: tuple[float, float, float] | None = None
+
+    def _on_accept(self) -> None:
+        try:
+            self.value = navigate.parse_point(self.point.text())
+        except navigate.PointError as exc:
+            self.error.setText(str(exc))
+            return
+        self.accept()

@@ -21,6 +21,7 @@ from ..model import fetchproc, render
 from ..model.dataset import Dataset
 from ..model.fetchproc import FetchProcess
 from ..model.glyphs import GlyphStyle, Picture, draw_glyphs_cropped
+from ..model.navigate import OUTSIDE_NOTICE
 from ..model.state import Camera, z_bounds
 from ..model.view import (
     Coloring,
@@ -118,6 +119,7 @@ class SliceDisplay(QObject):
     missingChanged = Signal(float)  # fraction of the shown slice whose chunks are missing
     drawn = Signal()  # the current slice was drawn (complete when ``complete`` is True)
     zRangeChanged = Signal(int, int)  # in view-resolution z
+    noticeChanged = Signal(str)  # a notice about the view ('' when none): outside the volume
 
     def __init__(
         self,
@@ -148,6 +150,7 @@ class SliceDisplay(QObject):
         self.region: Region | None = None
         self.shown: Shown | None = None
         self.complete = False
+        self.outside = False  # the view shows none of the volume (drawn empty, with a notice)
         self._outlines: OrderedDict = OrderedDict()
         self._outline_pending: tuple | None = None
         self._outline_scale = 1.0  # measured / estimated cost of GUI-thread outlines
@@ -289,13 +292,40 @@ class SliceDisplay(QObject):
         ):
             new = plan_region(self.dataset, (x0, y0, x1, y1), img_mip, seg_mip)
             if new is None:
-                self.activity.emit("the view is outside the volume: pan back to see data")
+                self._show_outside()
                 return
             if new != reg:
                 self.region = new
+        if self.key_for(self.region) is None:  # (z outside the volume: the state clamps it)
+            self._show_outside()
+            return
+        if self.outside:
+            self.outside = False
+            self.canvas.set_notice("")
+            self.noticeChanged.emit("")
         self.complete = False  # until the redraw shows what the view now asks for
         self._request_current()
         self.request_redraw()
+
+    def _show_outside(self) -> None:
+        """The view shows none of the volume: draw it empty with the notice, and call it
+        complete (nothing more will come), so a screenshot or a wait for it ends."""
+        self._redraw_timer.stop()
+        self.region, self.shown = None, None
+        for put in (
+            self.canvas.set_em,
+            self.canvas.set_overlay,
+            self.canvas.set_missing,
+            self.canvas.set_glyphs,
+        ):
+            put(None, (0, 0, 1, 1))
+        self._glyph_key = None
+        self.canvas.set_notice(OUTSIDE_NOTICE)
+        if not self.outside:
+            self.outside = True
+            self.noticeChanged.emit(OUTSIDE_NOTICE)
+        self.complete = True
+        self.drawn.emit()
 
     def key_for(self, region: Region) -> SlabKey | None:
         assert self.dataset is not None

@@ -15,6 +15,8 @@ from PySide6.QtWidgets import QProgressDialog
 
 from ..model.errors import ImageryGuiError
 from ..model.export import FigureSpec, export, make_figure
+from ..model.io import unused_path
+from ..model.navigate import local_link_warning
 from ..model.scalebar import ScaleBar
 from .dialogs import ExportDialog
 from .images import to_qimage
@@ -43,8 +45,7 @@ class FigureActions(QObject):
                 "nothing selected: select segments or turn off 'Show selected only'", dialog=True
             )
             return
-        folder = win.settings.export_dir or os.path.expanduser("~")
-        dlg = ExportDialog(os.path.join(folder, "figure.png"), series, win)
+        dlg = ExportDialog(self.default_path(), series, win)
         if not dlg.exec():
             return
         o = dlg.options()
@@ -56,6 +57,13 @@ class FigureActions(QObject):
             return
         win.settings.export_dir = os.path.dirname(os.path.abspath(o.path))
         self.run_export(spec, o.path, force=o.force, masks=o.masks)
+
+    def default_path(self) -> str:
+        """In the folder of the last export (else home), a name no export has used yet."""
+        folder = self.win.settings.export_dir
+        if not folder or not os.path.isdir(folder):
+            folder = os.path.expanduser("~")
+        return unused_path(folder, "figure.png")
 
     def run_export(
         self, spec: FigureSpec, path: str, force: bool = False, masks: bool = False
@@ -100,6 +108,14 @@ class FigureActions(QObject):
         self.win.status.show_message(f"copied a {img.width}x{img.height} image", 4000)
 
     def copy_neuroglancer_link(self) -> None:
-        if self.win.state.dataset is not None:
-            QGuiApplication.clipboard().setText(self.win.neuroglancer_link())
+        ds = self.win.state.dataset
+        if ds is None:
+            return
+        QGuiApplication.clipboard().setText(self.win.neuroglancer_link())
+        warning = local_link_warning(
+            [layer.url if layer else None for layer in (ds.image, ds.segmentation)]
+        )
+        if warning:
+            self.win.status.show_message(f"copied a Neuroglancer link; but {warning}", 20000)
+        else:
             self.win.status.show_message("copied a Neuroglancer link for this view", 4000)

@@ -29,19 +29,20 @@ from ..model import diskcache
 from ..model.errors import ImageryGuiError, SourceTimeoutError
 from ..model.export import FigureSpec
 from ..model.inputs import OpenRequest, open_dataset
-from ..model.segments import parse_root_ids
+from ..model.segments import entry_notice, parse_ids
 from ..model.state import Camera, ViewerState
 from ..model.style import StyleError
 from ..model.view import Coloring, auto_levels, describe_bytes
 from ..settings import Settings
 from .actions import BIG_STEP, VIEW_KEYS, build_menus
 from .canvas import SliceCanvas
-from .dialogs import OpenDialog
+from .dialogs import OpenDialog, show_open_dialog
 from .display import SliceDisplay
 from .figures import FigureActions
 from .graphene import RootStatus
 from .images import save_widget_png
 from .jobs import Job, Jobs
+from .navigation import Navigation
 from .panels import ContrastPanel, OverlayPanel, SegmentPanel, ZPanel, panel_dock
 from .settings_menu import SettingsActions
 from .sites_dock import SitesController
@@ -82,6 +83,7 @@ class MainWindow(QMainWindow):
         self._screenshot_path: str | None = None
         self._hover: tuple[float, float] | None = None
         self.opened_request: OpenRequest | None = None  # what the open data was asked as
+        self._open_dialog: OpenDialog | None = None  # File > Open while its open runs
 
         self.canvas = SliceCanvas()
         self.setCentralWidget(self.canvas)
@@ -111,6 +113,7 @@ class MainWindow(QMainWindow):
         self.roots = RootStatus(self.jobs, self)
         self.figures, self.settings_menu = FigureActions(self), SettingsActions(self)
         self.sites = SitesController(self)
+        self.nav = Navigation(self)  # View > Go to..., the view's keys, Help > shortcuts
         build_menus(self)
         self.menu_view.addAction(self.sites.dock.toggleViewAction())
         self.act_disk_cache.setChecked(self.settings.disk_cache)
@@ -153,6 +156,7 @@ class MainWindow(QMainWindow):
         d.busyChanged.connect(self._on_display_busy)
         d.activity.connect(lambda m: m and self.status.show_message(m))
         d.missingChanged.connect(self._on_display_missing)
+        d.noticeChanged.connect(self.status.set_missing)
         d.failed.connect(self.show_error)
         d.drawn.connect(self._on_display_drawn)
 
@@ -178,10 +182,8 @@ class MainWindow(QMainWindow):
         self.menu_recent.setEnabled(bool(self.settings.recent))
 
     # -- opening -------------------------------------------------------------------------------
-    def open_dialog(self) -> None:
-        dlg = OpenDialog(self.settings.recent, self)
-        if dlg.exec():
-            self.open_sources(dlg.request())
+    def open_dialog(self) -> OpenDialog:
+        return show_open_dialog(self)
 
     def open_demo(self) -> None:
         self.open_sources(OpenRequest(None, None, None, None, demo=True))
@@ -222,11 +224,10 @@ class MainWindow(QMainWindow):
         self.status.show_message("")
         self.opened_request = req
         self.state.open(inputs, ds, from_link=bool(req.ngl_url))
-        if not req.demo:
-            self.settings.image_source = inputs.image_source
-            self.settings.segmentation_source = inputs.segmentation_source
-            self.settings.add_recent(inputs.image_source, inputs.segmentation_source)
-            self._fill_recent_menu()
+        self.settings.image_source = inputs.image_source  # (the demo's too: Recent has it)
+        self.settings.segmentation_source = inputs.segmentation_source
+        self.settings.add_recent(inputs.image_source, inputs.segmentation_source)
+        self._fill_recent_menu()
         self.datasetOpened.emit()
 
     @Slot(object)
@@ -236,7 +237,7 @@ class MainWindow(QMainWindow):
             message += "; change the limit in Settings > Fetch timeout"
         self.status.set_busy(False)
         self.status.show_message("")
-        self.show_error(f"Could not open the data: {message}", dialog=True)
+        self.show_error(f"Could not open the data: {message}", dialog=self._open_dialog is None)
         if self._screenshot_path:
             print(f"imagery-gui: {message}", file=sys.stderr)
             self.screenshotDone.emit(1)
@@ -301,15 +302,20 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_segments_add(self, text: str) -> None:
-        try:
-            ids = parse_root_ids(text)
-        except ImageryGuiError as exc:
-            self.show_error(str(exc), dialog=True)
-            return
-        if 0 in ids:
-            self.show_error("0 means 'no segment' and cannot be selected", dialog=True)
-        self.segments.clear_entry()
-        self.state.select(i for i in ids if i != 0)
+        """Add the valid ids of a line; one notice names each rejected token (with its
+        reason, as the command line does) and the ids not in the loaded view."""
+        parsed = parse_ids(text)
+        got = self.display.current_slab()
+        notice = entry_notice(parsed, got[0].ids if got is not None else None)
+        self.segments.set_entry(" ".join(tok for tok, _why in parsed.rejected))
+        if self.status.error() == self.segments.notice.text():
+            self.status.show_error("")  # the previous entry's notice
+        self.segments.show_notice(notice)
+        self.state.select(parsed.ids)
+        if notice:  # (not last_error: the redraw after selecting must not clear it)
+            self.status.show_error(notice)
+        if parsed.rejected:
+            self.errorShown.emit(notice)
 
     def add_ids(self, ids) -> None:
         self.state.select(int(i) for i in ids)
@@ -451,9 +457,20 @@ class MainWindow(QMainWindow):
 
     # -- screenshot and closing ------------------------------------------------------------------
     def request_screenshot(self, path: str) -> None:
-        """Save a PNG of the window once the view and overlay are loaded, then report."""
+        """Save a PNG of the window once the view and overlay are loaded, then report.
+        Every path ends: loaded (0), outside the volume (the PNG shows the notice; 1, as
+        ``export`` refuses such a region), a failed open or read (1), or the time limit."""
         self._screenshot_path = path
+        self.display.failed.connect(self._on_screenshot_read_failed)
         QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, lambda: self._finish_screenshot(timed_out=True))
+
+    def _on_screenshot_read_failed(self, message: str) -> None:
+        if self._screenshot_path:
+            self._screenshot_path = None
+            print(
+                f"imagery-gui: could not read the view: {message}; no screenshot", file=sys.stderr
+            )
+            self.screenshotDone.emit(1)
 
     def _finish_screenshot(self, timed_out: bool = False) -> None:
         path = self._screenshot_path
@@ -463,7 +480,8 @@ class MainWindow(QMainWindow):
         code = 1
         if timed_out:
             print(
-                "imagery-gui: the view did not finish loading in time; no screenshot",
+                f"imagery-gui: the view did not finish loading in {SCREENSHOT_TIMEOUT_MS // 1000}"
+                " s; no screenshot",
                 file=sys.stderr,
             )
         else:
@@ -473,6 +491,16 @@ class MainWindow(QMainWindow):
             except ImageryGuiError as exc:
                 print(f"imagery-gui: {exc}", file=sys.stderr)
                 code = 2
+            if code == 0 and self.display.outside:
+                from ..model.navigate import volume_span
+
+                span = volume_span(self.state.dataset, self.state.resolution)
+                print(
+                    f"imagery-gui: the view is outside the volume ({span}); the screenshot "
+                    "shows only that notice",
+                    file=sys.stderr,
+                )
+                code = 1
         self.screenshotDone.emit(code)
 
     def closeEvent(self, ev) -> None:

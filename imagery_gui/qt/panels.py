@@ -94,6 +94,11 @@ class SegmentPanel(QGroupBox):
         self.update_btn.setVisible(False)
         self.count = QLabel("none selected; click a segment to select it")
         self.count.setWordWrap(True)
+        self.notice = QLabel("")  # what the last ids typed left out, and why
+        self.notice.setObjectName("idNotice")
+        self.notice.setWordWrap(True)
+        self.notice.setStyleSheet("color: #d35400")
+        self.notice.setVisible(False)
 
         row = QHBoxLayout()
         row.addWidget(self.entry, 1)
@@ -103,6 +108,7 @@ class SegmentPanel(QGroupBox):
             buttons.addWidget(b)
         lay = QVBoxLayout(self)
         lay.addLayout(row)
+        lay.addWidget(self.notice)
         lay.addWidget(self.list)
         lay.addLayout(buttons)
         lay.addWidget(self.show_selected)
@@ -198,6 +204,14 @@ class SegmentPanel(QGroupBox):
 
     def clear_entry(self) -> None:
         self.entry.clear()
+
+    def set_entry(self, text: str) -> None:
+        """Leave ``text`` in the entry (the tokens that were not ids, to correct)."""
+        self.entry.setText(text)
+
+    def show_notice(self, text: str) -> None:
+        self.notice.setText(text)
+        self.notice.setVisible(bool(text))
 
 
 class OverlayPanel(QGroupBox):
