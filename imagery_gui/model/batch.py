@@ -66,6 +66,10 @@ DONE, FAILED, SKIPPED, PENDING = "done", "failed", "skipped", "pending"
 #: Per-layer chunk LRU of each worker's dataset: a task's neighbouring figures share chunks.
 BATCH_LRU_BYTES = 512 * 1024**2
 
+#: zlib level of the figures: the same pixels as export's, ~3x faster to write than
+#: Pillow's default 6 (and on EM no bigger).
+PNG_COMPRESS_LEVEL = 1
+
 Progress = Callable[[int, int, str], None]
 
 
@@ -281,7 +285,9 @@ def make_tasks(
         return []
     centers_nm = table.centers[rows_a] * np.asarray(table.resolution)
     ordered = rows_a[morton_order(centers_nm)]
-    ds_args = dataset.replica_args(lru_bytes=lru_bytes)
+    # Decoded chunks in the LRU: neighbouring figures read the same chunks, so each is
+    # decoded once per worker instead of once per figure.
+    ds_args = dataset.replica_args(lru_bytes=lru_bytes, lru_encoding="raw")
     link_fig = fig
     tasks: list[Task] = []
     for number, start in enumerate(range(0, len(ordered), task_size)):
@@ -374,7 +380,14 @@ def run_site(task: Task, ds: Dataset, k: int) -> SiteResult:
         # Files without a JSON are what a killed attempt left (each complete: atomic
         # writes): replacing them is finishing that figure, not redoing a finished one.
         written = write_figure(
-            ds, spec, fig, png, force=True, masks=task.masks, extra_provenance=extra
+            ds,
+            spec,
+            fig,
+            png,
+            force=True,
+            masks=task.masks,
+            extra_provenance=extra,
+            compress_level=PNG_COMPRESS_LEVEL,
         )
     except Exception as exc:  # noqa: BLE001 - one failed site never stops the batch
         return SiteResult(name, FAILED, "", _one_line(exc), time.perf_counter() - t0)
