@@ -21,6 +21,7 @@ its address, or none at all (``workers=0``: the same tasks in this process).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -598,6 +599,45 @@ def prepare_outdir(outdir: str | os.PathLike[str]) -> str:
     return out
 
 
+LOCK = ".imagery-gui-batch.lock"
+_TEMP = re.compile(r"^\..+\.part$")  # io.atomic_open's temporary files
+
+
+class _FolderLock:
+    """One batch per output folder at a time (the manifest has one writer); while it is
+    held, temporary files in the folder are what a killed run left, and are removed."""
+
+    def __init__(self, folder: str) -> None:
+        self.path = os.path.join(folder, LOCK)
+        self.fh: Any = None
+
+    def __enter__(self) -> _FolderLock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no lock, no cleanup
+            return self
+        self.fh = open(self.path, "a")  # held for the whole run
+        try:
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.fh.close()
+            self.fh = None
+            raise BatchError(
+                f"another batch is writing into {os.path.dirname(self.path)}; wait for it "
+                "or give another folder"
+            ) from None
+        folder = os.path.dirname(self.path)
+        for entry in os.scandir(folder):
+            if _TEMP.match(entry.name) and entry.is_file():
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fh is not None:
+            self.fh.close()  # releases the lock (the file stays: unlinking it would race)
+
+
 def run_batch(
     dataset: Dataset,
     figure: SiteFigure,
@@ -621,10 +661,48 @@ def run_batch(
     ``workers=0`` runs in this process; ``None`` (default) a LocalCluster with a worker
     process per CPU; ``scheduler`` an address of a running Dask scheduler. ``contact_sheet``:
     0 for all figures, N for the first N, None for none."""
+    out = prepare_outdir(outdir)
+    with _FolderLock(out):
+        return _run_locked(
+            dataset,
+            figure,
+            table,
+            out,
+            force=force,
+            masks=masks,
+            workers=workers,
+            scheduler=scheduler,
+            threads_per_worker=threads_per_worker,
+            task_size=task_size,
+            contact_sheet=contact_sheet,
+            lru_bytes=lru_bytes,
+            progress=progress,
+            log=log,
+            summary=summary,
+        )
+
+
+def _run_locked(
+    dataset: Dataset,
+    figure: SiteFigure,
+    table: SiteTable,
+    out: str,
+    *,
+    force: bool,
+    masks: bool,
+    workers: int | None,
+    scheduler: str | None,
+    threads_per_worker: int,
+    task_size: int | None,
+    contact_sheet: int | None,
+    lru_bytes: int,
+    progress: Progress | None,
+    log: Callable[[str], None] | None,
+    summary: BatchSummary | None,
+) -> Any:
     import pandas as pd
 
     say = log or (lambda m: None)
-    out = prepare_outdir(outdir)
     names, dupes = site_names(table)
     existing = {e.name for e in os.scandir(out) if e.is_file()}
     finished = {n for n in names if f"{n}.json" in existing}
