@@ -209,9 +209,6 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, Any]:
         raise ValueError("--threads-per-worker takes a whole number >= 1")
     if args.contact_sheet is not None and args.contact_sheet < 0:
         raise ValueError("--contact-sheet takes N >= 1 (or nothing, for all figures)")
-    from .model.batch import prepare_outdir
-
-    prepare_outdir(args.output)
     inputs = OpenRequest.from_args(args, demo=args.demo).resolve(
         args.root_ids, log=lambda m: print(m, file=sys.stderr)
     )
@@ -265,6 +262,9 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, Any]:
         sites_source=table.source.describe(),
     )
     site_spec(figure, table, 0)  # options that only a whole spec can check fail now
+    from .model.batch import prepare_outdir
+
+    prepare_outdir(args.output)  # the last check: nothing is created for bad input
     return dataset, figure, table
 
 

@@ -342,6 +342,27 @@ def _json_run(path: str) -> str | None:
     return str(run) if run is not None else None
 
 
+def finished(outdir: str, name: str, depth: int, existing: set[str] | None = None) -> bool:
+    """Whether the site's figure is finished: its JSON (written last) and its PNGs are
+    there (a single figure: ``<name>.png``; a z-series: every file its JSON lists)."""
+
+    def there(fname: str) -> bool:
+        if existing is not None:
+            return fname in existing
+        return os.path.exists(os.path.join(outdir, fname))
+
+    if not there(f"{name}.json"):
+        return False
+    if depth <= 1:
+        return there(f"{name}.png")
+    try:
+        with open(os.path.join(outdir, f"{name}.json"), encoding="utf-8") as fh:
+            files = json.load(fh).get("files") or []
+    except (OSError, ValueError, AttributeError):
+        return False
+    return bool(files) and all(there(str(f)) for f in files)
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     if not isinstance(exc, (ImageryGuiError, ValueError)):
@@ -356,7 +377,8 @@ def run_site(task: Task, ds: Dataset, k: int) -> SiteResult:
     name, row = task.names[k], task.rows[k]
     png = os.path.join(task.outdir, f"{name}.png")
     meta = os.path.join(task.outdir, f"{name}.json")
-    if os.path.exists(meta) and (not task.force or _json_run(meta) == task.run_id):
+    depth = task.figure.size[2] if len(task.figure.size) > 2 else 1
+    if finished(task.outdir, name, depth) and (not task.force or _json_run(meta) == task.run_id):
         # finished: before this run, or by an earlier attempt of this task in this run
         return SiteResult(name, DONE, _first_file(meta, png), now=False)
     t0 = time.perf_counter()
@@ -512,15 +534,13 @@ def _dask(
             futures.append(fut)
         for fut in distributed.as_completed(futures):
             t = by_key[fut.key]
-            if fut.status == "finished":
-                yield t, fut.result()
-            else:
-                try:
-                    exc = fut.exception()
-                    msg = _one_line(exc) if exc is not None else f"task {fut.status}"
-                except Exception as err:  # noqa: BLE001
-                    msg = _one_line(err)
-                yield t, [SiteResult(n, FAILED, "", msg) for n in t.names]
+            # result(), not the status: a result held by a worker that died after
+            # finishing is lost, and the scheduler recomputes it while we wait here.
+            try:
+                results = fut.result()
+            except Exception as exc:  # noqa: BLE001 - the task's error, for each site
+                results = [SiteResult(n, FAILED, "", _one_line(exc)) for n in t.names]
+            yield t, results
             fut.release()
 
     def close() -> None:
@@ -626,12 +646,17 @@ class _FolderLock:
                 f"another batch is writing into {os.path.dirname(self.path)}; wait for it "
                 "or give another folder"
             ) from None
-        folder = os.path.dirname(self.path)
-        for entry in os.scandir(folder):
+        self.remove_temporaries()
+        return self
+
+    def remove_temporaries(self) -> None:
+        """Remove what killed writers left: the temporary files of atomic writes."""
+        if self.fh is None:
+            return
+        for entry in os.scandir(os.path.dirname(self.path)):
             if _TEMP.match(entry.name) and entry.is_file():
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
-        return self
 
     def __exit__(self, *exc: object) -> None:
         if self.fh is not None:
@@ -662,8 +687,9 @@ def run_batch(
     process per CPU; ``scheduler`` an address of a running Dask scheduler. ``contact_sheet``:
     0 for all figures, N for the first N, None for none."""
     out = prepare_outdir(outdir)
-    with _FolderLock(out):
+    with _FolderLock(out) as lock:
         return _run_locked(
+            lock,
             dataset,
             figure,
             table,
@@ -683,6 +709,7 @@ def run_batch(
 
 
 def _run_locked(
+    lock: _FolderLock,
     dataset: Dataset,
     figure: SiteFigure,
     table: SiteTable,
@@ -705,7 +732,8 @@ def _run_locked(
     say = log or (lambda m: None)
     names, dupes = site_names(table)
     existing = {e.name for e in os.scandir(out) if e.is_file()}
-    finished = {n for n in names if f"{n}.json" in existing}
+    depth = figure.size[2] if len(figure.size) > 2 else 1
+    done_names = {n for n in names if finished(out, n, depth, existing)}
     manifest_path = os.path.join(out, MANIFEST)
     previous = read_manifest(manifest_path)
     run_id = uuid.uuid4().hex[:12]
@@ -722,7 +750,7 @@ def _run_locked(
             s.skipped += 1
             continue
         order.append(name)
-        if name in finished and not force:
+        if name in done_names and not force:
             old = previous.get(str(table.id_of(i)), {})
             rows[name] = [
                 str(table.id_of(i)),
@@ -794,6 +822,9 @@ def _run_locked(
         flush()
         if executor is not None:
             executor.close()
+        # Every task has ended (or this process is stopping): temporary files now are
+        # what a worker killed mid-write left behind.
+        lock.remove_temporaries()
     if contact_sheet is not None:
         picks = [rows[k] for k in order if rows[k][2] == DONE and rows[k][1]]
         if contact_sheet > 0:
