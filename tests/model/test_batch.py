@@ -373,3 +373,21 @@ def test_batch_killed_mid_run_and_restarted_finishes_once(demo, tmp_path):
     assert all(
         p.stat().st_mtime_ns == before[p.name] for p in out.glob("*.json") if p.name in before
     )
+
+
+def test_synapses_of_a_root_from_a_datastack(cave, token_file, graphene_table, tmp_path):
+    # The site table comes from the datastack's synapse table (one query, in this
+    # process); every site is one of the root's synapses and gets its figure.
+    a, _b = graphene_table.merged
+    out = tmp_path / "syn"
+    rc = _batch(
+        "--datastack", "test_stack", "--server-address", cave.url,
+        "--auth-token-file", str(token_file), "--synapses-of", str(a),
+        "--materialization-version", "1", "--size", "48", "48", "-o", str(out), "--workers", "0",
+    )  # fmt: skip
+    frame = _manifest(out)
+    assert len(frame) > 0 and rc == (0 if set(frame.status) == {"done"} else 1)
+    assert (frame.status == "done").sum() > 0
+    meta = json.loads((out / f"{frame[frame.status == 'done'].id.iloc[0]}.json").read_text())
+    assert str(a) in (meta["site"]["pre_root"], meta["site"]["post_root"])
+    assert meta["datastack"]["name"] == "test_stack"
