@@ -18,8 +18,19 @@ from .model.imageryclient import ImageryClient, save_image_slices
 __all__ = [
     "ImageryClient",
     "__version__",
+    "batch",
     "bounds_from_center",
     "composite_overlay",
     "save_image_slices",
     "stack_images",
 ]
+
+
+def __getattr__(name: str):
+    # Lazy: batch brings in the command-line options and (when run) Dask; `import
+    # imagery_gui` stays as cheap as before (tests/test_lazy_imports.py).
+    if name == "batch":
+        from .batch_cli import batch
+
+        return batch
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""Command line: ``imagery-gui`` (the viewer) and ``imagery-gui export`` (headless figures).
+"""Command line: ``imagery-gui`` (the viewer), ``imagery-gui export`` (headless figures) and
+``imagery-gui batch`` (a figure per site).
 
 This module imports no Qt: ``imagery-gui export`` and ``--help`` work on machines without
 a display or without Qt's system libraries. The viewer is imported only when it is needed.
@@ -189,6 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print_warnings_as_lines("imagery-gui export")
         return export_main(argv[1:])
+    if argv and argv[0] == "batch":
+        from .batch_cli import batch_main
+
+        print_warnings_as_lines("imagery-gui batch")
+        return batch_main(argv[1:])
     print_warnings_as_lines("imagery-gui")
     return viewer_main(argv)
 

@@ -49,8 +49,10 @@ def add_cave_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_site_arguments(p: argparse.ArgumentParser, export: bool = False) -> None:
-    """Site table options (viewer and export)."""
+def add_site_arguments(
+    p: argparse.ArgumentParser, export: bool = False, batch: bool = False
+) -> argparse._ArgumentGroup:
+    """Site table options (viewer, export and batch: batch has no --site, it does all)."""
     g = p.add_argument_group("sites (synapses, annotations)")
     g.add_argument(
         "--sites",
@@ -78,6 +80,13 @@ def add_site_arguments(p: argparse.ArgumentParser, export: bool = False) -> None
         help="nm per voxel of the table's coordinates (default: the table's metadata, else the "
         "viewer's resolution)",
     )
+    if batch:
+        g.add_argument(
+            "--no-annotate",
+            action="store_true",
+            help="leave the site glyphs out of the figures (default: drawn)",
+        )
+        return g
     g.add_argument(
         "--site",
         metavar="ID",
@@ -94,6 +103,7 @@ def add_site_arguments(p: argparse.ArgumentParser, export: bool = False) -> None
             action="store_true",
             help="leave the site glyphs out of the figure (default: drawn)",
         )
+    return g
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -30,20 +30,7 @@ def export_parser() -> argparse.ArgumentParser:
             "for the same cutout. A provenance JSON is written beside it."
         ),
     )
-    src = p.add_argument_group("data")
-    src.add_argument(
-        "--image-source",
-        metavar="URL",
-        help="image layer: precomputed://..., graphene://... or a folder (default: none)",
-    )
-    src.add_argument(
-        "--segmentation-source", metavar="URL", help="segmentation layer (default: none)"
-    )
-    src.add_argument(
-        "--demo",
-        action="store_true",
-        help="use the built-in demo volume for what is not given (default: off)",
-    )
+    add_source_arguments(p)
     where = p.add_argument_group(
         "region (--size with --center, a --ngl-url position or --demo; or --bounds)"
     )
@@ -70,6 +57,50 @@ def export_parser() -> argparse.ArgumentParser:
         metavar=("X0", "Y0", "Z0", "X1", "Y1", "Z1"),
         help="the box's lower and upper corners instead of --center/--size (default: none)",
     )
+    add_read_arguments(where)
+    add_cave_arguments(p)
+    add_site_arguments(p, export=True)
+    add_style_arguments(p)
+    add_figure_arguments(p)
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="PATH",
+        help="output PNG; a z-series adds _z<Z> per slice (required, no default)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite existing files (default: refuse, nothing is written)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress or file list (default: shown)")
+    p.add_argument(
+        "--debug", action="store_true", help="show tracebacks (default: one-line errors)"
+    )
+    return p
+
+
+def add_source_arguments(p: argparse.ArgumentParser) -> None:
+    """The data sources (export and batch)."""
+    src = p.add_argument_group("data")
+    src.add_argument(
+        "--image-source",
+        metavar="URL",
+        help="image layer: precomputed://..., graphene://... or a folder (default: none)",
+    )
+    src.add_argument(
+        "--segmentation-source", metavar="URL", help="segmentation layer (default: none)"
+    )
+    src.add_argument(
+        "--demo",
+        action="store_true",
+        help="use the built-in demo volume for what is not given (default: off)",
+    )
+
+
+def add_read_arguments(where) -> None:
+    """Resolution, mips and root ids of the figure's cutout (export and batch)."""
     where.add_argument(
         "--resolution",
         nargs=3,
@@ -97,8 +128,10 @@ def export_parser() -> argparse.ArgumentParser:
         help="draw only these segments, separated by spaces or commas (default: all, or the "
         "link's selected segments)",
     )
-    add_cave_arguments(p)
-    add_site_arguments(p, export=True)
+
+
+def add_style_arguments(p: argparse.ArgumentParser) -> None:
+    """The overlay style options (export and batch: one definition, one meaning)."""
     style = p.add_argument_group(
         "style (defaults are ImageryClient's; with --ngl-url, the link's alphas and colours)"
     )
@@ -176,6 +209,10 @@ def export_parser() -> argparse.ArgumentParser:
         help="fixed colours, e.g. 864691135012345678=#ff0000 (default: the palette's, "
         "and the link's segmentColors)",
     )
+
+
+def add_figure_arguments(p: argparse.ArgumentParser) -> None:
+    """Scale bar, upscale, DPI and masks (export and batch)."""
     fig = p.add_argument_group("figure")
     fig.add_argument(
         "--scale-bar",
@@ -204,23 +241,6 @@ def export_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write a mask PNG per segment, with ImageryClient's save_* names (default: off)",
     )
-    p.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        metavar="PATH",
-        help="output PNG; a z-series adds _z<Z> per slice (required, no default)",
-    )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="overwrite existing files (default: refuse, nothing is written)",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress or file list (default: shown)")
-    p.add_argument(
-        "--debug", action="store_true", help="show tracebacks (default: one-line errors)"
-    )
-    return p
 
 
 class _Progress:

@@ -59,3 +59,15 @@ check_palette("deep"), colors_for_ids(range(100)), colors_for_ids([1, 2], "Set2"
 def test_viewer_module_imports_no_seaborn_pandas_matplotlib_caveclient():
     code = "import imagery_gui.qt.main_window"
     assert _loaded_after(code, HEAVY) == []
+
+
+def test_batch_api_is_lazy():
+    # imagery_gui.batch is there, but neither it nor Dask is imported until it is used.
+    code = """
+import imagery_gui
+assert "batch" in imagery_gui.__all__
+import sys
+assert "imagery_gui.batch_cli" not in sys.modules
+assert callable(imagery_gui.batch)
+"""
+    assert _loaded_after(code, HEAVY + QT + ("distributed", "dask")) == []

@@ -82,6 +82,9 @@ class Dataset:
         Default time for graphene root-id lookups.
     lru_bytes : int
         Per-layer in-memory chunk cache of cloud-volume.
+    lru_encoding : str
+        How that cache holds chunks: ``"same"`` as stored (compact), ``"raw"`` decoded (a
+        chunk read again costs no decoding: batch figures of neighbouring sites).
     disk_cache : bool or str
         cloud-volume's disk cache (off by default).
     """
@@ -99,6 +102,7 @@ class Dataset:
         lru_bytes: int = DEFAULT_LRU_BYTES,
         disk_cache: bool | str = False,
         use_https: bool = True,
+        lru_encoding: str = "same",
         _infos: tuple[dict | None, dict | None] = (None, None),
     ) -> None:
         if image_source is None and segmentation_source is None:
@@ -114,9 +118,14 @@ class Dataset:
             lru_bytes=lru_bytes,
             disk_cache=disk_cache,
             use_https=use_https,
+            lru_encoding=lru_encoding,
         )
         common = dict(
-            secrets=secrets, lru_bytes=lru_bytes, disk_cache=disk_cache, use_https=use_https
+            secrets=secrets,
+            lru_bytes=lru_bytes,
+            disk_cache=disk_cache,
+            use_https=use_https,
+            lru_encoding=lru_encoding,
         )
         self.image: Layer | None = (
             Layer(image_source, "image", info=_infos[0], **common)

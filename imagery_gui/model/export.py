@@ -383,12 +383,14 @@ def write_figure(
     write_provenance: bool = True,
     extra_provenance: dict | None = None,
     progress: Progress | None = None,
+    compress_level: int | None = None,
 ) -> list[str]:
     """Write a rendered figure; returns the paths written.
 
     A single slice goes to ``out_path``; a z-series to ``<stem>_z<Z>.png`` per slice plus
     ``<stem>_montage.png``. ``masks`` adds ImageryClient-style per-id mask PNGs. The
-    provenance JSON is ``<stem>.json``.
+    provenance JSON is ``<stem>.json``. ``compress_level`` is zlib's for the PNGs (None:
+    Pillow's default, 6; batch figures use 1: the same pixels, about 3x faster to write).
     """
     plan = output_paths(out_path, fig, masks)
     targets = plan["figures"] + plan["montage"] + plan["masks"]
@@ -399,6 +401,9 @@ def write_figure(
     written: list[str] = []
     total = len(targets)
     dpi = (int(spec.dpi), int(spec.dpi))
+    png_kw: dict[str, Any] = {"dpi": dpi}
+    if compress_level is not None:
+        png_kw["compress_level"] = int(compress_level)
 
     def step(msg: str) -> None:
         if progress:
@@ -406,12 +411,12 @@ def write_figure(
 
     for path, img in zip(plan["figures"], fig.slices):
         step(f"writing {os.path.basename(path)}")
-        written.append(save_png_atomic(_png_ready(img), path, overwrite=force, dpi=dpi))
+        written.append(save_png_atomic(_png_ready(img), path, overwrite=force, **png_kw))
     if plan["montage"]:
         step("writing montage")
         written.append(
             save_png_atomic(
-                _png_ready(montage(fig.slices)), plan["montage"][0], overwrite=force, dpi=dpi
+                _png_ready(montage(fig.slices)), plan["montage"][0], overwrite=force, **png_kw
             )
         )
     if masks and fig.labels is not None:

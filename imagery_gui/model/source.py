@@ -362,12 +362,14 @@ class Layer:
         timestamp: Any = None,
         fill_missing: bool = True,
         info: dict | None = None,
+        lru_encoding: str = "same",
     ) -> None:
         self.spec = parse_source(source)
         self._given_info = info
         self.kind = kind
         self._secrets = secrets
         self._lru_bytes = int(lru_bytes)
+        self._lru_encoding = lru_encoding
         self._disk_cache = disk_cache
         self._use_https = use_https
         self._fill_missing = fill_missing
@@ -439,6 +441,7 @@ class Layer:
             use_https=self._use_https,
             secrets=self._secrets,
             lru_bytes=self._lru_bytes,
+            lru_encoding=self._lru_encoding,
             cache=self._disk_cache,
             timestamp=None,
             info=info,

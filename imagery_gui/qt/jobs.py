@@ -122,3 +122,11 @@ class Jobs(QObject):
     def cancel_all(self) -> None:
         for job in list(self.active):
             job.cancel()
+
+    def close(self, wait_ms: int = 3000) -> bool:
+        """Cancel every job and wait (at most ``wait_ms``) for their threads to end, so none
+        reports to a window that is gone; True if all ended."""
+        self.cancel_all()
+        if not self.active:
+            return True
+        return bool(QThreadPool.globalInstance().waitForDone(wait_ms))

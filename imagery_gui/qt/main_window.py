@@ -507,6 +507,6 @@ class MainWindow(QMainWindow):
         if self.persist_settings:
             self.settings.geometry = base64.b64encode(bytes(self.saveGeometry())).decode("ascii")
             self.settings.save()
-        self.jobs.cancel_all()
+        self.jobs.close()  # a job still running (a hung server) is given up on after 3 s
         self.display.close()
         super().closeEvent(ev)

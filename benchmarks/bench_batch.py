@@ -1,0 +1,168 @@
+"""Batch figures against an ImageryClient loop over the same sites, in the same run.
+
+For each volume and its synapse table, 256x256 figures centred on every site:
+
+* **ImageryClient loop** (the real ``imageryclient`` package, the hand-written script
+  batch replaces): ``image_and_segmentation_cutout(site, split_segmentations=True,
+  bbox_size=(256, 256), root_ids=[pre, post])``, ``composite_overlay(segs,
+  imagery=image)``, save a PNG; one site after another in one process (no glyphs: it
+  has none).
+* **imagery-gui batch** (its Python API: ``imagery_gui.batch``) in this process
+  (``workers=0``), on a LocalCluster of 1 worker process and of N (the CPU count): wall
+  time of the whole call, cluster start-up included, fresh output folder each time.
+
+Volumes: the demo (4 nm JPEG image in 128x128x16 chunks, 8 nm segmentation; its synapse
+table, 300 sites at 4x4x40 nm) and MICrONS pinky40's real segmentation (8 nm,
+128x128x64 chunks) under a 4 nm image made from it (256x256x4 chunks; bench_api's), with
+synapses made from its contacts (``model.contacts``, 300 sites).
+
+    python benchmarks/bench_batch.py [--ic-sites N] [--json benchmarks/results/batch.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+
+SIZE = 256
+
+
+def demo_case() -> tuple[str, str, Path]:
+    from imagery_gui.model.demo import ensure_demo
+
+    demo = ensure_demo()
+    assert demo.synapses is not None
+    return demo.image_source, demo.segmentation_source, Path(demo.synapses)
+
+
+def pinky_case(work: Path) -> tuple[str, str, Path] | None:
+    from bench_api import pinky_volume
+
+    from tests.helpers.volumes import em_data_dir
+
+    em = em_data_dir()
+    if em is None:
+        return None
+    img, seg, _ = pinky_volume(em)
+    table = work / "pinky_synapses.csv"
+    from cloudvolume import CloudVolume
+
+    from imagery_gui.model.contacts import synapse_frame, touching_contacts
+
+    labels = np.asarray(
+        CloudVolume(seg.replace("precomputed://", ""), progress=False)[0:1024, 0:1024, 198:202]
+    )[..., 0]
+    contacts = touching_contacts(labels, max_sites=3000, seed=5, z_spacing=1)
+    df = synapse_frame(
+        contacts, label_offset=(0, 0, 198), factor=(2, 2, 1), first_id=500000001, seed=6
+    )
+    ctr = np.stack(df.ctr_pt_position.to_numpy())
+    half = SIZE // 2
+    inside = (ctr[:, :2] >= half).all(axis=1) & (ctr[:, :2] < 2048 - half).all(axis=1)
+    df = df[inside].head(300)
+    df.to_csv(table, index=False)
+    return img, seg, table
+
+
+def ic_loop(img: str, seg: str, table, rows: list[int], out: Path) -> float:
+    import imageryclient as ic
+
+    client = ic.ImageryClient(image_source=img, segmentation_source=seg)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    for i in rows:
+        c = table.centers[i] * np.asarray(table.resolution) / np.asarray(client.resolution)
+        ctr = [int(v) for v in np.floor(c)]
+        roots = [int(v) for v in (table.pre_root[i], table.post_root[i]) if int(v)]
+        image, segs = client.image_and_segmentation_cutout(
+            ctr, split_segmentations=True, bbox_size=(SIZE, SIZE), root_ids=roots
+        )
+        ic.composite_overlay(segs, imagery=image).save(out / f"{table.id_of(i)}.png")
+    return time.perf_counter() - t0
+
+
+def batch_run(img: str, seg: str, sites: Path, out: Path, workers: int) -> float:
+    import imagery_gui
+    from imagery_gui.model import batch as engine
+
+    engine._DATASETS.clear()  # no warm LRU from an earlier run in this process
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    frame = imagery_gui.batch(
+        out,
+        sites,
+        image_source=img,
+        segmentation_source=seg,
+        size=(SIZE, SIZE),
+        workers=workers,
+    )
+    dt = time.perf_counter() - t0
+    assert set(frame.status) == {"done"}, frame[frame.status != "done"].head()
+    return dt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ic-sites", type=int, default=0, help="sites for the IC loop (0: all)")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    from imagery_gui.model.sites import read_sites
+
+    ncpu = os.cpu_count() or 1
+    work = Path(tempfile.mkdtemp(prefix="bench-batch-"))
+    cases = {"demo (128x128x16 chunks)": demo_case()}
+    pinky = pinky_case(work)
+    if pinky is not None:
+        cases["pinky40 seg + made image (128x128x64 / 256x256x4 chunks)"] = pinky
+    results = []
+    for name, (img, seg, sites) in cases.items():
+        table = read_sites(sites, default_resolution=(4, 4, 40))
+        n = len(table)
+        rows = list(range(n if not args.ic_sites else min(n, args.ic_sites)))
+        t_ic = ic_loop(img, seg, table, rows, work / "ic")
+        ic_rate = len(rows) / t_ic
+        row = {"volume": name, "sites": n, "imageryclient_sites": len(rows)}
+        row["imageryclient_fps"] = ic_rate
+        for label, w in (("in_process", 0), ("1_worker", 1), (f"{ncpu}_workers", ncpu)):
+            dt = batch_run(img, seg, sites, work / f"b_{w}", w)
+            row[f"batch_{label}_fps"] = n / dt
+        results.append(row)
+        print(json.dumps(row), flush=True)
+    print()
+    print(
+        f"| volume | sites | ImageryClient loop | batch, in process | batch, 1 worker | "
+        f"batch, {ncpu} workers | vs ImageryClient ({ncpu} workers) | {ncpu} vs 1 worker |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        best = r[f"batch_{ncpu}_workers_fps"]
+        print(
+            f"| {r['volume']} | {r['sites']} | {r['imageryclient_fps']:.2f} fig/s | "
+            f"{r['batch_in_process_fps']:.1f} fig/s | {r['batch_1_worker_fps']:.1f} fig/s | "
+            f"{best:.1f} fig/s | {best / r['imageryclient_fps']:.0f}x | "
+            f"{best / r['batch_1_worker_fps']:.2f}x |"
+        )
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"machine": platform.platform(), "cpus": ncpu, "results": results},
+                       indent=2) + "\n"
+        )  # fmt: skip
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,907 @@
+"""Batch figures: ``imagery-gui export`` for every site of a table, here or on a Dask cluster.
+
+The figure of a site is exactly what ``imagery-gui export --sites FILE --site ID`` makes with
+the same options (:func:`site_spec` mirrors its rules). What makes it fast and safe:
+
+* **Locality.** Sites are sorted in Morton (Z-order) of their centres and cut into tasks
+  of neighbours, so a task's figures share chunks and each chunk is read once through the
+  dataset's LRU (one :class:`~.dataset.Dataset` per worker process, kept across tasks).
+* **Rows travel inside the tasks**: a task carries the rows it draws (its sites and the
+  neighbours whose glyphs can reach into its figures), so workers never query a service.
+* **Idempotent files.** A site is done when its JSON exists: the JSON is written last, every
+  file atomically (temporary name, then ``os.replace``), so a killed worker or a task that
+  runs twice leaves either a finished figure or nothing that counts as one. A rerun sends
+  only the sites without a JSON; ``force`` redoes all, once per run (the JSON names its run).
+* **One writer of the manifest**: the process that submits the tasks. It rewrites
+  ``manifest.csv`` atomically as tasks complete.
+
+Workers are a Dask ``LocalCluster`` of processes by default, a running scheduler given by
+its address, or none at all (``workers=0``: the same tasks in this process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .dataset import Dataset
+from .errors import ImageryGuiError
+from .export import FigureSpec, make_figure, write_figure
+from .geometry import bounds_from_center, normalize_bounds
+from .io import atomic_open, default_mode
+from .sites import SiteTable, sites_provenance
+from .style import OverlayStyle
+
+__all__ = [
+    "MANIFEST",
+    "BatchError",
+    "SiteFigure",
+    "SiteResult",
+    "Task",
+    "make_tasks",
+    "morton_order",
+    "run_batch",
+    "run_task",
+    "site_names",
+    "site_spec",
+]
+
+MANIFEST = "manifest.csv"
+CONTACT_SHEET = "contact_sheet.png"
+MANIFEST_COLUMNS = ("id", "file", "status", "error", "seconds")
+DONE, FAILED, SKIPPED, PENDING = "done", "failed", "skipped", "pending"
+
+#: Per-layer chunk LRU of each worker's dataset: a task's neighbouring figures share chunks.
+BATCH_LRU_BYTES = 512 * 1024**2
+
+#: zlib level of the figures: the same pixels as export's, ~3x faster to write than
+#: Pillow's default 6 (and on EM no bigger).
+PNG_COMPRESS_LEVEL = 1
+
+Progress = Callable[[int, int, str], None]
+
+
+class BatchError(ImageryGuiError):
+    """A batch that cannot start (output folder, site ids, options): one line, exit 2."""
+
+
+# -- one site's figure -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class SiteFigure:
+    """How every site's figure is made: export's options with the centre left open.
+
+    ``spec`` has everything but the bounds, the site table and the current site (its
+    bounds are a placeholder). ``partner_style`` is the style used when the site's pre and
+    post roots become the selection (export's rule when no ``--root-ids`` are given); None
+    when root ids were given, so every figure shows the same segments. ``link_inputs``
+    (sources, resolution, viewer site; no client) makes each figure's Neuroglancer link.
+    """
+
+    size: tuple[int, ...]
+    resolution: tuple[float, float, float]
+    spec: FigureSpec
+    partner_style: OverlayStyle | None = None
+    link_inputs: Any = None
+    extra_provenance: dict[str, Any] = field(default_factory=dict)
+    sites_source: str | None = None  # the table, as the batch's provenance names it
+
+
+def site_center(table: SiteTable, row: int, resolution: Sequence[float]) -> list[float]:
+    """The figure centre of a site in voxels of ``resolution``, as export's ``--site``."""
+    center_nm = table.centers[row] * np.asarray(table.resolution)
+    return [float(v) for v in np.floor(center_nm / np.asarray(resolution, dtype=np.float64))]
+
+
+def site_spec(fig: SiteFigure, table: SiteTable, row: int) -> FigureSpec:
+    """The FigureSpec of site ``row`` of ``table``: export's ``--sites FILE --site ID``.
+
+    Centred on the site (its centre floored to voxels of the figure's resolution), its
+    pre/post roots added to the selection when no root ids were given, the site drawn as
+    the current one over the glyphs of ``table``."""
+    center = site_center(table, row, fig.resolution)
+    spec = fig.spec
+    selection, style = spec.selection, spec.style
+    if fig.partner_style is not None:
+        partners = [int(v) for v in (table.pre_root[row], table.post_root[row]) if int(v)]
+        if partners:
+            selection = selection.add(partners)
+            style = fig.partner_style
+    size3 = list(fig.size) + [1] * (3 - len(fig.size))
+    box = normalize_bounds(bounds_from_center(np.asarray(center), *size3))
+    bounds = (
+        (float(box[0][0]), float(box[0][1]), float(box[0][2])),
+        (float(box[1][0]), float(box[1][1]), float(box[1][2])),
+    )
+    return replace(
+        spec, bounds=bounds, selection=selection, style=style, sites=table, current_site=row
+    )
+
+
+def site_row(table: SiteTable, row: int) -> dict[str, Any]:
+    """The site's row for its provenance (ids as strings: 64-bit ids stay exact in JSON)."""
+    s = table.site(row)
+
+    def pt(p: Any) -> list[float] | None:
+        return None if p is None else [float(v) for v in p]
+
+    out: dict[str, Any] = {
+        "id": str(s.id),
+        "center": pt(s.center),
+        "pre": pt(s.pre),
+        "post": pt(s.post),
+        "pre_root": str(s.pre_root) if s.pre_root else None,
+        "post_root": str(s.post_root) if s.post_root else None,
+        "pre_supervoxel": str(s.pre_sv) if s.pre_sv else None,
+        "post_supervoxel": str(s.post_sv) if s.post_sv else None,
+        "role": s.role,
+        "kind": s.kind,
+        "resolution": list(table.resolution),
+    }
+    if s.props:
+        out["properties"] = {str(k): _jsonable(v) for k, v in s.props.items()}
+    return out
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return [_jsonable(x) for x in v.tolist()]
+    if isinstance(v, np.generic):
+        return _jsonable(v.item())
+    return str(v)
+
+
+# -- file names --------------------------------------------------------------------------------
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def site_names(table: SiteTable) -> tuple[list[str], dict[int, str]]:
+    """A file stem per row (the id, characters unsafe in file names replaced by ``_``),
+    and the rows left out because an earlier row has the same name, with why."""
+    names: list[str] = []
+    first: dict[str, int] = {}
+    dupes: dict[int, str] = {}
+    for i in range(len(table)):
+        name = _UNSAFE.sub("_", str(table.id_of(i))) or "_"
+        if name.startswith("."):
+            name = "_" + name[1:]  # never a hidden file (temporary files start with ".")
+        names.append(name)
+        if name in first:
+            dupes[i] = f"same file name as row {first[name]} (id {table.id_of(first[name])})"
+        else:
+            first[name] = i
+    return names, dupes
+
+
+# -- order and tasks ---------------------------------------------------------------------------
+def _spread(v: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """Spread the low 21 bits of each value to every third bit (for 3-D Morton codes)."""
+    x = v & np.uint64(0x1FFFFF)
+    x = (x | (x << np.uint64(32))) & np.uint64(0x1F00000000FFFF)
+    x = (x | (x << np.uint64(16))) & np.uint64(0x1F0000FF0000FF)
+    x = (x | (x << np.uint64(8))) & np.uint64(0x100F00F00F00F00F)
+    x = (x | (x << np.uint64(4))) & np.uint64(0x10C30C30C30C30C3)
+    x = (x | (x << np.uint64(2))) & np.uint64(0x1249249249249249)
+    return x
+
+
+def morton_order(points_nm: npt.ArrayLike) -> npt.NDArray[np.intp]:
+    """Indices that sort ``points_nm`` (n, 3) in Morton (Z-order): neighbours in space end
+    up near each other. Coordinates are scaled by one factor on every axis (nm are
+    isotropic), 21 bits per axis."""
+    p = np.asarray(points_nm, dtype=np.float64).reshape(-1, 3)
+    if len(p) == 0:
+        return np.zeros(0, dtype=np.intp)
+    p = np.nan_to_num(p - np.nanmin(p, axis=0), nan=0.0)
+    top = float(p.max())
+    q = (p * ((2**21 - 1) / top) if top > 0 else p).astype(np.uint64)
+    code = (
+        _spread(q[:, 0]) | (_spread(q[:, 1]) << np.uint64(1)) | (_spread(q[:, 2]) << np.uint64(2))
+    )
+    return np.argsort(code, kind="stable")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A group of neighbouring sites for one worker, with everything it needs.
+
+    ``table`` holds the rows drawn in its figures (the sites and the neighbours whose
+    glyphs can reach into them) in the order of the whole table (glyph stacking follows
+    it); ``rows`` are the task's sites in that table, ``names`` their file stems."""
+
+    number: int
+    dataset: dict[str, Any]
+    figure: SiteFigure
+    table: SiteTable
+    rows: tuple[int, ...]
+    names: tuple[str, ...]
+    outdir: str
+    run_id: str
+    force: bool = False
+    masks: bool = False
+    table_rows: int = 0
+    table_skipped: int = 0
+
+
+@dataclass(frozen=True)
+class SiteResult:
+    name: str
+    status: str
+    file: str = ""
+    error: str = ""
+    seconds: float | None = None
+    now: bool = True  # made in this run (False: found finished)
+
+
+def _figure_boxes_nm(
+    fig: SiteFigure, table: SiteTable, rows: Sequence[int]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The union box (nm) of the figures of ``rows``, padded by a whole figure in x and y
+    (glyphs reach past a figure's edge by their radius, a few pixels at any mip) and by the
+    glyph fade range plus two sections in z."""
+    res = np.asarray(fig.resolution, dtype=np.float64)
+    centers = np.floor(table.centers[list(rows)] * np.asarray(table.resolution) / res)
+    size = np.asarray(list(fig.size) + [1] * (3 - len(fig.size)), dtype=np.float64)
+    pad = np.array([size[0], size[1], fig.spec.glyph_style.fade_sections + 2.0])
+    lo = (centers.min(axis=0) - size / 2 - pad) * res
+    hi = (centers.max(axis=0) + size / 2 + pad) * res
+    return lo, hi
+
+
+def make_tasks(
+    dataset: Dataset,
+    fig: SiteFigure,
+    table: SiteTable,
+    rows: Sequence[int],
+    names: Sequence[str],
+    outdir: str,
+    *,
+    task_size: int,
+    run_id: str,
+    force: bool = False,
+    masks: bool = False,
+    lru_bytes: int = BATCH_LRU_BYTES,
+) -> list[Task]:
+    """Tasks of ``task_size`` neighbouring sites (Morton order of the ``rows`` to do)."""
+    rows_a = np.asarray(list(rows), dtype=np.intp)
+    if len(rows_a) == 0:
+        return []
+    centers_nm = table.centers[rows_a] * np.asarray(table.resolution)
+    ordered = rows_a[morton_order(centers_nm)]
+    # Decoded chunks in the LRU: neighbouring figures read the same chunks, so each is
+    # decoded once per worker instead of once per figure.
+    ds_args = dataset.replica_args(lru_bytes=lru_bytes, lru_encoding="raw")
+    link_fig = fig
+    tasks: list[Task] = []
+    for number, start in enumerate(range(0, len(ordered), task_size)):
+        group = [int(r) for r in ordered[start : start + task_size]]
+        lo, hi = _figure_boxes_nm(fig, table, group)
+        near = table.in_box(lo.tolist(), hi.tolist(), (1.0, 1.0, 1.0))
+        keep = np.union1d(near, np.asarray(group, dtype=np.intp))  # sorted: table order
+        position = {int(r): k for k, r in enumerate(keep.tolist())}
+        sub = table.take(keep)
+        tasks.append(
+            Task(
+                number=number,
+                dataset=ds_args,
+                figure=link_fig,
+                table=sub,
+                rows=tuple(position[r] for r in group),
+                names=tuple(names[r] for r in group),
+                outdir=outdir,
+                run_id=run_id,
+                force=force,
+                masks=masks,
+                table_rows=len(table),
+                table_skipped=len(table.skipped),
+            )
+        )
+    return tasks
+
+
+# -- the worker's side -------------------------------------------------------------------------
+_DATASETS: dict[str, Dataset] = {}
+
+
+def _dataset(args: dict[str, Any]) -> Dataset:
+    """This process's dataset for ``args``, opened once and kept (its LRU serves every
+    task this worker runs)."""
+    key = repr(sorted((k, repr(v)) for k, v in args.items() if k != "_infos"))
+    ds = _DATASETS.get(key)
+    if ds is None:
+        if len(_DATASETS) > 4:  # a long-lived worker serving many batches
+            _DATASETS.clear()
+        ds = _DATASETS[key] = Dataset(**args).open()
+    return ds
+
+
+def _json_run(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            run = json.load(fh).get("batch", {}).get("run")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(run) if run is not None else None
+
+
+def finished(outdir: str, name: str, depth: int, existing: set[str] | None = None) -> bool:
+    """Whether the site's figure is finished: its JSON (written last) and its PNGs are
+    there (a single figure: ``<name>.png``; a z-series: every file its JSON lists)."""
+
+    def there(fname: str) -> bool:
+        if existing is not None:
+            return fname in existing
+        return os.path.exists(os.path.join(outdir, fname))
+
+    if not there(f"{name}.json"):
+        return False
+    if depth <= 1:
+        return there(f"{name}.png")
+    try:
+        with open(os.path.join(outdir, f"{name}.json"), encoding="utf-8") as fh:
+            files = json.load(fh).get("files") or []
+    except (OSError, ValueError, AttributeError):
+        return False
+    return bool(files) and all(there(str(f)) for f in files)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, (ImageryGuiError, ValueError)):
+        text = f"{type(exc).__name__}: {text}"
+    from .cave import scrub
+
+    return str(scrub(text))
+
+
+def run_site(task: Task, ds: Dataset, k: int) -> SiteResult:
+    """Make and write the figure of the task's ``k``-th site (or find it finished)."""
+    name, row = task.names[k], task.rows[k]
+    png = os.path.join(task.outdir, f"{name}.png")
+    meta = os.path.join(task.outdir, f"{name}.json")
+    depth = task.figure.size[2] if len(task.figure.size) > 2 else 1
+    if finished(task.outdir, name, depth) and (not task.force or _json_run(meta) == task.run_id):
+        # finished: before this run, or by an earlier attempt of this task in this run
+        return SiteResult(name, DONE, _first_file(meta, png), now=False)
+    t0 = time.perf_counter()
+    try:
+        spec = site_spec(task.figure, task.table, row)
+        fig = make_figure(ds, spec)
+        drawn = [task.table.id_of(i) for i in fig.site_rows] if spec.annotate else []
+        sites = sites_provenance(task.table, drawn)
+        sites["rows"], sites["skipped_rows"] = task.table_rows, task.table_skipped
+        extra: dict[str, Any] = dict(task.figure.extra_provenance)
+        if task.figure.link_inputs is not None:
+            from .state import spec_link
+
+            extra["neuroglancer_link"] = spec_link(task.figure.link_inputs, spec)
+        extra["sites"] = sites
+        extra["site"] = site_row(task.table, row)
+        extra["batch"] = {
+            "run": task.run_id,
+            "task": task.number,
+            "sites": task.figure.sites_source,
+        }
+        # Files without a JSON are what a killed attempt left (each complete: atomic
+        # writes): replacing them is finishing that figure, not redoing a finished one.
+        written = write_figure(
+            ds,
+            spec,
+            fig,
+            png,
+            force=True,
+            masks=task.masks,
+            extra_provenance=extra,
+            compress_level=PNG_COMPRESS_LEVEL,
+        )
+    except Exception as exc:  # noqa: BLE001 - one failed site never stops the batch
+        return SiteResult(name, FAILED, "", _one_line(exc), time.perf_counter() - t0)
+    return SiteResult(name, DONE, os.path.basename(written[0]), "", time.perf_counter() - t0)
+
+
+def _first_file(meta: str, png: str) -> str:
+    if os.path.exists(png):
+        return os.path.basename(png)
+    try:
+        with open(meta, encoding="utf-8") as fh:
+            files = json.load(fh).get("files") or []
+        return str(files[0]) if files else ""
+    except (OSError, ValueError, AttributeError, IndexError):
+        return ""
+
+
+def run_task(task: Task) -> list[SiteResult]:
+    """Run one task (in a worker process, or in this one): a result per site."""
+    import logging
+
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    try:
+        ds = _dataset(task.dataset)
+    except Exception as exc:  # noqa: BLE001 - every site of the task fails with the reason
+        msg = _one_line(exc)
+        return [SiteResult(n, FAILED, "", msg) for n in task.names]
+    return [run_site(task, ds, k) for k in range(len(task.rows))]
+
+
+# -- the manifest ------------------------------------------------------------------------------
+def read_manifest(path: str) -> dict[str, dict[str, str]]:
+    """The rows of an earlier run's manifest by id (empty when there is none)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return {row["id"]: row for row in csv.DictReader(fh) if row.get("id")}
+    except (OSError, ValueError, KeyError, csv.Error):
+        return {}
+
+
+def write_manifest(path: str, rows: Iterable[Sequence[Any]]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(MANIFEST_COLUMNS)
+    for r in rows:
+        w.writerow(r)
+    data = buf.getvalue().encode("utf-8")
+    with atomic_open(path, "wb", overwrite=True) as fh:
+        fh.write(data)
+
+
+def _fmt_seconds(s: float | None) -> str:
+    return "" if s is None else f"{s:.3f}"
+
+
+# -- running -----------------------------------------------------------------------------------
+@dataclass
+class _Executor:
+    """Runs tasks and yields their results as they complete."""
+
+    run: Callable[[list[Task]], Iterator[tuple[Task, list[SiteResult]]]]
+    close: Callable[[], None]
+    dashboard: str | None = None
+    workers: int = 0
+
+
+def _in_process() -> _Executor:
+    def run(tasks: list[Task]) -> Iterator[tuple[Task, list[SiteResult]]]:
+        for t in tasks:
+            yield t, run_task(t)
+
+    return _Executor(run, lambda: None, None, 0)
+
+
+def _dask(
+    workers: int | None, scheduler: str | None, threads_per_worker: int, log: Callable[[str], None]
+) -> _Executor:
+    import importlib
+
+    try:
+        # Any: distributed's own annotations are partial (untyped calls under --strict)
+        distributed: Any = importlib.import_module("distributed")
+    except ImportError:  # pragma: no cover - a dependency
+        raise BatchError(
+            "batch needs Dask's distributed package: pip install 'dask[distributed]', or "
+            "run in this process with --workers 0"
+        ) from None
+    import logging
+
+    cluster: Any = None
+    try:
+        if scheduler:
+            client = distributed.Client(scheduler, timeout="20s")
+        else:
+            n = workers or os.cpu_count() or 1
+            cluster = distributed.LocalCluster(
+                n_workers=n,
+                threads_per_worker=threads_per_worker,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=_dashboard_address(),
+                silence_logs=logging.ERROR,
+            )
+            client = distributed.Client(cluster)
+    except OSError as exc:
+        where = scheduler or "a local cluster"
+        raise BatchError(f"cannot reach the Dask scheduler at {where}: {exc}") from None
+    dashboard = None
+    try:
+        dashboard = client.dashboard_link if _has_dashboard(client) else None
+    except Exception:  # noqa: BLE001 - no dashboard is fine
+        dashboard = None
+    n_workers = len(client.scheduler_info().get("workers", {}))
+
+    def run(tasks: list[Task]) -> Iterator[tuple[Task, list[SiteResult]]]:
+        by_key: dict[Any, Task] = {}
+        futures = []
+        for t in tasks:
+            fut = client.submit(run_task, t, key=f"imagery-gui-batch-{t.run_id}-{t.number}")
+            by_key[fut.key] = t
+            futures.append(fut)
+        for fut in distributed.as_completed(futures):
+            t = by_key[fut.key]
+            # result(), not the status: a result held by a worker that died after
+            # finishing is lost, and the scheduler recomputes it while we wait here.
+            try:
+                results = fut.result()
+            except Exception as exc:  # noqa: BLE001 - the task's error, for each site
+                results = [SiteResult(n, FAILED, "", _one_line(exc)) for n in t.names]
+            yield t, results
+            fut.release()
+
+    def close() -> None:
+        try:
+            client.close(timeout=10)
+        finally:
+            if cluster is not None:
+                cluster.close(timeout=10)
+
+    log_dash = f"; dashboard {dashboard}" if dashboard else ""
+    log(f"Dask: {n_workers} workers at {client.scheduler.address}{log_dash}")
+    return _Executor(run, close, dashboard, n_workers)
+
+
+def _dashboard_address() -> str | None:
+    """A dashboard on 127.0.0.1 (any free port) when bokeh is installed, else none."""
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        return None
+    return "127.0.0.1:0"
+
+
+def _has_dashboard(client: Any) -> bool:
+    info = client.scheduler_info()
+    return bool(info.get("services", {}).get("dashboard"))
+
+
+@dataclass
+class BatchSummary:
+    total: int = 0
+    done_now: int = 0
+    done_before: int = 0
+    failed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    manifest: str = ""
+    contact_sheet: str | None = None
+    dashboard: str | None = None
+
+    def line(self) -> str:
+        rate = self.done_now / self.seconds if self.seconds > 0 else 0.0
+        parts = [
+            f"{self.done_now + self.done_before} done ({self.done_now} now, "
+            f"{self.done_before} before)"
+        ]
+        parts.append(f"{self.failed} failed")
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped")
+        return (
+            f"{self.total} sites: "
+            + ", ".join(parts)
+            + f" in {self.seconds:.1f} s ({rate:.1f} figures/s); manifest {self.manifest}"
+        )
+
+
+def default_task_size(n: int, workers: int) -> int:
+    """16-64 sites per task, fewer when there are few sites, so every worker gets work."""
+    if n <= 0:
+        return 1
+    per = math.ceil(n / max(1, 4 * max(workers, 1)))
+    return int(min(64, max(min(16, n), per)))
+
+
+def prepare_outdir(outdir: str | os.PathLike[str]) -> str:
+    """Create the output folder if needed and check it can be written (BatchError if not)."""
+    out = os.path.abspath(os.fspath(outdir))
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise BatchError(f"{out} is a file; give a folder for the figures (-o OUTDIR)")
+    try:
+        os.makedirs(out, mode=default_mode(folder=True), exist_ok=True)
+    except OSError as exc:
+        raise BatchError(f"cannot create the output folder {out}: {exc.strerror}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise BatchError(f"cannot write in the output folder {out}: no permission")
+    return out
+
+
+LOCK = ".imagery-gui-batch.lock"
+_TEMP = re.compile(r"^\..+\.part$")  # io.atomic_open's temporary files
+
+
+class _FolderLock:
+    """One batch per output folder at a time (the manifest has one writer); while it is
+    held, temporary files in the folder are what a killed run left, and are removed."""
+
+    def __init__(self, folder: str) -> None:
+        self.path = os.path.join(folder, LOCK)
+        self.fh: Any = None
+
+    def __enter__(self) -> _FolderLock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no lock, no cleanup
+            return self
+        self.fh = open(self.path, "a")  # held for the whole run
+        try:
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.fh.close()
+            self.fh = None
+            raise BatchError(
+                f"another batch is writing into {os.path.dirname(self.path)}; wait for it "
+                "or give another folder"
+            ) from None
+        self.remove_temporaries()
+        return self
+
+    def remove_temporaries(self) -> None:
+        """Remove what killed writers left: the temporary files of atomic writes."""
+        if self.fh is None:
+            return
+        for entry in os.scandir(os.path.dirname(self.path)):
+            if _TEMP.match(entry.name) and entry.is_file():
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fh is not None:
+            self.fh.close()  # releases the lock (the file stays: unlinking it would race)
+
+
+def run_batch(
+    dataset: Dataset,
+    figure: SiteFigure,
+    table: SiteTable,
+    outdir: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    masks: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    threads_per_worker: int = 1,
+    task_size: int | None = None,
+    contact_sheet: int | None = None,
+    lru_bytes: int = BATCH_LRU_BYTES,
+    progress: Progress | None = None,
+    log: Callable[[str], None] | None = None,
+    summary: BatchSummary | None = None,
+) -> Any:
+    """Make every site's figure; returns the manifest as a pandas DataFrame.
+
+    ``workers=0`` runs in this process; ``None`` (default) a LocalCluster with a worker
+    process per CPU; ``scheduler`` an address of a running Dask scheduler. ``contact_sheet``:
+    0 for all figures, N for the first N, None for none."""
+    out = prepare_outdir(outdir)
+    with _FolderLock(out) as lock:
+        return _run_locked(
+            lock,
+            dataset,
+            figure,
+            table,
+            out,
+            force=force,
+            masks=masks,
+            workers=workers,
+            scheduler=scheduler,
+            threads_per_worker=threads_per_worker,
+            task_size=task_size,
+            contact_sheet=contact_sheet,
+            lru_bytes=lru_bytes,
+            progress=progress,
+            log=log,
+            summary=summary,
+        )
+
+
+def _run_locked(
+    lock: _FolderLock,
+    dataset: Dataset,
+    figure: SiteFigure,
+    table: SiteTable,
+    out: str,
+    *,
+    force: bool,
+    masks: bool,
+    workers: int | None,
+    scheduler: str | None,
+    threads_per_worker: int,
+    task_size: int | None,
+    contact_sheet: int | None,
+    lru_bytes: int,
+    progress: Progress | None,
+    log: Callable[[str], None] | None,
+    summary: BatchSummary | None,
+) -> Any:
+    import pandas as pd
+
+    say = log or (lambda m: None)
+    names, dupes = site_names(table)
+    existing = {e.name for e in os.scandir(out) if e.is_file()}
+    depth = figure.size[2] if len(figure.size) > 2 else 1
+    done_names = {n for n in names if finished(out, n, depth, existing)}
+    manifest_path = os.path.join(out, MANIFEST)
+    previous = read_manifest(manifest_path)
+    run_id = uuid.uuid4().hex[:12]
+
+    rows: dict[str, list[Any]] = {}  # name -> manifest row, in table order
+    order: list[str] = []
+    todo: list[int] = []
+    s = summary if summary is not None else BatchSummary()
+    s.total, s.manifest = len(table) + len(table.skipped), manifest_path
+    for i, name in enumerate(names):
+        if i in dupes:
+            rows[f"\0{i}"] = [str(table.id_of(i)), "", SKIPPED, dupes[i], ""]
+            order.append(f"\0{i}")
+            s.skipped += 1
+            continue
+        order.append(name)
+        if name in done_names and not force:
+            old = previous.get(str(table.id_of(i)), {})
+            rows[name] = [
+                str(table.id_of(i)),
+                old.get("file") or f"{name}.png",
+                DONE,
+                "",
+                old.get("seconds", "") if old.get("status") == DONE else "",
+            ]
+            s.done_before += 1
+        else:
+            rows[name] = [str(table.id_of(i)), "", PENDING, "", ""]
+            todo.append(i)
+    for sk in table.skipped:
+        key = f"\0skip{sk.row}"
+        rows[key] = ["", "", SKIPPED, f"table row {sk.row}: {sk.reason}", ""]
+        order.append(key)
+        s.skipped += 1
+
+    def flush() -> None:
+        write_manifest(manifest_path, (rows[k] for k in order))
+
+    flush()
+    t0 = time.perf_counter()
+    executor: _Executor | None = None
+    try:
+        if todo:
+            if workers == 0 and not scheduler:
+                executor = _in_process()
+            else:
+                executor = _dask(workers, scheduler, threads_per_worker, say)
+            s.dashboard = executor.dashboard
+            size = task_size or default_task_size(len(todo), executor.workers or 1)
+            tasks = make_tasks(
+                dataset,
+                figure,
+                table,
+                todo,
+                names,
+                out,
+                task_size=size,
+                run_id=run_id,
+                force=force,
+                masks=masks,
+                lru_bytes=lru_bytes,
+            )
+            done = 0
+            last_flush = time.perf_counter()
+            if progress:
+                progress(0, len(todo), "starting")
+            for _task, results in executor.run(tasks):
+                for r in results:
+                    row = rows[r.name]
+                    row[1], row[2], row[3] = r.file, r.status, r.error
+                    if r.now:
+                        row[4] = _fmt_seconds(r.seconds)
+                    if r.status == DONE:
+                        s.done_now += 1
+                    else:
+                        s.failed += 1
+                done += len(results)
+                now = time.perf_counter()
+                if now - last_flush > 0.5 or done == len(todo):
+                    flush()
+                    last_flush = now
+                if progress:
+                    progress(done, len(todo), _rate(done, len(todo), now - t0))
+    finally:
+        s.seconds = time.perf_counter() - t0
+        flush()
+        if executor is not None:
+            executor.close()
+        # Every task has ended (or this process is stopping): temporary files now are
+        # what a worker killed mid-write left behind.
+        lock.remove_temporaries()
+    if contact_sheet is not None:
+        picks = [rows[k] for k in order if rows[k][2] == DONE and rows[k][1]]
+        if contact_sheet > 0:
+            picks = picks[:contact_sheet]
+        if picks:
+            s.contact_sheet = write_contact_sheet(
+                out, [(str(r[0]), os.path.join(out, str(r[1]))) for r in picks]
+            )
+    return pd.read_csv(
+        manifest_path, dtype={"id": str, "file": str, "error": str}, keep_default_na=False
+    )
+
+
+def _rate(done: int, total: int, seconds: float) -> str:
+    if done <= 0 or seconds <= 0:
+        return ""
+    rate = done / seconds
+    left = (total - done) / rate
+    return f"{rate:.1f} figures/s, {_duration(left)} left"
+
+
+def _duration(s: float) -> str:
+    s = int(round(s))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+
+
+# -- contact sheet -----------------------------------------------------------------------------
+def write_contact_sheet(outdir: str, items: Sequence[tuple[str, str]], spacing: int = 6) -> str:
+    """One montage PNG of the figures (id, path), each labelled with its site id above it,
+    with one scale bar shared by all (every figure has the same pixel size) below them."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from .io import save_png_atomic
+    from .scalebar import ScaleBar
+
+    tiles = []
+    for _sid, path in items:
+        with Image.open(path) as im:
+            tiles.append(im.convert("RGB"))
+    nm_per_px = _pixel_size(os.path.splitext(items[0][1])[0] + ".json")
+    tw = max(t.width for t in tiles)
+    th = max(t.height for t in tiles)
+    font = ImageFont.load_default()
+    label_h = 14
+    cols = max(1, math.ceil(math.sqrt(len(tiles))))
+    nrows = math.ceil(len(tiles) / cols)
+    footer = 40 if nm_per_px else 0
+    w = cols * tw + (cols + 1) * spacing
+    h = nrows * (th + label_h) + (nrows + 1) * spacing + footer
+    sheet = Image.new("RGB", (w, h), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for k, ((sid, _p), tile) in enumerate(zip(items, tiles)):
+        r, c = divmod(k, cols)
+        x = spacing + c * (tw + spacing)
+        y = spacing + r * (th + label_h + spacing)
+        draw.text((x, y), sid, fill=(0, 0, 0), font=font)
+        sheet.paste(tile, (x, y + label_h))
+    if nm_per_px:
+        strip = Image.new("RGB", (tw, footer), (0, 0, 0))
+        strip, _ = ScaleBar(corner="lower right").draw(strip, nm_per_px)
+        sheet.paste(strip.convert("RGB"), (w - spacing - tw, h - footer - spacing // 2))
+    path = os.path.join(outdir, CONTACT_SHEET)
+    save_png_atomic(sheet, path, overwrite=True)
+    return path
+
+
+def _pixel_size(meta: str) -> float | None:
+    try:
+        with open(meta, encoding="utf-8") as fh:
+            px = json.load(fh).get("pixel_size_nm")
+        return float(px[0]) if px else None
+    except (OSError, ValueError, TypeError, IndexError, AttributeError):
+        return None
+
+
+__all__ += ["BatchSummary", "default_task_size", "write_contact_sheet"]

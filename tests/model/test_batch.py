@@ -1,0 +1,393 @@
+"""``imagery-gui batch``: export per site, resumable, on real Dask processes.
+
+Every volume is the real demo volume on disk read by cloud-volume; the cluster tests start
+a real ``dask scheduler`` and ``dask worker`` processes on 127.0.0.1 and kill them with
+SIGKILL. Figures are compared pixel for pixel with ``imagery-gui export``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imagery_gui.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+DASK = Path(sys.executable).with_name("dask")
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.pop("DASK_DISTRIBUTED__DASHBOARD__LINK", None)
+    return env
+
+
+def _sites_csv(demo, path: Path, n: int, extra_lines: tuple[str, ...] = ()) -> Path:
+    """The first ``n`` sites of the demo's synapse table (CAVE columns, 4x4x40 nm)."""
+    lines = Path(demo.synapses).read_text().splitlines()
+    path.write_text("\n".join(lines[: n + 1] + list(extra_lines)) + "\n")
+    return path
+
+
+def _pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGBA"))
+
+
+def _manifest(folder: Path):
+    import pandas as pd
+
+    return pd.read_csv(folder / "manifest.csv", dtype=str, keep_default_na=False)
+
+
+def _visible_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def _temp_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part"))
+
+
+def _batch(*args: str) -> int:
+    return main(["batch", "--quiet", *args])
+
+
+@pytest.fixture(scope="module")
+def sites(demo, tmp_path_factory) -> Path:
+    return _sites_csv(demo, tmp_path_factory.mktemp("sites") / "sites.csv", 24)
+
+
+OPTION_SETS = {
+    "defaults": ["--size", "96", "96"],
+    "styled": [
+        "--size", "64", "80", "--outline", "--width", "3", "--alpha", "0.4", "--scale", "2",
+        "--scale-bar", "--palette", "neuroglancer",
+    ],
+    "root-ids-no-glyphs": [
+        "--size", "96", "96", "--root-ids", "864691135611984218", "--all-segments",
+        "--selected-alpha", "0.8", "--no-annotate", "--colors", "864691135611984218=#ff0000",
+    ],
+    "z-series": ["--size", "64", "64", "3", "--color-by", "order"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(OPTION_SETS))
+def test_every_figure_is_exports_figure_for_that_site(demo, sites, tmp_path, name):
+    opts = OPTION_SETS[name]
+    out = tmp_path / "batch"
+    assert _batch("--demo", "--sites", str(sites), *opts, "-o", str(out), "--workers", "0") == 0
+    frame = _manifest(out)
+    assert len(frame) == 24 and set(frame.status) == {"done"}
+
+    def drawn(sid: str) -> int:
+        return len(json.loads((out / f"{sid}.json").read_text())["sites"]["drawn_ids"])
+
+    ids = frame.id.tolist()
+    crowded = [sid for sid in ids if drawn(sid) > 1][:3]  # neighbours' glyphs in them
+    picks = crowded + [sid for sid in ids[::5] if sid not in crowded][: 5 - len(crowded)]
+    if "--no-annotate" not in opts:
+        assert crowded
+    for sid in picks:
+        ref = tmp_path / "export" / f"{sid}.png"
+        ref.parent.mkdir(exist_ok=True)
+        args = ["export", "--quiet", "--demo", "--sites", str(sites), "--site", sid, *opts]
+        assert main([*args, "-o", str(ref)]) == 0
+        pngs = sorted(p.name for p in ref.parent.glob(f"{sid}*.png"))
+        assert pngs == sorted(p.name for p in out.glob(f"{sid}*.png"))
+        for png in pngs:
+            assert np.array_equal(_pixels(ref.parent / png), _pixels(out / png)), (sid, png)
+        mine = json.loads((out / f"{sid}.json").read_text())
+        theirs = json.loads(ref.with_suffix(".json").read_text())
+        for key in ("bounds", "segments", "selection", "style", "sites", "neuroglancer_link"):
+            assert mine[key] == theirs[key], key
+        assert mine["site"]["id"] == sid
+        assert mine["batch"]["run"]
+
+
+def test_rerun_redoes_only_missing_and_failed_figures(demo, tmp_path):
+    outside = "999,True,0,0,10,[1 1 1],[1 1 1],[1 1 1]"  # far outside the volume
+    table = _sites_csv(demo, tmp_path / "s.csv", 20, (outside,))
+    out = tmp_path / "out"
+    args = ["--demo", "--sites", str(table), "--size", "64", "64", "-o", str(out), "--workers", "0"]
+    assert _batch(*args) == 1  # one site failed
+    first = _manifest(out)
+    assert (first.status == "done").sum() == 20
+    bad = first[first.id == "999"].iloc[0]
+    assert bad.status == "failed" and "outside" in bad.error and not (out / "999.png").exists()
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")}
+    runs = {p.stem: json.loads(p.read_text())["batch"]["run"] for p in out.glob("*.json")}
+    gone = first.id.tolist()[3:6]
+    for sid in gone:
+        (out / f"{sid}.png").unlink()
+        (out / f"{sid}.json").unlink()
+    (out / f"{first.id[8]}.png").unlink()  # a JSON without its figure is not finished
+    (out / f"{first.id[9]}.json").unlink()  # nor a figure without its JSON
+    time.sleep(0.01)
+    assert _batch(*args) == 1
+    again = _manifest(out)
+    assert again.id.tolist() == first.id.tolist()
+    assert (again.status == "done").sum() == 20 and again[
+        again.id == "999"
+    ].status.item() == "failed"
+    redone = {p.stem for p in out.glob("*.json") if p.stat().st_mtime_ns != stamps.get(p.name)}
+    assert redone == set(gone) | {first.id[8], first.id[9]}
+    for p in out.glob("*.json"):
+        run = json.loads(p.read_text())["batch"]["run"]
+        assert (run == runs[p.stem]) == (p.stem not in redone)
+    # kept rows keep their time; redone ones have a new one
+    kept = again[~again.id.isin(list(redone) + ["999"])]
+    assert (kept.seconds.values == first.set_index("id").loc[kept.id, "seconds"].values).all()
+    # --force remakes every figure, once
+    assert _batch(*args, "--force") == 1
+    assert all(p.stat().st_mtime_ns != stamps.get(p.name) for p in out.glob("*.json"))
+    assert _temp_files(out) == []
+
+
+def test_bad_inputs_exit_2_with_one_line_before_any_work(demo, sites, tmp_path, capsys):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    nm_table = tmp_path / "nm.csv"  # positions in nm read as 4x4x40 voxels
+    import pandas as pd
+
+    from imagery_gui.model.sites import read_sites
+
+    t = read_sites(sites, default_resolution=(4, 4, 40))
+    nm = t.centers * np.asarray(t.resolution)
+    pd.DataFrame({"id": t.ids, "x": nm[:, 0], "y": nm[:, 1], "z": nm[:, 2]}).to_csv(
+        nm_table, index=False
+    )
+    cases = {
+        "output is a file": ["--sites", str(sites), "--size", "64", "64", "-o", str(a_file)],
+        "no table": ["--sites", str(tmp_path / "nope.csv"), "--size", "64", "64"],
+        "no size": ["--sites", str(sites)],
+        "bad size": ["--sites", str(sites), "--size", "64"],
+        "bad style": ["--sites", str(sites), "--size", "64", "64", "--alpha", "3"],
+        "wrong unit": ["--sites", str(nm_table), "--size", "64", "64"],
+    }
+    for what, args in cases.items():
+        out = tmp_path / what.replace(" ", "_")
+        if "-o" not in args:
+            args = [*args, "-o", str(out)]
+        capsys.readouterr()
+        assert _batch("--demo", "--workers", "0", *args) == 2, what
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("imagery-gui batch: error: "), (what, err)
+        assert not (out / "manifest.csv").exists(), what
+
+
+def test_local_cluster_of_processes_makes_the_same_files(demo, tmp_path):
+    table = _sites_csv(demo, tmp_path / "s.csv", 16)
+    common = ["--demo", "--sites", str(table), "--size", "64", "64"]
+    assert _batch(*common, "-o", str(tmp_path / "here"), "--workers", "0") == 0
+    assert _batch(*common, "-o", str(tmp_path / "dask"), "--workers", "2", "--task-size", "4") == 0
+    names = _visible_files(tmp_path / "here")
+    assert names == _visible_files(tmp_path / "dask")
+    for n in names:
+        if n.endswith(".png"):
+            assert np.array_equal(_pixels(tmp_path / "here" / n), _pixels(tmp_path / "dask" / n))
+
+
+def test_python_api_returns_the_manifest(demo, sites, tmp_path):
+    import imagery_gui
+
+    frame = imagery_gui.batch(
+        tmp_path / "api", sites, demo=True, size=(64, 64), workers=0, outline=True,
+        contact_sheet=4,
+    )  # fmt: skip
+    assert list(frame.columns) == ["id", "file", "status", "error", "seconds"]
+    assert len(frame) == 24 and set(frame.status) == {"done"}
+    assert (tmp_path / "api" / frame.file[0]).is_file()
+    sheet = Image.open(tmp_path / "api" / "contact_sheet.png")
+    assert sheet.width == 2 * 64 + 3 * 6  # the first 4 figures: 2 x 2
+    with pytest.raises(TypeError):
+        imagery_gui.batch(tmp_path / "api", sites, demo=True, no_such_option=1)
+
+
+def test_morton_tasks_hold_neighbours_and_each_site_once(demo, sites):
+    from imagery_gui.batch_cli import batch_parser, prepare
+    from imagery_gui.model.batch import make_tasks, morton_order, site_names
+
+    pts = np.array([[0, 0, 0], [100, 100, 100], [1, 0, 0], [101, 100, 100], [0, 1, 0]])
+    order = morton_order(pts).tolist()
+    assert {order.index(0), order.index(2), order.index(4)} == {0, 1, 2}
+    args = batch_parser().parse_args(
+        ["--demo", "--sites", str(sites), "--size", "96", "96", "-o", "/tmp/unused-batch"]
+    )
+    ds, fig, table = prepare(args)
+    names, _ = site_names(table)
+    tasks = make_tasks(ds, fig, table, range(len(table)), names, "/x", task_size=5, run_id="r")
+    assert sorted(n for t in tasks for n in t.names) == sorted(names)
+    for t in tasks:
+        ids = [t.table.id_of(r) for r in t.rows]
+        assert len(set(ids)) == len(ids)
+        # the task's table is in the whole table's order (glyphs stack the same)
+        pos = [table.index_of(t.table.id_of(i)) for i in range(len(t.table))]
+        assert pos == sorted(pos)
+
+
+# -- real processes ------------------------------------------------------------------------
+def _start(cmd: list[str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "wb"),
+        env=_env(),
+        start_new_session=True,  # its own process group: kill it with everything it started
+    )
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def _wait_for(predicate, timeout: float, what: str, poll: float = 0.01):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1."""
+    procs: list[subprocess.Popen] = []
+    sched_file = tmp_path / "scheduler.json"
+    try:
+        procs.append(
+            _start(
+                [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                 "--no-dashboard", "--scheduler-file", str(sched_file)],
+                tmp_path / "scheduler.log",
+            )
+        )  # fmt: skip
+        _wait_for(lambda: sched_file.is_file() and sched_file.stat().st_size, 60, "the scheduler")
+        address = json.loads(sched_file.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        for k in range(2):
+            procs.append(
+                _start(
+                    [str(DASK), "worker", address, "--host", "127.0.0.1", "--no-dashboard",
+                     "--nworkers", "1", "--nthreads", "1", "--death-timeout", "30"],
+                    tmp_path / f"worker{k}.log",
+                )
+            )  # fmt: skip
+        import distributed
+
+        with distributed.Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address, procs[1:]
+    finally:
+        for p in reversed(procs):
+            _kill(p)
+
+
+def _json_count(folder: Path) -> int:
+    return sum(1 for _ in folder.glob("*.json")) if folder.is_dir() else 0
+
+
+def test_scheduler_and_workers_a_worker_killed_mid_run(demo, tmp_path, dask_cluster):
+    address, workers = dask_cluster
+    n = 120
+    table = _sites_csv(demo, tmp_path / "s.csv", n)
+    common = ["--demo", "--sites", str(table), "--size", "96", "96"]
+    out = tmp_path / "cluster"
+    batch = _start(
+        [sys.executable, "-m", "imagery_gui", "batch", *common, "-o", str(out),
+         "--scheduler", address, "--task-size", "2", "--quiet"],
+        tmp_path / "batch.log",
+    )  # fmt: skip
+    try:
+        _wait_for(lambda: _json_count(out) >= 4, 120, "the first figures")
+        _kill(workers[0])  # SIGKILL, mid-run
+        done_at_kill = _json_count(out)
+        assert done_at_kill < n, "the batch finished before the worker was killed"
+        rc = batch.wait(timeout=180)
+        assert rc == 0, (tmp_path / "batch.log").read_text() + (out / "manifest.csv").read_text()
+    finally:
+        _kill(batch)
+    frame = _manifest(out)
+    assert sorted(frame.id) == sorted(set(frame.id)) and len(frame) == n
+    assert set(frame.status) == {"done"}
+    assert _temp_files(out) == []
+    # the same files as a run in this process, pixel for pixel
+    here = tmp_path / "here"
+    assert _batch(*common, "-o", str(here), "--workers", "0") == 0
+    assert _visible_files(out) == _visible_files(here)
+    for name in _visible_files(here):
+        if name.endswith(".png"):
+            assert np.array_equal(_pixels(out / name), _pixels(here / name)), name
+    # and a rerun does nothing: every figure is finished
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert _batch(*common, "-o", str(out), "--scheduler", address) == 0
+    assert all(p.stat().st_mtime_ns == stamps[p.name] for p in out.iterdir() if p.suffix == ".json")
+
+
+def test_batch_killed_mid_run_and_restarted_finishes_once(demo, tmp_path):
+    n = 120
+    table = _sites_csv(demo, tmp_path / "s.csv", n)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "imagery_gui", "batch", "--demo", "--sites", str(table),
+           "--size", "96", "96", "-o", str(out), "--workers", "0", "--task-size", "8", "--quiet"]  # fmt: skip
+    batch = _start(cmd, tmp_path / "batch1.log")
+    try:
+        _wait_for(lambda: _json_count(out) >= 10, 120, "the first figures", poll=0.005)
+        _kill(batch)
+    finally:
+        _kill(batch)
+    killed_at = _json_count(out)
+    assert 10 <= killed_at < n, "the batch finished before it was killed"
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")}
+    # every visible file is whole: each PNG decodes, each JSON parses
+    for p in out.iterdir():
+        if p.suffix == ".png":
+            Image.open(p).load()
+        elif p.suffix == ".json":
+            json.loads(p.read_text())
+    mid = _manifest(out)  # written as tasks completed: never more done than there are files
+    assert (mid.status == "done").sum() <= killed_at
+    again = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0, again.stderr
+    frame = _manifest(out)
+    assert len(frame) == n and sorted(set(frame.id)) == sorted(frame.id)
+    assert set(frame.status) == {"done"}
+    assert _temp_files(out) == []
+    assert len(list(out.glob("*.png"))) == n and _json_count(out) == n
+    # figures finished before the kill were not made again
+    assert all(
+        p.stat().st_mtime_ns == before[p.name] for p in out.glob("*.json") if p.name in before
+    )
+
+
+def test_synapses_of_a_root_from_a_datastack(cave, token_file, graphene_table, tmp_path):
+    # The site table comes from the datastack's synapse table (one query, in this
+    # process); every site is one of the root's synapses and gets its figure.
+    a, _b = graphene_table.merged
+    out = tmp_path / "syn"
+    rc = _batch(
+        "--datastack", "test_stack", "--server-address", cave.url,
+        "--auth-token-file", str(token_file), "--synapses-of", str(a),
+        "--materialization-version", "1", "--size", "48", "48", "-o", str(out), "--workers", "0",
+    )  # fmt: skip
+    frame = _manifest(out)
+    assert len(frame) > 0 and rc == (0 if set(frame.status) == {"done"} else 1)
+    assert (frame.status == "done").sum() > 0
+    meta = json.loads((out / f"{frame[frame.status == 'done'].id.iloc[0]}.json").read_text())
+    assert str(a) in (meta["site"]["pre_root"], meta["site"]["post_root"])
+    assert meta["datastack"]["name"] == "test_stack"
