@@ -53,12 +53,19 @@ def warm_up() -> None:
     objects, and a garbage collection or two on the way) while the first data arrives,
     and the GUI thread waits for the GIL: stalls of 50-60 ms at launch
     (``benchmarks/bench_remote.py``, fresh viewer). The open needs them before its first
-    request anyway, so the first image comes no later."""
+    request anyway, so the first image comes no later.
+
+    Also scipy.ndimage (outlines, resampling): the model imports it when first used, which
+    keeps scripts light, but in the viewer that first use is a read or an outline in a
+    worker thread, and the import (some 160 modules) held the GIL for a 135 ms GUI stall in
+    the middle of a scrub (``bench_remote``)."""
     from .model import source
 
     # only a head start: a problem here is reported by the open that meets it
     with contextlib.suppress(Exception):
         source.warm_up()
+    with contextlib.suppress(ImportError):
+        import scipy.ndimage  # noqa: F401
 
 
 def tune_malloc() -> None:
