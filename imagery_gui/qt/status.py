@@ -9,41 +9,49 @@ elided, with the full text in their tooltip.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QWidget
 
 
-class ElidedLabel(QLabel):
-    """A one-line label that shrinks to nothing and elides its text (tooltip: all of it)."""
+class ElidedLabel(QWidget):
+    """One line of text, elided to the width it is given (tooltip: all of it).
+
+    Not a QLabel: a label's ``setText`` asks its layout to recompute the status bar, and
+    the window's with it; status messages change many times a second while a server is
+    failing, and each relayout made the GUI thread stall. This only repaints itself."""
 
     def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
-        super().__init__(text, parent)
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.setMinimumWidth(0)
+        super().__init__(parent)
+        self._text = text
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+
+    def text(self) -> str:
+        return self._text
 
     def setText(self, text: str) -> None:
-        super().setText(text)
-        self.setToolTip(text)
+        if text != self._text:
+            self._text = text
+            self.setToolTip(text)
+            self.update()
+
+    def sizeHint(self):
+        return QSize(0, self.fontMetrics().height() + 2)
 
     def minimumSizeHint(self):
-        hint = super().minimumSizeHint()
-        hint.setWidth(0)
-        return hint
+        return QSize(0, self.fontMetrics().height() + 2)
 
     def paintEvent(self, ev) -> None:
         painter = QPainter(self)
         painter.setPen(self.palette().color(self.foregroundRole()))
-        elided = self.fontMetrics().elidedText(
-            self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width()
-        )
-        painter.drawText(self.contentsRect(), int(self.alignment()), elided)
+        painter.drawText(
+            self.rect(), int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+            self.shown_text(),
+        )  # fmt: skip
 
     def shown_text(self) -> str:
-        """The text as drawn (elided to the label's width)."""
-        return self.fontMetrics().elidedText(
-            self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width()
-        )
+        """The text as drawn (elided to the widget's width)."""
+        return self.fontMetrics().elidedText(self._text, Qt.TextElideMode.ElideRight, self.width())
 
 
 class StatusLine(QWidget):
@@ -82,8 +90,11 @@ class StatusLine(QWidget):
 
     def set_readout(self, text: str) -> None:
         self.readout.setText(text)
-        # never squeezed: the readout keeps the width its text needs
-        self.readout.setMinimumWidth(self.readout.fontMetrics().horizontalAdvance(text) + 8)
+        # never squeezed: the readout keeps the width its text needs (grown, never shrunk,
+        # so moving the pointer does not relayout the window at every step)
+        need = self.readout.fontMetrics().horizontalAdvance(text) + 8
+        if need > self.readout.minimumWidth():
+            self.readout.setMinimumWidth(need)
 
     def show_message(self, text: str, timeout_ms: int = 0) -> None:
         """A message; with a timeout it clears itself."""
