@@ -343,7 +343,10 @@ class SitesController(QObject):
 
     def _on_state_sites(self, table) -> None:
         self.panel.set_table(table)
+        shown_before = self.dock.isVisible()
         self.dock.setVisible(table is not None)
+        if table is not None and not shown_before:  # a strip under the view, not half of it
+            self.win.resizeDocks([self.dock], [190], Qt.Orientation.Vertical)
         self.win.display.set_sites(table)
 
     def _on_state_current_site(self, row) -> None:
