@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from .._version import __version__
 from ..model import diskcache
-from ..model.errors import ImageryGuiError, SourceTimeoutError
+from ..model.errors import SourceTimeoutError
 from ..model.export import FigureSpec
 from ..model.inputs import OpenRequest, open_dataset
 from ..model.segments import entry_notice, parse_ids
@@ -40,7 +39,7 @@ from .dialogs import OpenDialog, show_open_dialog
 from .display import SliceDisplay
 from .figures import FigureActions
 from .graphene import RootStatus
-from .images import save_widget_png
+from .images import Screenshot
 from .jobs import Job, Jobs
 from .navigation import Navigation
 from .panels import ContrastPanel, OverlayPanel, SegmentPanel, ZPanel, panel_dock
@@ -80,7 +79,7 @@ class MainWindow(QMainWindow):
         self.persist_settings = True
         self.last_error = ""
         self.while_opening: Callable[[], None] = _nothing  # process policy (app.py) sets it
-        self._screenshot_path: str | None = None
+        self._screenshot: Screenshot | None = None  # a --screenshot being taken
         self._hover: tuple[float, float] | None = None
         self.opened_request: OpenRequest | None = None  # what the open data was asked as
         self._open_dialog: OpenDialog | None = None  # File > Open while its open runs
@@ -238,9 +237,8 @@ class MainWindow(QMainWindow):
         self.status.set_busy(False)
         self.status.show_message("")
         self.show_error(f"Could not open the data: {message}", dialog=self._open_dialog is None)
-        if self._screenshot_path:
-            print(f"imagery-gui: {message}", file=sys.stderr)
-            self.screenshotDone.emit(1)
+        if self._screenshot is not None:
+            self._screenshot.fail(message)
 
     def _on_state_opened(self, st: ViewerState) -> None:
         ds, inputs = st.dataset, st.inputs
@@ -420,14 +418,14 @@ class MainWindow(QMainWindow):
             self.clear_error()
         self.status.set_cache(f"cache {describe_bytes(self.display.cache.nbytes)}")
         self._update_readout()
-        if self._screenshot_path and self.display.complete:
-            QTimer.singleShot(100, self._finish_screenshot)
+        if self._screenshot is not None and self.display.complete:
+            QTimer.singleShot(100, self._screenshot.take)
 
     def show_error(self, message: str, dialog: bool = False) -> None:
         self.last_error = message
         self.status.show_error(message)
         self.errorShown.emit(message)
-        if dialog and not self._screenshot_path:
+        if dialog and (self._screenshot is None or self._screenshot.finished):
             box = QMessageBox(
                 QMessageBox.Icon.Warning,
                 "imagery-gui",
@@ -457,51 +455,10 @@ class MainWindow(QMainWindow):
 
     # -- screenshot and closing ------------------------------------------------------------------
     def request_screenshot(self, path: str) -> None:
-        """Save a PNG of the window once the view and overlay are loaded, then report.
-        Every path ends: loaded (0), outside the volume (the PNG shows the notice; 1, as
-        ``export`` refuses such a region), a failed open or read (1), or the time limit."""
-        self._screenshot_path = path
-        self.display.failed.connect(self._on_screenshot_read_failed)
-        QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, lambda: self._finish_screenshot(timed_out=True))
-
-    def _on_screenshot_read_failed(self, message: str) -> None:
-        if self._screenshot_path:
-            self._screenshot_path = None
-            print(
-                f"imagery-gui: could not read the view: {message}; no screenshot", file=sys.stderr
-            )
-            self.screenshotDone.emit(1)
-
-    def _finish_screenshot(self, timed_out: bool = False) -> None:
-        path = self._screenshot_path
-        if not path or not (timed_out or self.display.complete):
-            return
-        self._screenshot_path = None
-        code = 1
-        if timed_out:
-            print(
-                f"imagery-gui: the view did not finish loading in {SCREENSHOT_TIMEOUT_MS // 1000}"
-                " s; no screenshot",
-                file=sys.stderr,
-            )
-        else:
-            try:
-                print(save_widget_png(self, path))
-                code = 0
-            except ImageryGuiError as exc:
-                print(f"imagery-gui: {exc}", file=sys.stderr)
-                code = 2
-            if code == 0 and self.display.outside:
-                from ..model.navigate import volume_span
-
-                span = volume_span(self.state.dataset, self.state.resolution)
-                print(
-                    f"imagery-gui: the view is outside the volume ({span}); the screenshot "
-                    "shows only that notice",
-                    file=sys.stderr,
-                )
-                code = 1
-        self.screenshotDone.emit(code)
+        """Save a PNG of the window once the view is loaded; ``screenshotDone(code)`` then
+        (see :class:`~imagery_gui.qt.images.Screenshot`: every path ends)."""
+        self._screenshot = Screenshot(self, path, SCREENSHOT_TIMEOUT_MS)
+        self._screenshot.done.connect(self.screenshotDone)
 
     def closeEvent(self, ev) -> None:
         if self.persist_settings:
