@@ -50,7 +50,8 @@ image, segs = client.image_and_segmentation_cutout(
     {list(synthetic_small.center)!r}, split_segmentations=True, bbox_size=(64, 64))
 ic.composite_overlay(segs, imagery=image, palette="husl")
 ic.composite_overlay(segs, imagery=image, palette="tab10", outline=True, width=3)
-from imagery_gui.model.palette import check_palette, colors_for_ids
+from imagery_gui.model.colors import colors_for_ids
+from imagery_gui.model.palette import check_palette
 check_palette("deep"), colors_for_ids(range(100)), colors_for_ids([1, 2], "Set2")
 """
     assert _loaded_after(code, HEAVY + QT) == []

@@ -20,6 +20,7 @@ from functools import lru_cache
 import numpy as np
 
 from .palette import ID_PALETTE_SIZE, color_table, id_palette_index, palette_colors
+from .render import alpha_to_uint8  # ImageryClient's int(alpha * 255)
 from .style import NEUROGLANCER, RGB, OverlayStyle, Selection
 
 
@@ -79,11 +80,6 @@ def selected_mask(ids: np.ndarray, selection: Selection) -> np.ndarray:
     return np.isin(ids, np.asarray(selection.ids, dtype=np.uint64))
 
 
-def alpha_to_uint8(alpha: float) -> int:
-    """ImageryClient's conversion, ``int(alpha * 255)``."""
-    return int(float(alpha) * 255)
-
-
 def segment_alphas(
     ids: Iterable[int] | np.ndarray, style: OverlayStyle, selection: Selection
 ) -> np.ndarray:
@@ -113,6 +109,14 @@ def lut(ids: np.ndarray, style: OverlayStyle, selection: Selection) -> np.ndarra
     out[:, 3] = np.where(sel, a_sel, a_other)
     out[arr == 0] = 0
     return out
+
+
+def colors_for_ids(ids: Iterable[int], palette: str = "husl") -> dict[int, RGB]:
+    """A stable colour per id from a fixed 64-entry palette (the rule's ``by id``): the
+    colour of an id never depends on which other ids are shown."""
+    ids = [int(i) for i in ids]
+    table = segment_colors(ids, OverlayStyle(palette=palette, color_by="id"))
+    return {v: (int(c[0]), int(c[1]), int(c[2])) for v, c in zip(ids, table.tolist())}
 
 
 def colors_of(selection: Selection, style: OverlayStyle) -> dict[int, RGB]:

@@ -6,7 +6,7 @@ Two ways to colour segments:
   palette (default husl with ``h=0.01, s=1, l=0.65``) handed out in the order of the masks.
   Used by ``composite_overlay`` and by exports without explicit colours, so figures match
   ImageryClient's;
-* **by id** (:func:`colors_for_ids`): a colour that depends only on the id, so a segment
+* **by id** (:func:`imagery_gui.model.colors.colors_for_ids`): a colour that depends only on the id, so a segment
   keeps its colour when others are selected or removed. Used by the viewer.
 
 Colours are converted to 0-255 exactly as ImageryClient does (``int(255 * c)``, which
@@ -222,7 +222,7 @@ def to_hex(color: Sequence[int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*(int(c) for c in color[:3]))
 
 
-#: Size of the fixed palette behind :func:`colors_for_ids`.
+#: Size of the fixed palette behind the colour rule's by-id colours (:mod:`.colors`).
 ID_PALETTE_SIZE = 64
 
 
@@ -238,16 +238,3 @@ def id_palette_index(ids: Iterable[int] | np.ndarray, n: int = ID_PALETTE_SIZE) 
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z ^= z >> np.uint64(31)
     return (z % np.uint64(n)).astype(np.intp)
-
-
-def colors_for_ids(
-    ids: Iterable[int], palette: str = DEFAULT_PALETTE
-) -> dict[int, tuple[int, int, int]]:
-    """A stable colour per id, from a fixed 64-entry palette.
-
-    The colour of an id never depends on which other ids are shown.
-    """
-    ids = [int(i) for i in ids]
-    table = color_table(palette_colors(ID_PALETTE_SIZE, palette))
-    idx = id_palette_index(ids)
-    return {v: tuple(int(c) for c in table[k]) for v, k in zip(ids, idx)}  # type: ignore[misc]

@@ -393,10 +393,8 @@ class Coloring:
         return colors.lut(ids, self.style, self.selection)
 
     def visible(self, ids: np.ndarray) -> np.ndarray:
-        """Which local ids are drawn (bool per row; row 0 never)."""
-        vis = colors.visible(ids, self.style, self.selection)
-        vis[0] = False
-        return vis
+        """Which local ids are drawn (bool per row; row 0, id 0, never)."""
+        return colors.visible(ids, self.style, self.selection)
 
 
 def outline_display(local2d: np.ndarray, visible: np.ndarray, geom: render.Geometry) -> np.ndarray:

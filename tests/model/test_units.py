@@ -9,9 +9,10 @@ from imageryclient import utils as icutils
 from scipy import ndimage
 
 import imagery_gui as ig
+from imagery_gui.model.colors import colors_for_ids
 from imagery_gui.model.errors import RootIdError
 from imagery_gui.model.geometry import bounds_to_mip_bbox
-from imagery_gui.model.palette import colors_for_ids, palette_colors, to_uint8
+from imagery_gui.model.palette import palette_colors, to_uint8
 from imagery_gui.model.resample import resize_nearest
 from imagery_gui.model.segments import (
     absent_ids,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from imagery_gui.model import render
+from imagery_gui.model.colors import colors_for_ids
 from imagery_gui.model.dataset import Dataset
-from imagery_gui.model.palette import colors_for_ids
 from imagery_gui.model.style import OverlayStyle, Selection
 from imagery_gui.model.view import (
     Coloring,
