@@ -141,23 +141,33 @@ class FetchWorker(QObject):
         reader.start()
         self._readers.append(reader)
         last_note = 0.0
+        started = time.monotonic()
+        noted = False
         while not outcome.done.wait(POLL_S):
             if self.stopping or not self._wanted(generation, key):
                 return None
             now = time.monotonic()
             if now - last_note > 0.25:
                 last_note = now
-                status = netwatch.recent(3.0)
-                if status.retrying:
-                    self.activity.emit(
-                        True,
-                        f"{status.host} answered {status.last_error} ({status.errors} failed "
-                        "requests in 3 s); retrying",
-                    )
+                noted = self._note_retries(3.0) or noted
             if deadline is not None and now > deadline:
                 outcome.error = self._timeout_error()
                 return outcome
+        if not noted:  # a read that retried between two looks: still say so, once
+            self._note_retries(time.monotonic() - started + POLL_S)
         return outcome
+
+    def _note_retries(self, window_s: float) -> bool:
+        """Tell the status bar that requests failed and are retried; True if any did."""
+        status = netwatch.recent(window_s)
+        if status.retrying:
+            span = f"{window_s:.0f} s" if window_s >= 1 else f"{window_s:.1f} s"
+            self.activity.emit(
+                True,
+                f"{status.host} answered {status.last_error} ({status.errors} failed "
+                f"requests in {span}); retrying",
+            )
+        return status.retrying
 
     def _timeout_error(self) -> SourceTimeoutError:
         status = netwatch.recent(self.timeout_s or 3.0)
