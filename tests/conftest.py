@@ -166,3 +166,14 @@ def isolated_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     return home
+
+
+_TRACE = os.environ.get("IMAGERY_GUI_TEST_TRACE")
+
+
+def pytest_runtest_logstart(nodeid, location):
+    """With IMAGERY_GUI_TEST_TRACE set (CI does), the test running now is written there,
+    so a run that dies (an abort, a kill) can say which test it died in."""
+    if _TRACE:
+        with open(_TRACE, "w") as fh:
+            fh.write(nodeid + "\n")

@@ -14,11 +14,13 @@ never hangs on a download. ``synchronous=True`` runs the same code inline, for t
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
 import time
 import traceback
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -253,6 +255,34 @@ class OutlineWorker(QObject):
                 )
 
 
+#: Every worker thread not known to have finished, with its worker. A QThread destroyed while
+#: it runs aborts the whole process (Qt's qFatal), so the threads have no Qt parent and are
+#: held here, not by their handle: a handle that is dropped or garbage collected without
+#: ``close()`` (or whose thread outlived the wait in ``close()``) stops its thread, and the
+#: thread object lives on until it has finished. Pruned as new threads start; the rest are
+#: stopped and waited for at exit.
+_THREADS: dict[QThread, QObject] = {}
+
+
+def _stop_thread(thread: QThread, worker: QObject) -> None:
+    worker.stopping = True  # type: ignore[attr-defined]
+    thread.quit()
+
+
+def _prune_threads() -> None:
+    for thread in [t for t in _THREADS if t.isFinished()]:
+        del _THREADS[thread]
+
+
+@atexit.register
+def _stop_all_threads(wait_ms: int = 5000) -> None:
+    for thread, worker in list(_THREADS.items()):
+        _stop_thread(thread, worker)
+    for thread in list(_THREADS):
+        thread.wait(wait_ms)
+    _prune_threads()
+
+
 class _Threaded(QObject):
     """Owns a worker and its thread; ``close()`` stops both without hanging."""
 
@@ -267,7 +297,10 @@ class _Threaded(QObject):
         self.generation = 0
         self.thread: QThread | None = None
         if not synchronous:
-            self.thread = QThread(self)
+            _prune_threads()
+            self.thread = QThread()  # no parent: see _THREADS
+            _THREADS[self.thread] = worker
+            weakref.finalize(self, _stop_thread, self.thread, worker)
             self.thread.setObjectName(name)
             worker.moveToThread(self.thread)
             # started is emitted in the new thread: a direct call lowers that thread.

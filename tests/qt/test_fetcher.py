@@ -7,7 +7,9 @@ finishes when the test opens its gate.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import textwrap
 import threading
 
 import numpy as np
@@ -207,11 +209,48 @@ def test_worker_threads_run_at_lower_cpu_priority(qtbot):
 
     base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # the GUI thread's
     want = max(base, WORKER_NICE)
-    qtbot.waitUntil(lambda: nice_of("imagery-gui-out") == want, timeout=5000)
-    qtbot.waitUntil(lambda: nice_of("imagery-gui-fet") == want, timeout=5000)
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # unchanged
-    fetcher.close()
-    outliner.close()
+    try:
+        qtbot.waitUntil(lambda: nice_of("imagery-gui-out") == want, timeout=5000)
+        qtbot.waitUntil(lambda: nice_of("imagery-gui-fet") == want, timeout=5000)
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # unchanged
+    finally:
+        fetcher.close()
+        outliner.close()
+
+
+def test_a_worker_handle_dropped_while_its_thread_runs_does_not_abort_the_process():
+    """Qt aborts the whole process when a QThread is destroyed while it runs. A fetcher or
+    outliner that is garbage collected without close() (a window torn down by an error, or
+    a thread that outlived the wait in close()) must stop its thread instead; the process
+    goes on and exits 0. Run in a child process, since the failure is an abort."""
+    script = textwrap.dedent(
+        """
+        import gc
+        from PySide6.QtWidgets import QApplication
+        app = QApplication([])
+        from imagery_gui.qt import workers
+        for make in (lambda: workers.Fetcher(timeout_s=1.0), workers.Outliner):
+            handle = make()
+            thread = handle.thread
+            assert thread.isRunning()
+            del handle
+            gc.collect()
+            assert thread.wait(5000), "the dropped handle's thread did not stop"
+        closed = workers.Fetcher(timeout_s=1.0)
+        closed.close()
+        del closed
+        gc.collect()
+        live = workers.Fetcher(timeout_s=1.0)  # still running at exit: stopped by atexit
+        print("survived")
+        """
+    )
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "survived" in proc.stdout
+    assert "Destroyed while thread" not in proc.stderr
 
 
 def test_the_gui_thread_outline_estimate_learns_from_slow_outlines(qtbot, monkeypatch):
