@@ -346,8 +346,13 @@ def test_disk_cache_option(qtbot, settings, served, tmp_path):
         pass
     qtbot.waitUntil(lambda: win.display.complete, timeout=60000)
     _quiet(qtbot, served)
-    chunk_requests = [p for p in served.log[before:] if not p.endswith(("/info", "/provenance"))]
-    assert chunk_requests == []
+    def chunks(log):
+        return {p for p in log if not p.endswith(("/info", "/provenance"))}
+
+    # Nothing downloaded before is downloaded again. (Chunks never read before may be: on
+    # a loaded machine a prefetch can still be under way when the server was quiet 0.6 s.)
+    assert chunks(served.log[:before])
+    assert chunks(served.log[before:]) & chunks(served.log[:before]) == set()
     win.settings_menu.update_cache_menu()
     assert "MiB" in win.act_clear_cache.text() or "KiB" in win.act_clear_cache.text()
     win.settings_menu.clear_disk_cache()
