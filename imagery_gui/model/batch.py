@@ -858,41 +858,19 @@ def _duration(s: float) -> str:
 # -- contact sheet -----------------------------------------------------------------------------
 def write_contact_sheet(outdir: str, items: Sequence[tuple[str, str]], spacing: int = 6) -> str:
     """One montage PNG of the figures (id, path), each labelled with its site id above it,
-    with one scale bar shared by all (every figure has the same pixel size) below them."""
-    from PIL import Image, ImageDraw, ImageFont
+    with one scale bar shared by all (every figure has the same pixel size, read from the
+    first figure's JSON) below them: :func:`.sheet.contact_sheet` of the files, at 300 dpi."""
+    from PIL import Image
 
-    from .io import save_png_atomic
-    from .scalebar import ScaleBar
+    from .sheet import contact_sheet, save_contact_sheet
 
     tiles = []
-    for _sid, path in items:
+    for sid, path in items:
         with Image.open(path) as im:
-            tiles.append(im.convert("RGB"))
+            tiles.append((sid, im.convert("RGB")))
     nm_per_px = _pixel_size(os.path.splitext(items[0][1])[0] + ".json")
-    tw = max(t.width for t in tiles)
-    th = max(t.height for t in tiles)
-    font = ImageFont.load_default()
-    label_h = 14
-    cols = max(1, math.ceil(math.sqrt(len(tiles))))
-    nrows = math.ceil(len(tiles) / cols)
-    footer = 40 if nm_per_px else 0
-    w = cols * tw + (cols + 1) * spacing
-    h = nrows * (th + label_h) + (nrows + 1) * spacing + footer
-    sheet = Image.new("RGB", (w, h), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    for k, ((sid, _p), tile) in enumerate(zip(items, tiles)):
-        r, c = divmod(k, cols)
-        x = spacing + c * (tw + spacing)
-        y = spacing + r * (th + label_h + spacing)
-        draw.text((x, y), sid, fill=(0, 0, 0), font=font)
-        sheet.paste(tile, (x, y + label_h))
-    if nm_per_px:
-        strip = Image.new("RGB", (tw, footer), (0, 0, 0))
-        strip, _ = ScaleBar(corner="lower right").draw(strip, nm_per_px)
-        sheet.paste(strip.convert("RGB"), (w - spacing - tw, h - footer - spacing // 2))
-    path = os.path.join(outdir, CONTACT_SHEET)
-    save_png_atomic(sheet, path, overwrite=True)
-    return path
+    sheet = contact_sheet(tiles, nm_per_px, spacing=spacing)
+    return save_contact_sheet(sheet, os.path.join(outdir, CONTACT_SHEET))
 
 
 def _pixel_size(meta: str) -> float | None:
