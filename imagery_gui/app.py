@@ -146,6 +146,8 @@ def window_from_args(args: argparse.Namespace, synchronous: bool = False) -> Any
             synapses_of=args.synapses_of,
             synapse_table=args.synapse_table,
         )
+    if getattr(args, "gallery", False) or getattr(args, "review_file", None):
+        win.gallery.open_when_loaded(args.review_file)
     return win
 
 

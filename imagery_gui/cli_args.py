@@ -103,6 +103,19 @@ def add_site_arguments(
             action="store_true",
             help="leave the site glyphs out of the figure (default: drawn)",
         )
+    else:
+        g.add_argument(
+            "--gallery",
+            action="store_true",
+            help="open the gallery of the site table (View > Gallery): review the sites by "
+            "keyboard (default: the site table in the Sites dock only)",
+        )
+        g.add_argument(
+            "--review-file",
+            metavar="CSV",
+            help="the gallery's review file (default: TABLE.review.csv beside the table; an "
+            "existing file resumes that review)",
+        )
     return g
 
 

@@ -58,6 +58,10 @@ class Settings:
     # Read slabs in a separate process (see imagery_gui.model.fetchproc); False reads in
     # threads of the viewer's process (slower frames while a remote read is decoding).
     read_process: bool = True
+    # The gallery's verdicts, keys 1-9 in this order (imagery_gui.qt.gallery_controller).
+    review_verdicts: list[str] = field(default_factory=lambda: ["real", "false positive", "unsure"])
+    gallery_tile_px: int = 160
+    gallery_scrub: int = 5  # sections each way a hovered tile scrubs through
     geometry: str | None = None  # base64 of QMainWindow.saveGeometry()
     window_state: str | None = None
 

@@ -78,6 +78,7 @@ class Events:
         self.warning = Event()  # (str): a value was clamped or dropped
         self.sites = Event()  # (SiteTable | None): another site table
         self.current_site = Event()  # (row | None): the site being looked at
+        self.site_order = Event()  # (rows | None): the Sites dock's sort and filter
 
 
 # -- derived: pure functions shared by the viewer and the command line ----------------------
@@ -446,6 +447,7 @@ class ViewerState:
     def set_site_order(self, rows: np.ndarray | None) -> None:
         """The order (and subset) next/previous walk through: the dock's sort and filter."""
         self.site_order = None if rows is None else np.asarray(rows, dtype=np.intp)
+        self.events.site_order.emit(self.site_order)
 
     def site_center_nm(self, row: int) -> np.ndarray:
         table = self.sites

@@ -55,6 +55,7 @@ MENUS: tuple[ActionSpec, ...] = (
     # ] and [ are view keys (KEYS below): they follow the pointer and leave text fields alone
     ActionSpec("&View", "&Next site  ]", "sites.next_site", None, "next_site"),
     ActionSpec("&View", "&Previous site  [", "sites.previous_site", None, "previous_site"),
+    ActionSpec("&View", "Ga&llery of the sites", "gallery.open", "Ctrl+Shift+G", "gallery"),
     ActionSpec("&View", "&Go to...", "nav.go_to_dialog", "Ctrl+G", "go_to"),
     ActionSpec("&View", "&Centre on the volume", "nav.centre_on_volume", "Ctrl+0", "centre"),
     ActionSpec(

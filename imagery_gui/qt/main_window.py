@@ -38,6 +38,7 @@ from .canvas import SliceCanvas
 from .dialogs import OpenDialog, show_open_dialog
 from .display import SliceDisplay
 from .figures import FigureActions
+from .gallery_controller import GalleryController
 from .graphene import RootStatus
 from .images import Screenshot
 from .jobs import Job, Jobs
@@ -112,6 +113,7 @@ class MainWindow(QMainWindow):
         self.roots = RootStatus(self.jobs, self)
         self.figures, self.settings_menu = FigureActions(self), SettingsActions(self)
         self.sites = SitesController(self)
+        self.gallery = GalleryController(self, synchronous=synchronous)
         self.nav = Navigation(self)  # View > Go to..., the view's keys, Help > shortcuts
         build_menus(self)
         self.menu_view.addAction(self.sites.dock.toggleViewAction())
@@ -464,6 +466,7 @@ class MainWindow(QMainWindow):
         if self.persist_settings:
             self.settings.geometry = base64.b64encode(bytes(self.saveGeometry())).decode("ascii")
             self.settings.save()
+        self.gallery.close()
         self.jobs.close()  # a job still running (a hung server) is given up on after 3 s
         self.display.close()
         super().closeEvent(ev)

@@ -1,0 +1,520 @@
+"""View > Gallery: the site table as a grid of figures, judged by keyboard.
+
+One tile per site of the Sites dock's order (its sort and filter), in a virtualised
+``QListView`` (only the tiles on screen are painted; 100,000 rows cost a few arrays). Each
+tile is the site's figure as export and batch make it (:func:`imagery_gui.model.batch.site_spec`
+with the window's style and selection, one voxel per pixel), rendered by a worker thread,
+nearest the viewport first, into a cache with a byte budget: tiles far from the viewport are
+evicted, decisions never are. Hovering a tile scrubs it through +-k sections (the stack is
+rendered once, on first hover).
+
+Decisions live in a :class:`~imagery_gui.model.review.Review`, saved to its file as each is
+made. The controller only turns keys into calls on it and shows what it holds.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QRect,
+    QSize,
+    Qt,
+    Signal,
+    Slot,
+)
+from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPen
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QPushButton,
+    QSpinBox,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .images import to_qimage
+from .workers import _Threaded
+
+Index = QModelIndex | QPersistentModelIndex
+
+#: Bytes of tile images kept (the rest are made again when scrolled back to).
+TILE_CACHE_BYTES = 256 << 20
+LABEL_H = 18
+SPACING = 6
+#: Tiles rendered beyond the viewport, in screens, in the direction of travel.
+AHEAD_SCREENS = 1.5
+#: Verdict colours, in the order of the configured verdicts (then grey).
+VERDICT_COLORS = ("#2e9d4a", "#d03b3b", "#e0a21a", "#3a76d0", "#9b59b6", "#16a3a3")
+
+SiteRole = Qt.ItemDataRole.UserRole + 1
+
+
+@dataclass(frozen=True, slots=True)
+class TileKey:
+    """One tile picture: a table row at a section offset, for one style epoch."""
+
+    epoch: int
+    row: int
+    dz: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TileJob:
+    """What the worker renders from: the data, the table and how a site's figure is made."""
+
+    epoch: int
+    dataset: Any
+    table: Any
+    figure: Any  # batch.SiteFigure
+    scrub: int  # k: a stack is +-k sections
+
+
+class TileWorker(QObject):
+    """Renders tiles in its own thread. ``queue`` is replaced by the GUI thread (a new deque,
+    nearest first); the worker pops from whichever is current, so a scroll re-orders the
+    work at once. A key with ``dz is None`` asks for the whole +-k stack of a row."""
+
+    ready = Signal(object, object)  # TileKey, QImage
+    failed = Signal(object, str)  # TileKey, message
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stopping = False
+        self.job: TileJob | None = None
+        self.queue: collections.deque[tuple[int, int, int | None]] = collections.deque()
+
+    @Slot(object)
+    def process(self, _wake: object) -> None:
+        while not self.stopping:
+            job, queue = self.job, self.queue
+            try:
+                epoch, row, dz = queue.popleft()
+            except IndexError:
+                return
+            if job is None or epoch != job.epoch:
+                continue
+            try:
+                self._render(job, row, dz)
+            except Exception as exc:  # noqa: BLE001 - shown on the tile, never fatal
+                self.failed.emit(TileKey(epoch, row, dz or 0), _one_line(exc))
+
+    def _render(self, job: TileJob, row: int, dz: int | None) -> None:
+        from ..model.batch import site_spec
+        from ..model.export import make_figure
+
+        spec = site_spec(job.figure, job.table, row)
+        lo, hi = spec.bounds
+        if dz is None:  # the stack, one read
+            k = job.scrub
+            spec = replace(spec, bounds=((lo[0], lo[1], lo[2] - k), (hi[0], hi[1], hi[2] + k)))
+            offsets = list(range(-k, k + 1))
+        else:
+            spec = replace(spec, bounds=((lo[0], lo[1], lo[2] + dz), (hi[0], hi[1], hi[2] + dz)))
+            offsets = [dz]
+        fig = make_figure(job.dataset, spec)
+        for off, img in zip(offsets, fig.slices):
+            if self.stopping or job is not self.job:
+                return
+            self.ready.emit(TileKey(job.epoch, row, off), to_qimage(img))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+#: Tile workers: reads from a remote source wait on the network, so several overlap.
+TILE_THREADS = 3
+
+
+class TileRenderer(QObject):
+    """GUI-side handle of the tile workers (``threads`` of them, one queue)."""
+
+    ready = Signal(object, object)  # TileKey, QImage
+    failed = Signal(object, str)  # TileKey, message
+
+    def __init__(
+        self, synchronous: bool = False, parent: QObject | None = None, threads: int = TILE_THREADS
+    ) -> None:
+        super().__init__(parent)
+        n = 1 if synchronous else max(1, int(threads))
+        self._handles = [
+            _Threaded(TileWorker(), f"imagery-gui-tiles-{k}", synchronous, self) for k in range(n)
+        ]
+        for h in self._handles:
+            h.worker.ready.connect(self.ready)  # type: ignore[attr-defined]
+            h.worker.failed.connect(self.failed)  # type: ignore[attr-defined]
+
+    @property
+    def workers(self) -> list[TileWorker]:
+        return [h.worker for h in self._handles]  # type: ignore[misc]
+
+    def set_job(self, job: TileJob | None) -> None:
+        queue: collections.deque[tuple[int, int, int | None]] = collections.deque()
+        for w in self.workers:
+            w.job, w.queue = job, queue
+
+    def want(self, items: Sequence[tuple[int, int, int | None]]) -> None:
+        """Render these (epoch, row, dz) next, in this order; replaces what was wanted."""
+        queue = collections.deque(items)
+        for w in self.workers:
+            w.queue = queue  # one queue: each item is taken by one worker
+        if items:
+            for h in self._handles:
+                h._send(None)
+
+    def close(self) -> None:
+        for h in self._handles:
+            h.close()
+
+
+class TileCache:
+    """Tile pictures by key, least recently used first out, within a byte budget."""
+
+    def __init__(self, budget: int = TILE_CACHE_BYTES) -> None:
+        self.budget = budget
+        self.bytes = 0
+        self._items: collections.OrderedDict[TileKey, QImage] = collections.OrderedDict()
+
+    def __contains__(self, key: TileKey) -> bool:
+        return key in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: TileKey) -> QImage | None:
+        img = self._items.get(key)
+        if img is not None:
+            self._items.move_to_end(key)
+        return img
+
+    def put(self, key: TileKey, img: QImage) -> None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.bytes -= old.sizeInBytes()
+        self._items[key] = img
+        self.bytes += img.sizeInBytes()
+        while self.bytes > self.budget and len(self._items) > 1:
+            _, dropped = self._items.popitem(last=False)
+            self.bytes -= dropped.sizeInBytes()
+
+    def clear(self) -> None:
+        self._items.clear()
+        self.bytes = 0
+
+
+class GalleryModel(QAbstractListModel):
+    """The rows of the gallery: positions in the dock's order, each a table row."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.table: Any = None
+        self.rows = np.zeros(0, dtype=np.intp)
+        self.names: list[str] = []
+
+    def set_table(self, table: Any, rows: np.ndarray | None = None) -> None:
+        self.beginResetModel()
+        self.table = table
+        n = 0 if table is None else len(table)
+        self.names = [str(table.id_of(i)) for i in range(n)] if table is not None else []
+        self.rows = np.arange(n, dtype=np.intp) if rows is None else np.asarray(rows, np.intp)
+        self.endResetModel()
+
+    def set_rows(self, rows: np.ndarray) -> None:
+        self.beginResetModel()
+        self.rows = np.asarray(rows, dtype=np.intp)
+        self.endResetModel()
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's API
+        return 0 if parent.isValid() else len(self.rows)
+
+    def data(self, index: Index, role: int = 0) -> Any:
+        if not index.isValid():
+            return None
+        row = int(self.rows[index.row()])
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.names[row]
+        if role == SiteRole:
+            return row
+        return None
+
+    def position_of(self, row: int) -> int | None:
+        pos = np.flatnonzero(self.rows == row)
+        return int(pos[0]) if len(pos) else None
+
+
+class TileDelegate(QStyledItemDelegate):
+    """Paints a tile: its picture (or a placeholder), the site id and the verdict."""
+
+    def __init__(self, gallery: GalleryView) -> None:
+        super().__init__(gallery)
+        self.gallery = gallery
+        self.font = QFont()
+        self.font.setPointSizeF(8.5)
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+        t = self.gallery.tile_px
+        return QSize(t, t + LABEL_H)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        g = self.gallery
+        row = int(index.data(SiteRole))
+        rect = option.rect  # type: ignore[attr-defined]
+        t = g.tile_px
+        pic = QRect(rect.x(), rect.y() + LABEL_H, t, t)
+        painter.save()
+        img = g.picture(row)
+        if img is not None:
+            painter.drawImage(pic, img)
+        else:
+            painter.fillRect(pic, QColor(40, 40, 44))
+            painter.setPen(QColor(150, 150, 150))
+            painter.setFont(self.font)
+            text = g.errors.get(row, "rendering...")
+            painter.drawText(pic.adjusted(4, 4, -4, -4), Qt.AlignmentFlag.AlignCenter, text)
+        code = int(g.verdict_codes[row]) if row < len(g.verdict_codes) else 0
+        label = QRect(rect.x(), rect.y(), t, LABEL_H)
+        painter.fillRect(label, QColor(30, 30, 30))
+        painter.setFont(self.font)
+        painter.setPen(QColor(230, 230, 230))
+        painter.drawText(
+            label.adjusted(3, 0, -3, 0),
+            Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+            str(index.data(Qt.ItemDataRole.DisplayRole)),
+        )
+        if code:
+            verdict = g.verdict_name(code)
+            color = QColor(VERDICT_COLORS[(code - 1) % len(VERDICT_COLORS)])
+            fm = painter.fontMetrics()
+            w = fm.horizontalAdvance(verdict) + 8
+            badge = QRect(rect.x() + t - w, rect.y() + 1, w, LABEL_H - 2)
+            painter.fillRect(badge, color)
+            painter.setPen(QColor(255, 255, 255))
+            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, verdict)
+            painter.setPen(QPen(color, 3))
+            painter.drawRect(pic.adjusted(1, 1, -2, -2))
+        if row in g.noted:
+            painter.setPen(QColor(255, 255, 255))
+            painter.drawText(
+                pic.adjusted(3, 0, -3, -2),
+                Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft,
+                "note" if row not in g.tagged else "note, tags",
+            )
+        elif row in g.tagged:
+            painter.setPen(QColor(255, 255, 255))
+            painter.drawText(
+                pic.adjusted(3, 0, -3, -2),
+                Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft,
+                "tags",
+            )
+        state = option.state  # type: ignore[attr-defined]
+        if state & QStyle.StateFlag.State_Selected or state & QStyle.StateFlag.State_HasFocus:
+            focus = bool(state & QStyle.StateFlag.State_HasFocus)
+            painter.setPen(QPen(QColor("#ffffff" if focus else "#6aa0ff"), 3 if focus else 2))
+            painter.drawRect(rect.adjusted(1, 1, -2, -2))
+        painter.restore()
+
+
+class GalleryView(QListView):
+    """The grid. Keys it does not take itself (verdicts, notes) go to ``keyPressed``."""
+
+    keyPressed = Signal(object)  # QKeyEvent
+    hovered = Signal(object, float)  # table row | None, x fraction across the tile
+    viewportChanged = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("galleryGrid")
+        self.tile_px = 160
+        self.picture: Any = lambda row: None  # set by the gallery: row -> QImage | None
+        self.errors: dict[int, str] = {}
+        self.verdict_codes = np.zeros(0, dtype=np.int8)
+        self.verdicts: tuple[str, ...] = ()
+        self.noted: set[int] = set()
+        self.tagged: set[int] = set()
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setFlow(QListView.Flow.LeftToRight)
+        self.setWrapping(True)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setMovement(QListView.Movement.Static)
+        self.setUniformItemSizes(True)
+        self.setLayoutMode(QListView.LayoutMode.Batched)
+        self.setBatchSize(2000)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setMouseTracking(True)
+        self.setStyleSheet("QListView { background: #18181b; }")
+        self.setItemDelegate(TileDelegate(self))
+        self.set_tile_px(self.tile_px)
+        self.verticalScrollBar().valueChanged.connect(lambda _v: self.viewportChanged.emit())
+
+    def set_tile_px(self, px: int) -> None:
+        self.tile_px = int(px)
+        self.setGridSize(QSize(self.tile_px + SPACING, self.tile_px + LABEL_H + SPACING))
+        self.verticalScrollBar().setSingleStep(max(8, self.tile_px // 4))
+        self.doItemsLayout()
+        self.viewportChanged.emit()
+
+    def verdict_name(self, code: int) -> str:
+        return self.verdicts[code - 1] if 0 < code <= len(self.verdicts) else "?"
+
+    def columns(self) -> int:
+        return max(1, self.viewport().width() // self.gridSize().width())
+
+    def visible_positions(self) -> tuple[int, int]:
+        """First and last position (in the model's order) with any part on screen."""
+        n = self.model().rowCount() if self.model() is not None else 0
+        if n == 0:
+            return 0, -1
+        gh = self.gridSize().height()
+        top = self.verticalScrollBar().value()
+        cols = self.columns()
+        first = (top // gh) * cols
+        last = ((top + self.viewport().height()) // gh + 1) * cols - 1
+        return min(first, n - 1), min(last, n - 1)
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self.viewportChanged.emit()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        nav = {
+            Qt.Key.Key_Left,
+            Qt.Key.Key_Right,
+            Qt.Key.Key_Up,
+            Qt.Key.Key_Down,
+            Qt.Key.Key_Home,
+            Qt.Key.Key_End,
+            Qt.Key.Key_PageUp,
+            Qt.Key.Key_PageDown,
+        }
+        if event.key() in nav:
+            super().keyPressEvent(event)
+            self.viewportChanged.emit()
+            return
+        self.keyPressed.emit(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        super().mouseMoveEvent(event)
+        index = self.indexAt(event.position().toPoint())
+        if not index.isValid():
+            self.hovered.emit(None, 0.5)
+            return
+        rect = self.visualRect(index)
+        fx = (event.position().x() - rect.x()) / max(1, self.tile_px)
+        self.hovered.emit(int(index.data(SiteRole)), float(min(max(fx, 0.0), 1.0)))
+
+    def leaveEvent(self, event: Any) -> None:
+        super().leaveEvent(event)
+        self.hovered.emit(None, 0.5)
+
+
+class GalleryWindow(QWidget):
+    """The gallery's own window: controls, the grid, the note and tag fields."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, Qt.WindowType.Window)
+        self.setObjectName("galleryWindow")
+        self.setWindowTitle("Gallery - imagery-gui")
+        self.grid = GalleryView()
+        self.model = GalleryModel(self)
+        self.grid.setModel(self.model)
+        self.tile = QSpinBox()
+        self.tile.setObjectName("galleryTile")
+        self.tile.setRange(64, 512)
+        self.tile.setSingleStep(32)
+        self.tile.setSuffix(" px")
+        self.tile.setToolTip("tile size: voxels of the view's resolution, one per pixel")
+        self.scrub = QSpinBox()
+        self.scrub.setRange(0, 20)
+        self.scrub.setPrefix("+-")
+        self.scrub.setSuffix(" sections")
+        self.scrub.setToolTip("hovering a tile scrubs it through this many sections each way")
+        self.progress = QLabel()
+        self.progress.setObjectName("galleryProgress")
+        self.export_btn = QPushButton("Export table...")
+        self.sheet_btn = QPushButton("Contact sheet...")
+        self.review_btn = QPushButton("Review file...")
+        self.note = QLineEdit()
+        self.note.setObjectName("galleryNote")
+        self.note.setPlaceholderText("note (N): Enter saves, Esc leaves it")
+        self.tags = QLineEdit()
+        self.tags.setObjectName("galleryTags")
+        self.tags.setPlaceholderText("tags (T), comma separated")
+        self.keys = QLabel()
+        self.keys.setWordWrap(True)
+        top = QHBoxLayout()
+        top.addWidget(self.progress, 1)
+        top.addWidget(QLabel("Tile"))
+        top.addWidget(self.tile)
+        top.addWidget(QLabel("Scrub"))
+        top.addWidget(self.scrub)
+        top.addWidget(self.review_btn)
+        top.addWidget(self.export_btn)
+        top.addWidget(self.sheet_btn)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.note, 2)
+        bottom.addWidget(self.tags, 1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.addLayout(top)
+        lay.addWidget(self.grid, 1)
+        lay.addLayout(bottom)
+        lay.addWidget(self.keys)
+        self.resize(1180, 820)
+
+
+def figure_for_tiles(state: Any, tile_px: int, table: Any) -> Any:
+    """How the gallery's figures are made: export's site figure at the view's resolution,
+    one voxel per pixel, in the window's style. A table with pre/post roots shows each
+    site's own partners selected (the window's selection would follow every site opened);
+    one without shows the window's selection."""
+    from ..model.batch import SiteFigure
+    from ..model.export import FigureSpec
+    from ..model.style import Selection
+
+    partners = table is not None and bool(table.pre_root.any() or table.post_root.any())
+
+    res = tuple(float(v) for v in state.resolution)
+    spec = FigureSpec(
+        bounds=((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),  # each site's box replaces it
+        resolution=res,  # type: ignore[arg-type]
+        image_mip=None,
+        segmentation_mip=None,
+        selection=Selection() if partners else state.selection,
+        timestamp=state.timestamp,
+        style=state.style,
+        annotate=True,
+    )
+    return SiteFigure(
+        size=(int(tile_px), int(tile_px), 1),
+        resolution=res,  # type: ignore[arg-type]
+        spec=spec,
+        partner_style=state.style if partners else None,
+    )
+
+
+__all__ = [
+    "GalleryModel",
+    "GalleryView",
+    "GalleryWindow",
+    "TileCache",
+    "TileKey",
+    "TileRenderer",
+    "figure_for_tiles",
+]
