@@ -202,9 +202,12 @@ def test_worker_threads_run_at_lower_cpu_priority(qtbot):
 
     def nice_of(prefix):
         for tid in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{tid}/comm") as fh:
-                if fh.read().startswith(prefix):
-                    return os.getpriority(os.PRIO_PROCESS, int(tid))
+            try:  # a thread of another test may end between listdir and open
+                with open(f"/proc/self/task/{tid}/comm") as fh:
+                    if fh.read().startswith(prefix):
+                        return os.getpriority(os.PRIO_PROCESS, int(tid))
+            except (FileNotFoundError, ProcessLookupError):
+                continue
         return None
 
     base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # the GUI thread's

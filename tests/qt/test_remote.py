@@ -346,6 +346,7 @@ def test_disk_cache_option(qtbot, settings, served, tmp_path):
         pass
     qtbot.waitUntil(lambda: win.display.complete, timeout=60000)
     _quiet(qtbot, served)
+
     def chunks(log):
         return {p for p in log if not p.endswith(("/info", "/provenance"))}
 
