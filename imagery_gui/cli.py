@@ -176,6 +176,11 @@ def print_warnings_as_lines(prog: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     import logging
 
+    if getattr(sys, "frozen", False):  # the bundled app started as a tile process (spawn)
+        import multiprocessing
+
+        multiprocessing.freeze_support()
+
     # cloud-volume's parallel chunk reads overflow urllib3's per-host pool: harmless chatter.
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
@@ -67,8 +68,13 @@ def check_writable(path: str | os.PathLike, overwrite: bool) -> str:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb", overwrite: bool = False) -> Iterator[IO]:
-    """Open a temporary file beside ``path``; on success rename it to ``path``."""
+def atomic_open(
+    path: str | os.PathLike, mode: str = "wb", overwrite: bool = False, fsync: bool = True
+) -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success rename it to ``path``. With
+    ``fsync`` the data reaches the disk before the rename (a power cut then leaves the old
+    or the new file); without, a killed process still leaves one or the other (the kernel
+    holds the data), and the caller syncs later (:func:`sync_later`)."""
     path = check_writable(path, overwrite)
     folder = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
@@ -82,7 +88,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", overwrite: bool = Fal
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                os.fsync(fh.fileno())
         if not overwrite and os.path.exists(path):
             raise ExportError(f"{path} appeared while writing; not overwriting it")
         os.replace(tmp, path)
@@ -90,6 +97,42 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", overwrite: bool = Fal
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+_SYNC_LOCK = threading.Lock()
+_SYNC_WANTED: set[str] = set()
+_SYNC_EVENT = threading.Event()
+_SYNC_THREAD: threading.Thread | None = None
+
+
+def _sync_loop() -> None:
+    while True:
+        _SYNC_EVENT.wait()
+        with _SYNC_LOCK:
+            paths = sorted(_SYNC_WANTED)
+            _SYNC_WANTED.clear()
+            _SYNC_EVENT.clear()
+        for path in paths:
+            with contextlib.suppress(OSError):
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+
+
+def sync_later(path: str | os.PathLike) -> None:
+    """fsync ``path`` soon, in a background thread (requests for one file coalesce): for
+    files rewritten often from the GUI thread, where an fsync can take 10-200 ms."""
+    global _SYNC_THREAD
+    with _SYNC_LOCK:
+        _SYNC_WANTED.add(os.fspath(path))
+        if _SYNC_THREAD is None or not _SYNC_THREAD.is_alive():
+            _SYNC_THREAD = threading.Thread(
+                target=_sync_loop, name="imagery-gui-fsync", daemon=True
+            )
+            _SYNC_THREAD.start()
+    _SYNC_EVENT.set()
 
 
 def _write_with(

@@ -2,9 +2,11 @@
 
 The gallery judges sites with the keyboard; a :class:`Review` holds those decisions for one
 :class:`~.sites.SiteTable` and writes them to a review file after every change, so nothing
-is lost when the app is killed: the whole file is rewritten to a temporary file beside it,
-flushed, fsynced and renamed over it (:func:`.io.atomic_open`), so the file on disk is always
-either the previous complete review or the new one, never half of one.
+is lost when the app is killed: the whole file is rewritten to a temporary file beside it and
+renamed over it (:func:`.io.atomic_open`), so the file is always either the previous complete
+review or the new one, never half of one. Once renamed it is the kernel's (a killed process
+loses nothing); the fsync that carries it to the disk against a power cut runs moments
+later in a background thread (:func:`.io.sync_later`), not in the key press.
 
 The review file is CSV (UTF-8) with the header :data:`REVIEW_COLUMNS`, one row per decided
 site, in table order. Ids are exact decimal strings (18-digit root and supervoxel ids never
@@ -37,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import ImageryGuiError
-from .io import atomic_open
+from .io import atomic_open, sync_later
 from .sites import SiteTable
 
 __all__ = [
@@ -448,8 +450,8 @@ class Review:
             self._save_locked()
 
     def _save_locked(self) -> None:
-        # The lines of unchanged decisions are reused: a save is a join, a write and an
-        # fsync, whatever the number of decisions (the whole file is still rewritten, so it
+        # The lines of unchanged decisions are reused: a save is a join and a write,
+        # whatever the number of decisions (the whole file is still rewritten, so it
         # is complete at every moment).
         parts = [self._line(REVIEW_COLUMNS)]
         parts += [self._lines[i] for i in sorted(self._lines)]
@@ -459,8 +461,11 @@ class Review:
         data = "".join(parts).encode("utf-8")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_open(self.path, "wb", overwrite=True) as fh:
+            # No fsync in the GUI thread (it can take 10-200 ms): once renamed, the file is
+            # the kernel's, so a killed app loses nothing; the disk gets it moments later.
+            with atomic_open(self.path, "wb", overwrite=True, fsync=False) as fh:
                 fh.write(data)
+            sync_later(self.path)
         except OSError as exc:
             # ExportError is an OSError with a full sentence; others get one here.
             why = str(exc) if isinstance(exc, ImageryGuiError) else exc.strerror or str(exc)

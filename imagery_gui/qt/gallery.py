@@ -15,8 +15,9 @@ made. The controller only turns keys into calls on it and shows what it holds.
 from __future__ import annotations
 
 import collections
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -75,62 +76,145 @@ class TileKey:
 
 @dataclass(frozen=True, slots=True)
 class TileJob:
-    """What the worker renders from: the data, the table and how a site's figure is made."""
+    """What tiles are made from: the data, the table and how a site's figure is made."""
 
     epoch: int
-    dataset: Any
+    dataset: Any  # the window's Dataset (tiles made in this process)
+    dataset_args: dict  # its replica arguments (tiles made by the pool's processes)
     table: Any
     figure: Any  # batch.SiteFigure
     scrub: int  # k: a stack is +-k sections
 
 
+#: Worker processes that make tiles: rendering is Python and numpy work that would hold the
+#: GIL against the GUI thread, so it runs beside the window, as the slab reads do.
+TILE_PROCESSES = 2
+
+
 class TileWorker(QObject):
-    """Renders tiles in its own thread. ``queue`` is replaced by the GUI thread (a new deque,
-    nearest first); the worker pops from whichever is current, so a scroll re-orders the
-    work at once. A key with ``dz is None`` asks for the whole +-k stack of a row."""
+    """Hands tiles to the pool's processes (at most two each in flight) and turns what comes
+    back into QImages, in its own thread. ``queue`` is replaced by the GUI thread (a new
+    deque, nearest first); the worker takes from whichever is current, so a scroll
+    re-orders the work at once. A ``dz`` of None asks for the whole +-k stack of a row.
+    Until the pool's processes have started (a second or two), tiles are made here."""
 
     ready = Signal(object, object)  # TileKey, QImage
     failed = Signal(object, str)  # TileKey, message
 
-    def __init__(self) -> None:
+    def __init__(self, processes: int) -> None:
         super().__init__()
         self.stopping = False
         self.job: TileJob | None = None
         self.queue: collections.deque[tuple[int, int, int | None]] = collections.deque()
+        self.processes = processes
+        self.pool: Any = None
+        self._warming: list[Any] = []
+        self._in_flight: dict[Any, tuple[TileJob, int, int | None]] = {}
+
+    def _start_pool(self) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        from ..model.tiles import TILE_NICE, warm
+
+        try:
+            # os.nice itself as the initializer: it runs before the first task brings in
+            # the heavy imports, so they too take the CPU only when the GUI thread leaves it
+            self.pool = ProcessPoolExecutor(
+                self.processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=os.nice if hasattr(os, "nice") else None,
+                initargs=(TILE_NICE,) if hasattr(os, "nice") else (),
+            )
+            self._warming = [self.pool.submit(warm) for _ in range(self.processes)]
+        except (OSError, RuntimeError):  # no processes here: tiles are made in this thread
+            self.pool, self._warming = None, []
+
+    @property
+    def pool_ready(self) -> bool:
+        if self.pool is None:
+            return False
+        if self._warming and all(f.done() for f in self._warming):
+            self._warming = []
+        return not self._warming
 
     @Slot(object)
     def process(self, _wake: object) -> None:
-        while not self.stopping:
-            job, queue = self.job, self.queue
-            try:
-                epoch, row, dz = queue.popleft()
-            except IndexError:
-                return
-            if job is None or epoch != job.epoch:
-                continue
-            try:
-                self._render(job, row, dz)
-            except Exception as exc:  # noqa: BLE001 - shown on the tile, never fatal
-                self.failed.emit(TileKey(epoch, row, dz or 0), _one_line(exc))
+        from concurrent.futures import FIRST_COMPLETED, wait
 
-    def _render(self, job: TileJob, row: int, dz: int | None) -> None:
+        if self.pool is None and self.processes > 0:
+            self._start_pool()
+        while not self.stopping:
+            job = self.job
+            while job is not None and len(self._in_flight) < 2 * max(1, self.processes):
+                try:
+                    epoch, row, dz = self.queue.popleft()
+                except IndexError:
+                    break
+                if epoch != job.epoch:
+                    continue
+                if not self.pool_ready:
+                    self._render_here(job, row, dz)
+                    continue
+                self._submit(job, row, dz)
+            if not self._in_flight:
+                if not self.queue or self.job is None:
+                    return
+                continue
+            done, _ = wait(list(self._in_flight), timeout=0.05, return_when=FIRST_COMPLETED)
+            for fut in done:
+                fjob, row, dz = self._in_flight.pop(fut)
+                if fjob is not self.job or self.stopping:
+                    continue
+                try:
+                    pictures = fut.result()
+                except Exception as exc:  # noqa: BLE001 - shown on the tile, never fatal
+                    self.failed.emit(TileKey(fjob.epoch, row, dz or 0), _one_line(exc))
+                    continue
+                for off, arr in pictures:
+                    self.ready.emit(TileKey(fjob.epoch, row, off), _qimage(arr))
+
+    def _offsets(self, job: TileJob, dz: int | None) -> tuple[int, ...]:
+        return tuple(range(-job.scrub, job.scrub + 1)) if dz is None else (dz,)
+
+    def _submit(self, job: TileJob, row: int, dz: int | None) -> None:
+        from ..model.tiles import render_tile, tile_task
+
+        try:
+            task = tile_task(job.dataset_args, job.figure, job.table, row, self._offsets(job, dz))
+            fut = self.pool.submit(render_tile, task)
+        except Exception as exc:  # noqa: BLE001 - a broken pool: make the tile here
+            self.failed.emit(TileKey(job.epoch, row, dz or 0), _one_line(exc))
+            return
+        self._in_flight[fut] = (job, row, dz)
+
+    def _render_here(self, job: TileJob, row: int, dz: int | None) -> None:
         from ..model.batch import site_spec
         from ..model.export import make_figure
+        from ..model.tiles import stack_spec
 
-        spec = site_spec(job.figure, job.table, row)
-        lo, hi = spec.bounds
-        if dz is None:  # the stack, one read
-            k = job.scrub
-            spec = replace(spec, bounds=((lo[0], lo[1], lo[2] - k), (hi[0], hi[1], hi[2] + k)))
-            offsets = list(range(-k, k + 1))
-        else:
-            spec = replace(spec, bounds=((lo[0], lo[1], lo[2] + dz), (hi[0], hi[1], hi[2] + dz)))
-            offsets = [dz]
-        fig = make_figure(job.dataset, spec)
+        try:
+            spec, offsets = stack_spec(
+                job.dataset, site_spec(job.figure, job.table, row), self._offsets(job, dz)
+            )
+            fig = make_figure(job.dataset, spec)
+        except Exception as exc:  # noqa: BLE001 - shown on the tile, never fatal
+            self.failed.emit(TileKey(job.epoch, row, dz or 0), _one_line(exc))
+            return
         for off, img in zip(offsets, fig.slices):
             if self.stopping or job is not self.job:
                 return
             self.ready.emit(TileKey(job.epoch, row, off), to_qimage(img))
+
+    def shutdown(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
+
+
+def _qimage(arr: np.ndarray) -> QImage:
+    h, w = arr.shape[:2]
+    return QImage(arr.data, w, h, arr.strides[0], QImage.Format.Format_RGBA8888).copy()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -138,49 +222,45 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-#: Tile workers: reads from a remote source wait on the network, so several overlap.
-TILE_THREADS = 3
-
-
-class TileRenderer(QObject):
-    """GUI-side handle of the tile workers (``threads`` of them, one queue)."""
-
-    ready = Signal(object, object)  # TileKey, QImage
-    failed = Signal(object, str)  # TileKey, message
+class TileRenderer(_Threaded):
+    """GUI-side handle of the tile worker and its pool of processes (none when
+    ``synchronous`` or ``processes`` is 0: tiles are made in the worker's thread)."""
 
     def __init__(
-        self, synchronous: bool = False, parent: QObject | None = None, threads: int = TILE_THREADS
+        self,
+        synchronous: bool = False,
+        parent: QObject | None = None,
+        processes: int = TILE_PROCESSES,
     ) -> None:
-        super().__init__(parent)
-        n = 1 if synchronous else max(1, int(threads))
-        self._handles = [
-            _Threaded(TileWorker(), f"imagery-gui-tiles-{k}", synchronous, self) for k in range(n)
-        ]
-        for h in self._handles:
-            h.worker.ready.connect(self.ready)  # type: ignore[attr-defined]
-            h.worker.failed.connect(self.failed)  # type: ignore[attr-defined]
+        n = 0 if synchronous else max(0, int(processes))
+        super().__init__(TileWorker(n), "imagery-gui-tiles", synchronous, parent)
 
     @property
-    def workers(self) -> list[TileWorker]:
-        return [h.worker for h in self._handles]  # type: ignore[misc]
+    def signals(self) -> TileWorker:
+        return self.worker  # type: ignore[return-value]
+
+    @property
+    def ready(self) -> Any:
+        return self.signals.ready
+
+    @property
+    def failed(self) -> Any:
+        return self.signals.failed
 
     def set_job(self, job: TileJob | None) -> None:
-        queue: collections.deque[tuple[int, int, int | None]] = collections.deque()
-        for w in self.workers:
-            w.job, w.queue = job, queue
+        self.signals.job = job
+        self.signals.queue = collections.deque()
 
     def want(self, items: Sequence[tuple[int, int, int | None]]) -> None:
         """Render these (epoch, row, dz) next, in this order; replaces what was wanted."""
-        queue = collections.deque(items)
-        for w in self.workers:
-            w.queue = queue  # one queue: each item is taken by one worker
+        self.signals.queue = collections.deque(items)
         if items:
-            for h in self._handles:
-                h._send(None)
+            self._send(None)
 
-    def close(self) -> None:
-        for h in self._handles:
-            h.close()
+    def close(self, wait_ms: int = 5000) -> bool:
+        ended = super().close(wait_ms)
+        self.signals.shutdown()
+        return ended
 
 
 class TileCache:

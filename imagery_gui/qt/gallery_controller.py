@@ -289,10 +289,13 @@ class GalleryController(QObject):
         if st.dataset is None or table is None:
             self.renderer.set_job(None)
             return
+        from ..model.tiles import TILE_LRU_BYTES
+
         self.renderer.set_job(
             TileJob(
                 self.epoch,
                 st.dataset,
+                st.dataset.replica_args(lru_bytes=TILE_LRU_BYTES, lru_encoding="raw"),
                 table,
                 figure_for_tiles(st, self.window.tile.value(), table),
                 self.window.scrub.value(),

@@ -98,6 +98,11 @@ def test_view_gallery_shows_a_tile_per_site_as_export_makes_it(qtbot, gallery, t
     win, g = gallery
     table = win.state.sites
     assert g.window.model.rowCount() == len(table) == 300
+    # the first tiles may be made in this process while the pool starts: once it has,
+    # make them all again there
+    qtbot.waitUntil(lambda: g.renderer.signals.pool_ready, timeout=60000)
+    g.restyle()
+    _wait_tiles(qtbot, g)
     first, last = g.window.grid.visible_positions()
     assert last - first + 1 >= 12  # a grid, not a list
     row = int(g.window.model.rows[3])
@@ -276,15 +281,28 @@ def test_enter_opens_the_site_and_the_main_view_keeps_the_gallery_in_step(qtbot,
 
 
 def test_hovering_a_tile_scrubs_through_sections(qtbot, gallery):
-    _win, g = gallery
+    from imagery_gui.model.state import z_bounds
+
+    win, g = gallery
     grid = g.window.grid
-    index = g.window.model.index(0)
+    k = g.window.scrub.value()
+    lo, hi = z_bounds(win.state.dataset)
+    rz = win.state.resolution[2]
+    pos = next(  # a tile whose site is at least k sections from the volume's ends
+        p
+        for p in range(len(g.window.model.rows))
+        if lo + k
+        <= int(np.floor(win.state.site_center_nm(int(g.window.model.rows[p]))[2] / rz))
+        <= hi - k
+    )
+    index = g.window.model.index(pos)
+    grid.scrollTo(index)
+    _wait_tiles(qtbot, g)
     rect = grid.visualRect(index)
-    row = int(g.window.model.rows[0])
+    row = int(g.window.model.rows[pos])
     flat = _qimage_rgb(g.picture(row))
     y = rect.y() + rect.height() // 2
     _move(grid.viewport(), QPoint(rect.x() + 2, y))
-    k = g.window.scrub.value()
     qtbot.waitUntil(lambda: g.hover is not None and g.hover[0] == row)
     from imagery_gui.qt.gallery import TileKey
 
@@ -344,3 +362,81 @@ def test_without_a_site_table_the_gallery_says_what_to_do(qtbot, window):
     window.act_gallery.trigger()
     assert "open one first" in window.last_error
     assert window.gallery.window is None or not window.gallery.window.isVisible()
+
+
+_REVIEWER = """
+import sys
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtTest import QTest
+from imagery_gui.app import make_app, window_from_args
+from imagery_gui.cli import viewer_parser
+
+app = make_app()
+win = window_from_args(viewer_parser().parse_args(["--demo", "--sites", sys.argv[1], "--gallery"]))
+win.show()
+keys = (Qt.Key.Key_1, Qt.Key.Key_2, Qt.Key.Key_3)
+
+def review():
+    g = win.gallery
+    if g.window is None or g.review is None:
+        QTimer.singleShot(100, review)
+        return
+    grid = g.window.grid
+    for i in range(len(g.window.model.rows)):
+        grid.setCurrentIndex(g.window.model.index(i))
+        QTest.keyClick(grid, keys[i % 3])  # returns once the decision is saved
+        row = int(g.window.model.rows[i])
+        print(g.window.model.names[row], g.verdicts[i % 3], flush=True)
+        app.processEvents()
+
+QTimer.singleShot(100, review)
+app.exec()
+"""
+
+
+def test_killing_the_app_mid_review_loses_no_decision_it_made(tmp_path, table_csv, demo):
+    """The real app reviews by key presses in a child process and is SIGKILLed mid-review:
+    the review file reads back, and every decision the app had made (printed after its
+    key press returned) is in it."""
+    import os
+    import signal
+
+    from imagery_gui.model.review import Review
+    from imagery_gui.model.sites import read_sites
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    env["IMAGERY_GUI_SETTINGS_DIR"] = str(tmp_path / "child-settings")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _REVIEWER, str(table_csv)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    made = []
+    try:
+        while len(made) < 60:
+            line = proc.stdout.readline()
+            assert line, "the reviewing app ended before it was killed"
+            made.append(line.split(" ", 1))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    table = read_sites(str(table_csv), resolution=(4, 4, 40))
+    review = Review.open(table, table_csv.with_name("synapses.review.csv"))
+    for name, verdict in made:
+        d = review.decision(table.index_of(int(name)))
+        assert d is not None and d.verdict == verdict.strip(), name
+    assert review.progress()[0] >= len(made)
+
+
+def test_the_tile_cache_keeps_to_its_budget():
+    from imagery_gui.qt.gallery import TileCache, TileKey
+
+    img = QImage(100, 100, QImage.Format.Format_RGBA8888)  # 40,000 bytes
+    cache = TileCache(budget=200_000)
+    for k in range(20):
+        cache.put(TileKey(1, k), img)
+        cache.get(TileKey(1, 0))  # the first one stays in use
+    assert cache.bytes <= 200_000 and len(cache) == 5
+    assert TileKey(1, 0) in cache and TileKey(1, 19) in cache and TileKey(1, 1) not in cache
