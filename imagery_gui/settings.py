@@ -62,6 +62,7 @@ class Settings:
     review_verdicts: list[str] = field(default_factory=lambda: ["real", "false positive", "unsure"])
     gallery_tile_px: int = 160
     gallery_scrub: int = 5  # sections each way a hovered tile scrubs through
+    gallery_advance: bool = True  # a verdict key moves on to the next tile
     geometry: str | None = None  # base64 of QMainWindow.saveGeometry()
     window_state: str | None = None
 

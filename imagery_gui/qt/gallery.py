@@ -15,7 +15,6 @@ made. The controller only turns keys into calls on it and shows what it holds.
 from __future__ import annotations
 
 import collections
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +88,9 @@ class TileJob:
 #: Worker processes that make tiles: rendering is Python and numpy work that would hold the
 #: GIL against the GUI thread, so it runs beside the window, as the slab reads do.
 TILE_PROCESSES = 2
+#: Tiles per call to a worker process, made there by as many threads: a remote source's
+#: reads wait on the network, so they overlap.
+TILES_PER_CALL = 4
 
 
 class TileWorker(QObject):
@@ -109,22 +111,21 @@ class TileWorker(QObject):
         self.processes = processes
         self.pool: Any = None
         self._warming: list[Any] = []
-        self._in_flight: dict[Any, tuple[TileJob, int, int | None]] = {}
+        self._in_flight: dict[Any, tuple[TileJob, list[tuple[int, int | None]]]] = {}
 
     def _start_pool(self) -> None:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         from ..model.tiles import TILE_NICE, warm
+        from ..model.workerinit import init_tile_process
 
         try:
-            # os.nice itself as the initializer: it runs before the first task brings in
-            # the heavy imports, so they too take the CPU only when the GUI thread leaves it
             self.pool = ProcessPoolExecutor(
                 self.processes,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=os.nice if hasattr(os, "nice") else None,
-                initargs=(TILE_NICE,) if hasattr(os, "nice") else (),
+                initializer=init_tile_process,
+                initargs=(TILE_NICE,),
             )
             self._warming = [self.pool.submit(warm) for _ in range(self.processes)]
         except (OSError, RuntimeError):  # no processes here: tiles are made in this thread
@@ -147,46 +148,58 @@ class TileWorker(QObject):
         while not self.stopping:
             job = self.job
             while job is not None and len(self._in_flight) < 2 * max(1, self.processes):
-                try:
-                    epoch, row, dz = self.queue.popleft()
-                except IndexError:
+                batch: list[tuple[int, int | None]] = []
+                while len(batch) < TILES_PER_CALL:
+                    try:
+                        epoch, row, dz = self.queue.popleft()
+                    except IndexError:
+                        break
+                    if epoch == job.epoch:
+                        batch.append((row, dz))
+                if not batch:
                     break
-                if epoch != job.epoch:
-                    continue
                 if not self.pool_ready:
-                    self._render_here(job, row, dz)
+                    for row, dz in batch:
+                        self._render_here(job, row, dz)
                     continue
-                self._submit(job, row, dz)
+                self._submit(job, batch)
             if not self._in_flight:
                 if not self.queue or self.job is None:
                     return
                 continue
             done, _ = wait(list(self._in_flight), timeout=0.05, return_when=FIRST_COMPLETED)
             for fut in done:
-                fjob, row, dz = self._in_flight.pop(fut)
+                fjob, batch = self._in_flight.pop(fut)
                 if fjob is not self.job or self.stopping:
                     continue
                 try:
-                    pictures = fut.result()
-                except Exception as exc:  # noqa: BLE001 - shown on the tile, never fatal
-                    self.failed.emit(TileKey(fjob.epoch, row, dz or 0), _one_line(exc))
-                    continue
-                for off, arr in pictures:
-                    self.ready.emit(TileKey(fjob.epoch, row, off), _qimage(arr))
+                    results = fut.result()
+                except Exception as exc:  # noqa: BLE001 - a broken pool: shown on the tiles
+                    results = [(False, _one_line(exc))] * len(batch)
+                for (row, dz), (ok, got) in zip(batch, results):
+                    if not ok:
+                        self.failed.emit(TileKey(fjob.epoch, row, dz or 0), got)
+                        continue
+                    for off, arr in got:
+                        self.ready.emit(TileKey(fjob.epoch, row, off), _qimage(arr))
 
     def _offsets(self, job: TileJob, dz: int | None) -> tuple[int, ...]:
         return tuple(range(-job.scrub, job.scrub + 1)) if dz is None else (dz,)
 
-    def _submit(self, job: TileJob, row: int, dz: int | None) -> None:
-        from ..model.tiles import render_tile, tile_task
+    def _submit(self, job: TileJob, batch: list[tuple[int, int | None]]) -> None:
+        from ..model.tiles import render_tiles, tile_task
 
         try:
-            task = tile_task(job.dataset_args, job.figure, job.table, row, self._offsets(job, dz))
-            fut = self.pool.submit(render_tile, task)
-        except Exception as exc:  # noqa: BLE001 - a broken pool: make the tile here
-            self.failed.emit(TileKey(job.epoch, row, dz or 0), _one_line(exc))
+            tasks = [
+                tile_task(job.dataset_args, job.figure, job.table, row, self._offsets(job, dz))
+                for row, dz in batch
+            ]
+            fut = self.pool.submit(render_tiles, tasks)
+        except Exception as exc:  # noqa: BLE001 - a broken pool: shown on the tiles
+            for row, dz in batch:
+                self.failed.emit(TileKey(job.epoch, row, dz or 0), _one_line(exc))
             return
-        self._in_flight[fut] = (job, row, dz)
+        self._in_flight[fut] = (job, batch)
 
     def _render_here(self, job: TileJob, row: int, dz: int | None) -> None:
         from ..model.batch import site_spec

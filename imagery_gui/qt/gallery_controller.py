@@ -109,8 +109,8 @@ class GalleryController(QObject):
         w.keys.setText(
             "Keys: "
             + ", ".join(f"{k + 1} {v}" for k, v in enumerate(self.verdicts))
-            + ", 0 clear · N note · T tags · Enter open in the main view · arrows move · "
-            "hover a tile to scrub through sections"
+            + " (then the next tile), 0 clear · N note · T tags · Enter open in the main view "
+            "· arrows move · hover a tile to scrub through sections"
         )
         self.renderer = TileRenderer(self.synchronous, self)
         self.renderer.ready.connect(self._on_tile)
@@ -417,6 +417,8 @@ class GalleryController(QObject):
             k = int(text)
             if k <= len(self.verdicts):
                 self._decide(lambda: self.review.set_verdict(row, self.verdicts[k - 1]), row)
+                if self.win.settings.gallery_advance:
+                    self._advance()
         elif text == "0" or key in (Qt.Key.Key_Backspace, Qt.Key.Key_Delete):
             self._decide(lambda: self.review.set_verdict(row, None), row)
         elif key == Qt.Key.Key_N:
@@ -425,6 +427,17 @@ class GalleryController(QObject):
         elif key == Qt.Key.Key_T:
             self.window.tags.setFocus()  # type: ignore[union-attr]
             self.window.tags.selectAll()  # type: ignore[union-attr]
+
+    def _advance(self) -> None:
+        """After a verdict, the next tile (a review is one key per site)."""
+        assert self.window is not None
+        g = self.window.grid
+        pos = g.currentIndex().row() + 1
+        if 0 < pos < len(self.window.model.rows):
+            index = self.window.model.index(pos)
+            g.setCurrentIndex(index)
+            g.scrollTo(index)
+            self._schedule_timer.start()
 
     def _decide(self, change: Any, row: int) -> None:
         """Apply a change to the review (saved before it returns); a save that fails is

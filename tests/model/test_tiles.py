@@ -58,3 +58,19 @@ def test_offsets_must_be_consecutive(setup):
     ds, table, fig = setup
     with pytest.raises(ValueError, match="consecutive"):
         render_tile(tile_task(ds.replica_args(), fig, table, 0, (0, 2)))
+
+
+def test_several_tiles_at_once_equal_one_by_one_and_an_error_stays_with_its_tile(setup):
+    from imagery_gui.model.tiles import render_tiles
+
+    ds, table, fig = setup
+    args = ds.replica_args()
+    tasks = [tile_task(args, fig, table, row) for row in (3, 40, 41, 200)]
+    bad = replace(tasks[1], dataset={**args, "image_source": "precomputed://file:///no/such"})
+    results = render_tiles([tasks[0], bad, *tasks[2:]])
+    assert [ok for ok, _ in results] == [True, False, True, True]
+    assert isinstance(results[1][1], str) and results[1][1]
+    for task, (_ok, got) in zip([tasks[0], *tasks[2:]], [results[0], *results[2:]]):
+        want = render_tile(task)
+        assert [o for o, _ in got] == [o for o, _ in want] == [0]
+        assert np.array_equal(got[0][1], want[0][1])

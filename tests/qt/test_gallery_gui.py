@@ -156,13 +156,16 @@ def test_verdict_keys_mark_tiles_and_save_each_decision_at_once(qtbot, gallery, 
     grid.setFocus()
     grid.setCurrentIndex(g.window.model.index(0))
     table = win.state.sites
-    _key(qtbot, grid, Qt.Key.Key_1)  # real
-    _key(qtbot, grid, Qt.Key.Key_Right)
+    _key(qtbot, grid, Qt.Key.Key_1)  # real, and on to the next tile
+    assert grid.currentIndex().row() == 1
     _key(qtbot, grid, Qt.Key.Key_2)  # false positive
+    _key(qtbot, grid, Qt.Key.Key_Left)
     _key(qtbot, grid, Qt.Key.Key_Down)  # one row of tiles further
     down = grid.currentIndex().row()
     assert down == 1 + grid.columns()
     _key(qtbot, grid, Qt.Key.Key_3)  # unsure
+    assert grid.currentIndex().row() == down + 1
+    _key(qtbot, grid, Qt.Key.Key_Left)
     review_file = table_csv.with_name("synapses.review.csv")
     rows = {r["site_id"]: r for r in _review_rows(review_file)}  # on disk already
     names = [str(table.id_of(int(g.window.model.rows[p]))) for p in (0, 1, down)]

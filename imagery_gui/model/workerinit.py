@@ -1,0 +1,29 @@
+"""The first thing a gallery tile process runs (light: no numpy, no cloud-volume yet).
+
+It lowers the process's CPU priority before the heavy imports of the first tile, so those
+too take the CPU only when the GUI thread leaves it, and caps glibc's malloc arenas: with
+a thread per tile in flight, each thread's arena kept its freed chunks (about 280 MiB per
+process after 10,000 tiles).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+
+def init_tile_process(nice: int) -> None:
+    with contextlib.suppress(AttributeError, OSError):
+        os.nice(nice)
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD: big arrays are mapped, freed back
+        libc.mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass  # not glibc
