@@ -63,14 +63,21 @@ def tile_task(
 def render_tile(task: TileTask) -> list[tuple[int, npt.NDArray[np.uint8]]]:
     """The tile's pictures, ``(offset, (h, w, 4) uint8 RGBA)`` per offset; the offsets must
     be consecutive sections (one read makes them all)."""
+    return site_pictures(_dataset(task.dataset), task.figure, task.table, task.row, task.offsets)
+
+
+def site_pictures(
+    ds: Any, figure: SiteFigure, table: SiteTable, row: int, offsets: Sequence[int]
+) -> list[tuple[int, npt.NDArray[np.uint8]]]:
+    """Site ``row``'s figure at each of the consecutive section ``offsets`` that lie in
+    the volume, read from ``ds`` (a worker's replica or the window's own dataset)."""
     from .export import make_figure
 
-    ds = _dataset(task.dataset)
-    spec, offsets = stack_spec(ds, site_spec(task.figure, task.table, task.row), task.offsets)
+    spec, kept = stack_spec(ds, site_spec(figure, table, row), offsets)
     fig = make_figure(ds, spec)
     return [
         (off, np.ascontiguousarray(np.asarray(img.convert("RGBA"), dtype=np.uint8)))
-        for off, img in zip(offsets, fig.slices)
+        for off, img in zip(kept, fig.slices)
     ]
 
 
@@ -136,6 +143,7 @@ __all__ = [
     "TileTask",
     "render_tile",
     "render_tiles",
+    "site_pictures",
     "stack_spec",
     "tile_task",
     "warm",

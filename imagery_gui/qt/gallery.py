@@ -47,7 +47,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .images import to_qimage
 from .workers import _Threaded
 
 Index = QModelIndex | QPersistentModelIndex
@@ -202,22 +201,19 @@ class TileWorker(QObject):
         self._in_flight[fut] = (job, batch)
 
     def _render_here(self, job: TileJob, row: int, dz: int | None) -> None:
-        from ..model.batch import site_spec
-        from ..model.export import make_figure
-        from ..model.tiles import stack_spec
+        from ..model.tiles import site_pictures
 
         try:
-            spec, offsets = stack_spec(
-                job.dataset, site_spec(job.figure, job.table, row), self._offsets(job, dz)
+            pictures = site_pictures(
+                job.dataset, job.figure, job.table, row, self._offsets(job, dz)
             )
-            fig = make_figure(job.dataset, spec)
         except Exception as exc:  # noqa: BLE001 - shown on the tile, never fatal
             self.failed.emit(TileKey(job.epoch, row, dz or 0), _one_line(exc))
             return
-        for off, img in zip(offsets, fig.slices):
+        for off, arr in pictures:
             if self.stopping or job is not self.job:
                 return
-            self.ready.emit(TileKey(job.epoch, row, off), to_qimage(img))
+            self.ready.emit(TileKey(job.epoch, row, off), _qimage(arr))
 
     def shutdown(self) -> None:
         if self.pool is not None:
