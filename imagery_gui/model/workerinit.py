@@ -14,8 +14,11 @@ import sys
 
 
 def init_tile_process(nice: int) -> None:
+    # At least ``nice``, not ``nice`` more: the process inherits the nice value of the
+    # thread that started it (the gallery's worker thread already runs at 10).
     with contextlib.suppress(AttributeError, OSError):
-        os.nice(nice)
+        current = os.getpriority(os.PRIO_PROCESS, 0)
+        os.setpriority(os.PRIO_PROCESS, 0, max(current, nice))
     if not sys.platform.startswith("linux"):
         return
     import ctypes

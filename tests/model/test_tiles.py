@@ -74,3 +74,34 @@ def test_several_tiles_at_once_equal_one_by_one_and_an_error_stays_with_its_tile
         want = render_tile(task)
         assert [o for o, _ in got] == [o for o, _ in want] == [0]
         assert np.array_equal(got[0][1], want[0][1])
+
+
+def test_a_tile_process_runs_at_the_tile_nice_value_not_lower():
+    """The pool's initializer in a real spawned process: nice 10 (TILE_NICE) whatever the
+    starting thread's, never 10 more than it (a worker thread already at 10 gave 19)."""
+    import multiprocessing
+    import os
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    from imagery_gui.model.tiles import TILE_NICE
+    from imagery_gui.model.workerinit import init_tile_process
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    got = {}
+
+    def start_from_a_lowered_thread():  # as the gallery's worker thread does (Linux: per thread)
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(base, TILE_NICE))
+        with ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=init_tile_process,
+            initargs=(TILE_NICE,),
+        ) as pool:
+            got["nice"] = pool.submit(os.getpriority, os.PRIO_PROCESS, 0).result(timeout=120)
+
+    t = threading.Thread(target=start_from_a_lowered_thread)
+    t.start()
+    t.join(180)
+    assert got["nice"] == max(TILE_NICE, base)
