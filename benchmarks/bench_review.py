@@ -1,5 +1,6 @@
-"""Review saves: the time of one ``Review.set_verdict`` (the whole file rewritten, fsynced and
-renamed) with 100, 1,000 and 10,000 decisions already in the file, beside the floor of a
+"""Review saves: the time of one ``Review.set_verdict`` (the whole file rewritten and renamed;
+its fsync runs in a background thread) with 100, 1,000 and 10,000 decisions already in the
+file, beside the floor of a
 durable save in the same run: the same bytes written to a temporary file, fsynced and
 renamed (``io.atomic_open``) with nothing else done. Also the time to resume (open) a
 review and to compute a table's identity. Medians of ``--repeat`` saves.
