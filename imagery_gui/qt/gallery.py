@@ -306,6 +306,11 @@ class TileCache:
         self._items.clear()
         self.bytes = 0
 
+    def drop_stacks(self) -> None:
+        """Forget every picture but the sites' own sections (the scrub range changed)."""
+        for key in [k for k in self._items if k.dz != 0]:
+            self.bytes -= self._items.pop(key).sizeInBytes()
+
 
 class GalleryModel(QAbstractListModel):
     """The rows of the gallery: positions in the dock's order, each a table row."""

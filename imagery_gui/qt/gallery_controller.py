@@ -392,8 +392,17 @@ class GalleryController(QObject):
         self._restyle_timer.start()
 
     def _on_scrub(self, k: int) -> None:
+        """Another scrub range: only the stacks are made again, not the tiles."""
+        from dataclasses import replace
+
         self.win.settings.gallery_scrub = int(k)
-        self._restyle_timer.start()
+        job = self.renderer.signals.job if self.renderer is not None else None
+        if job is not None:
+            assert self.renderer is not None
+            self.renderer.set_job(replace(job, scrub=int(k)))
+        self.stacks.clear()
+        self.cache.drop_stacks()
+        self._schedule_timer.start()
 
     # -- decisions ---------------------------------------------------------------------------
     def focused_row(self) -> int | None:

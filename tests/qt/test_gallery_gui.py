@@ -315,6 +315,12 @@ def test_hovering_a_tile_scrubs_through_sections(qtbot, gallery):
     _move(grid.viewport(), QPoint(rect.x() + rect.width() // 2, y))
     qtbot.waitUntil(lambda: g.hover is not None and abs(g.hover[1] - 0.5) < 0.1)
     assert np.array_equal(_qimage_rgb(g.picture(row)), flat)
+    epoch, tiles = g.epoch, len([k for k in g.cache._items if k.dz == 0])
+    g.window.scrub.setValue(2)  # a smaller range: the stack is made again, the tiles kept
+    assert g.epoch == epoch and len([k for k in g.cache._items if k.dz == 0]) == tiles
+    _move(grid.viewport(), QPoint(rect.x() + 2, y))
+    qtbot.waitUntil(lambda: TileKey(g.epoch, row, -2) in g.cache, timeout=30000)
+    assert TileKey(g.epoch, row, -k) not in g.cache
 
 
 def test_contact_sheet_and_reviewed_table_from_the_gallery(qtbot, gallery, tmp_path):
@@ -443,3 +449,7 @@ def test_the_tile_cache_keeps_to_its_budget():
         cache.get(TileKey(1, 0))  # the first one stays in use
     assert cache.bytes <= 200_000 and len(cache) == 5
     assert TileKey(1, 0) in cache and TileKey(1, 19) in cache and TileKey(1, 1) not in cache
+    cache.put(TileKey(1, 19, -2), img)
+    cache.drop_stacks()  # another scrub range: the sections either side go, the tiles stay
+    assert TileKey(1, 19, -2) not in cache and TileKey(1, 19) in cache
+    assert cache.bytes == 40_000 * len(cache)
