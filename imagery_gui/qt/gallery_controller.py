@@ -1,7 +1,8 @@
 """Wires the gallery window to the viewer state, the tile worker and the review file.
 
 Keys in the grid (configurable verdicts from Settings ``review_verdicts``, keys 1-9):
-``1``..``9`` set a verdict, ``0``/Backspace/Delete clear it, ``N`` edits the note, ``T``
+``1``..``9`` set a verdict, ``0``/Backspace/Delete clear it, ``U`` goes to the next site
+not judged yet (a resumed review starts there), ``N`` edits the note, ``T``
 the tags (Enter saves, Esc leaves them), Enter/double-click opens the site in the main
 view, arrows/PageUp/PageDown/Home/End move. Every change goes to the
 :class:`~imagery_gui.model.review.Review` at once, which saves it before returning.
@@ -109,7 +110,8 @@ class GalleryController(QObject):
         w.keys.setText(
             "Keys: "
             + ", ".join(f"{k + 1} {v}" for k, v in enumerate(self.verdicts))
-            + " (then the next tile), 0 clear · N note · T tags · Enter open in the main view "
+            + " (then the next tile), 0 clear · U next not judged · N note · T tags · Enter open "
+            "in the main view "
             "· arrows move · hover a tile to scrub through sections"
         )
         self.renderer = TileRenderer(self.synchronous, self)
@@ -193,6 +195,10 @@ class GalleryController(QObject):
                 if d.tags:
                     g.tagged.add(row)
         self._show_progress()
+        if r.progress()[0]:  # a review resumed: on where it was left, the first site not judged
+            pos = self.next_unreviewed(0)
+            if pos is not None:
+                self._focus_position(pos)
         self._on_focus_changed(g.currentIndex(), QModelIndex())
         g.viewport().update()
 
@@ -436,6 +442,30 @@ class GalleryController(QObject):
         elif key == Qt.Key.Key_T:
             self.window.tags.setFocus()  # type: ignore[union-attr]
             self.window.tags.selectAll()  # type: ignore[union-attr]
+        elif key == Qt.Key.Key_U:
+            assert self.window is not None
+            pos = self.next_unreviewed(self.window.grid.currentIndex().row() + 1)
+            if pos is not None:
+                self._focus_position(pos)
+
+    def next_unreviewed(self, start: int) -> int | None:
+        """The first position from ``start`` on (wrapping round) whose site has no verdict."""
+        assert self.window is not None
+        rows, codes = self.window.model.rows, self.window.grid.verdict_codes
+        n = len(rows)
+        if n == 0 or len(codes) == 0:
+            return None
+        start = min(max(int(start), 0), n)
+        order = np.r_[np.arange(start, n), np.arange(0, start)]
+        free = order[codes[rows[order]] == 0]
+        return int(free[0]) if len(free) else None
+
+    def _focus_position(self, pos: int) -> None:
+        assert self.window is not None
+        index = self.window.model.index(int(pos))
+        self.window.grid.setCurrentIndex(index)
+        self.window.grid.scrollTo(index)
+        self._schedule_timer.start()
 
     def _advance(self) -> None:
         """After a verdict, the next tile (a review is one key per site)."""

@@ -209,10 +209,10 @@ def test_a_review_resumes_after_a_restart(qtbot, gallery, settings, table_csv):
     win, g = gallery
     grid = g.window.grid
     grid.setFocus()
-    for p, key in ((2, Qt.Key.Key_1), (7, Qt.Key.Key_2)):
+    for p, key in ((0, Qt.Key.Key_1), (1, Qt.Key.Key_2), (7, Qt.Key.Key_1)):
         grid.setCurrentIndex(g.window.model.index(p))
         _key(qtbot, grid, key)
-    picked = [int(g.window.model.rows[p]) for p in (2, 7)]
+    picked = [int(g.window.model.rows[p]) for p in (0, 1, 7)]
     win.close()
 
     again = create_window(settings=settings)
@@ -224,8 +224,14 @@ def test_a_review_resumes_after_a_restart(qtbot, gallery, settings, table_csv):
     again.act_gallery.trigger()
     g2 = again.gallery
     qtbot.waitUntil(lambda: g2.review is not None, timeout=5000)
-    assert [int(g2.window.grid.verdict_codes[r]) for r in picked] == [1, 2]
-    assert "Reviewed 2 of 300" in g2.window.progress.text()
+    assert [int(g2.window.grid.verdict_codes[r]) for r in picked] == [1, 2, 1]
+    assert "Reviewed 3 of 300" in g2.window.progress.text()
+    grid2 = g2.window.grid
+    assert grid2.currentIndex().row() == 2  # resumed on the first site not judged
+    grid2.setFocus()
+    grid2.setCurrentIndex(g2.window.model.index(6))
+    _key(qtbot, grid2, Qt.Key.Key_U)  # the next not judged: 7 was
+    assert grid2.currentIndex().row() == 8
     again.close()
 
 
