@@ -363,11 +363,18 @@ class Review:
         """Per table row: 0 no verdict, ``1 + k`` the k-th of :attr:`verdicts`, -1 a verdict
         that is not one of them (read from a file made with other verdicts)."""
         codes = np.zeros(len(self.table), dtype=np.int8)
-        index = {v: k + 1 for k, v in enumerate(self.verdicts)}
         for i, d in self._decisions.items():
-            if d.verdict:
-                codes[i] = index.get(d.verdict, -1)
+            codes[i] = self._code(d)
         return codes
+
+    def verdict_code(self, row: int) -> int:
+        """:meth:`verdict_codes` of one row (what a change to that row needs redrawn)."""
+        return self._code(self._decisions.get(self._check_row(row)))
+
+    def _code(self, d: Decision | None) -> int:
+        if d is None or not d.verdict:
+            return 0
+        return self.verdicts.index(d.verdict) + 1 if d.verdict in self.verdicts else -1
 
     # -- changing (each change is saved before it returns) -----------------------------------
     def set_verdict(self, row: int, verdict: str | None) -> Decision | None:

@@ -347,10 +347,6 @@ class GalleryModel(QAbstractListModel):
             return row
         return None
 
-    def position_of(self, row: int) -> int | None:
-        pos = np.flatnonzero(self.rows == row)
-        return int(pos[0]) if len(pos) else None
-
 
 class TileDelegate(QStyledItemDelegate):
     """Paints a tile: its picture (or a placeholder), the site id and the verdict."""

@@ -186,14 +186,9 @@ class GalleryController(QObject):
         g = self.window.grid
         r = self.review
         g.verdict_codes = r.verdict_codes()
-        g.noted, g.tagged = set(), set()
-        for row in range(len(r.table)):
-            d = r.decision(row)
-            if d is not None:
-                if d.note:
-                    g.noted.add(row)
-                if d.tags:
-                    g.tagged.add(row)
+        decided = r.decisions()
+        g.noted = {row for row, d in decided.items() if d.note}
+        g.tagged = {row for row, d in decided.items() if d.tags}
         self._show_progress()
         if r.progress()[0]:  # a review resumed: on where it was left, the first site not judged
             pos = self.next_unreviewed(0)
@@ -489,7 +484,7 @@ class GalleryController(QObject):
             self.win.show_error(f"the review could not be saved: {exc}", dialog=True)
         assert self.window is not None
         g = self.window.grid
-        g.verdict_codes = self.review.verdict_codes()
+        g.verdict_codes[row] = self.review.verdict_code(row)  # one row changed
         d = self.review.decision(row)
         for flag, names in (
             (d is not None and bool(d.note), g.noted),
