@@ -6,8 +6,9 @@ the same code serves the GUI, the headless CLI and Python scripts.
 
 from __future__ import annotations
 
-from .composite import composite_overlay, stack_images
-from .dataset import Dataset
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AuthenticationError,
     BoundsError,
@@ -25,9 +26,35 @@ from .errors import (
     SourceUnavailableError,
     UnsupportedSourceError,
 )
-from .geometry import Bounds, bounds_from_center
-from .imageryclient import ImageryClient
-from .source import Layer, parse_source
+
+if TYPE_CHECKING:
+    from .composite import composite_overlay, stack_images
+    from .dataset import Dataset
+    from .geometry import Bounds, bounds_from_center
+    from .imageryclient import ImageryClient
+    from .source import Layer, parse_source
+
+#: Imported on first use (PEP 562): a process that needs one module of the package (the
+#: read process, a tile worker) does not import PIL and the renderer with it.
+_LAZY = {
+    "composite_overlay": "composite",
+    "stack_images": "composite",
+    "Dataset": "dataset",
+    "Bounds": "geometry",
+    "bounds_from_center": "geometry",
+    "ImageryClient": "imageryclient",
+    "Layer": "source",
+    "parse_source": "source",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AuthenticationError",

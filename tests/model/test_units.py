@@ -35,6 +35,21 @@ def test_resize_matches_ndimage_zoom_positions(trial):
     np.testing.assert_array_equal(got, expected)
 
 
+def test_zoom_index_is_ndimage_zoom_for_every_length_pair():
+    from imagery_gui.model.resample import zoom_index
+
+    pairs = [(a, b) for a in range(1, 261) for b in range(1, 261)]
+    pairs += [(a, b) for a in (333, 1000, 1023, 1024, 2048, 3000, 4096) for b in range(1, 5000, 7)]
+    compared = 0
+    for n_in, n_out in pairs:
+        ref = ndimage.zoom(np.arange(n_in, dtype=np.float64), n_out / n_in, order=0, mode="nearest")
+        if ref.shape[0] != n_out:  # scipy rounds the output length its own way
+            continue
+        np.testing.assert_array_equal(zoom_index(n_in, n_out), ref.astype(np.intp))
+        compared += 1
+    assert compared > 70_000
+
+
 def test_resize_keeps_big_ids_exact():
     ids = np.array([[864691135000000001, 864691135999999999]], dtype=np.uint64)
     out = resize_nearest(ids, (3, 5))
