@@ -19,6 +19,7 @@ import platform
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +42,20 @@ def _run(cmd: list[str], env: dict) -> dict:
     from benchmarks._proc import run_measured  # stdout of the command is not kept
 
     return run_measured(cmd, env)
+
+
+def _run_viewer(cmd: list[str], env: dict, log: Path) -> dict:
+    """The viewer run, with its start-up milestones (``imagery_gui.startlog``) in seconds
+    from the launch (the timestamp taken just before the process is started)."""
+    log.unlink(missing_ok=True)
+    t0 = time.time()
+    res = _run(cmd, dict(env, IMAGERY_GUI_STARTUP_LOG=str(log)))
+    marks: dict[str, float] = {}
+    for line in log.read_text().splitlines() if log.exists() else []:
+        name, _, stamp = line.rpartition(" ")
+        marks.setdefault(name, float(stamp) - t0)
+    res["milestones"] = marks
+    return res
 
 
 def main() -> int:
@@ -72,7 +87,8 @@ def main() -> int:
         width, height = Image.open(shot).size
         bare_cmd = [sys.executable, "-c", BARE, str(width), str(height), bare]
         _run(bare_cmd, env)
-        pairs = [(_run(viewer, env_a), _run(bare_cmd, env)) for _ in range(args.runs)]
+        log = Path(tmp) / "startup.log"
+        pairs = [(_run_viewer(viewer, env_a, log), _run(bare_cmd, env)) for _ in range(args.runs)]
         if Image.open(bare).size != (width, height):
             print("note: the bare window's screenshot has another size", file=sys.stderr)
 
@@ -89,6 +105,11 @@ def main() -> int:
         "viewer": {k: med(0, k) for k in ("wall_s", "cpu_s", "peak_mib")},
         "bare_window": {k: med(1, k) for k in ("wall_s", "cpu_s", "peak_mib")},
         "wall_ratio_paired": ratio,
+        "milestones_s": {
+            name: statistics.median(p[0]["milestones"][name] for p in pairs)
+            for name in pairs[0][0]["milestones"]
+            if all(name in p[0]["milestones"] for p in pairs)
+        },
     }
     v, b = res["viewer"], res["bare_window"]
     print(f"{width}x{height} window, median of {args.runs} pairs (tree {args.tree})")
@@ -99,6 +120,9 @@ def main() -> int:
         f"  bare PySide6 window      {b['wall_s']:6.2f} s wall {b['cpu_s']:5.2f} s CPU {b['peak_mib']:5.0f} MiB"
     )
     print(f"  ratio (paired) {ratio:.1f}x")
+    print("  viewer milestones (median s from launch):")
+    for name, t in sorted(res["milestones_s"].items(), key=lambda kv: kv[1]):
+        print(f"    {t:5.2f}  {name}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(res, indent=2))

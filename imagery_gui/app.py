@@ -9,6 +9,8 @@ import gc
 import sys
 from typing import Any
 
+from . import startlog
+
 
 def make_app():
     from PySide6.QtCore import QCoreApplication, Qt, qInstallMessageHandler
@@ -37,13 +39,20 @@ def make_app():
 GUI_SWITCH_INTERVAL = 0.001
 
 
-def configure_gui_process() -> None:
-    """GIL hand-over for a responsive GUI thread, and the viewer's network policy."""
+def configure_gui_process(network: bool = True) -> None:
+    """GIL hand-over for a responsive GUI thread, and (with ``network``) the viewer's
+    network policy (:func:`configure_network`)."""
+    sys.setswitchinterval(GUI_SWITCH_INTERVAL)
+    tune_malloc()
+    if network:
+        configure_network()
+
+
+def configure_network() -> None:
+    """The viewer's retry policy for HTTP reads (imports cloud-files: about 0.4 s)."""
     from .model import netwatch
 
-    sys.setswitchinterval(GUI_SWITCH_INTERVAL)
     netwatch.install(viewer_retries=True)
-    tune_malloc()
 
 
 def warm_up() -> None:
@@ -108,27 +117,62 @@ def settle_heap(everything: bool = False) -> None:
     gc.freeze()
 
 
-def create_window(settings: Any = None, synchronous: bool = False) -> Any:
+def create_window(settings: Any = None, synchronous: bool = False, quick: bool = False) -> Any:
     """The main window in a process set up for it: GIL hand-over, retries and malloc
     first; cloud-volume imported while the window is built; then every long-lived object
     frozen out of the garbage collector, and what each open adds collected while its
-    first requests are on the wire (see :func:`settle_heap`)."""
+    first requests are on the wire (see :func:`settle_heap`).
+
+    ``quick`` (the viewer's launch): the window comes first, ready to be shown before
+    anything it does not draw is imported. The open's thread sets the network policy and
+    imports cloud-volume (it needs both first anyway); the rest of the warm-up and the
+    freezing of the heap are left to :func:`finish_start` once the first view is drawn
+    (``run_viewer`` connects it; a ``--screenshot`` ends with that view)."""
     from .qt.main_window import MainWindow
 
-    configure_gui_process()
+    configure_gui_process(network=not quick)
     window = MainWindow(settings=settings, synchronous=synchronous)
-    window.while_opening = settle_heap
-    warm_up()
-    settle_heap(everything=True)  # after every import the window and the first read make
+    if quick:
+        window.before_open = _network_for  # while_opening is set by finish_start
+    else:
+        window.while_opening = settle_heap
+        warm_up()
+        settle_heap(everything=True)  # after every import the window and the first read make
     return window
 
 
-def window_from_args(args: argparse.Namespace, synchronous: bool = False) -> Any:
+def _network_for(req: Any) -> None:
+    """Before an open: the network policy, unless the open touches no network."""
+    if not req.is_local():
+        configure_network()
+
+
+def finish_start(window: Any) -> None:
+    """After a quick launch's first view: in a background thread, set the network policy
+    and import what later work would otherwise import in a worker thread in the middle of
+    a scrub (:func:`warm_up`: cloud-volume, its codecs, scipy.ndimage), then freeze the
+    heap (:func:`settle_heap`), and from then on what each open adds. About a second of
+    work, with the first view on screen."""
+    import threading
+
+    def finish() -> None:
+        with contextlib.suppress(Exception):  # a head start only, as warm_up itself
+            configure_network()
+        warm_up()
+        settle_heap(everything=True)
+        window.while_opening = settle_heap
+
+    threading.Thread(target=finish, name="imagery-gui-warm-up", daemon=True).start()
+
+
+def window_from_args(
+    args: argparse.Namespace, synchronous: bool = False, settings: Any = None, quick: bool = False
+) -> Any:
     """The window for the viewer's command line, opening what it names (the demo volume
-    when it names nothing)."""
+    when it names nothing). ``quick``: see :func:`create_window`."""
     from .model.inputs import OpenRequest
 
-    win = create_window(synchronous=synchronous)
+    win = create_window(settings=settings, synchronous=synchronous, quick=quick)
     if args.screenshot:
         # A screenshot has a fixed size and leaves the user's settings alone.
         win.persist_settings = False
@@ -153,15 +197,28 @@ def window_from_args(args: argparse.Namespace, synchronous: bool = False) -> Any
 
 def run_viewer(args: argparse.Namespace) -> int:
     """Open the main window for the parsed command-line arguments; returns the exit code."""
+    from .settings import Settings
+
+    startlog.mark("viewer started")
+
+    settings = Settings.load()
+    if settings.read_process:
+        from .model import fetchproc
+
+        fetchproc.shared()  # first: its start and imports overlap with all of ours
+        startlog.mark("read process started")
     app = make_app()
     from .qt.main_window import app_icon
 
     app.setWindowIcon(app_icon())
-    window = window_from_args(args)
+    window = window_from_args(args, settings=settings, quick=True)
     if args.screenshot:
         window.request_screenshot(args.screenshot)
         window.screenshotDone.connect(app.exit)
+    else:
+        window.firstViewShown.connect(lambda: finish_start(window))
     window.show()
+    startlog.mark("window shown")
     code = app.exec()
     window.close()
     return code

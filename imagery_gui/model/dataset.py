@@ -157,13 +157,13 @@ class Dataset:
         trip instead of two); errors surface here. Returns the dataset."""
         layers = [layer for layer in (self.image, self.segmentation) if layer is not None]
         if len(layers) == 2:
-            other = start_thread(layers[1].open)
+            other = start_thread(layers[1].open_meta)
             try:
-                layers[0].open()
+                layers[0].open_meta()
             finally:
                 other()
         else:
-            layers[0].open()
+            layers[0].open_meta()
         _ = self.resolution, self.image_mip, self.segmentation_mip
         return self
 

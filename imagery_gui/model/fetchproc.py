@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import startlog
 from . import netwatch
 from .errors import SourceError, SourceUnavailableError
 
@@ -147,6 +148,17 @@ class FetchProcess:
         """Whether reads here are fast now: connected, alive, and the child has imported
         cloud-volume and its codecs (until then the viewer reads its first views itself)."""
         return self._warm.is_set() and self.dead is None
+
+    def wait_warm(self, timeout: float | None = None) -> bool:
+        """Wait until reads here are fast (:meth:`is_warm`); False if it died or time ran out."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.dead is None:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            if self._warm.wait(0.1 if left is None else min(left, 0.1)):
+                return self.dead is None
+        return False
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait until the child has started and connected; False if it died or time ran out."""
@@ -403,6 +415,8 @@ def _child_main(conn: Any, config: ChildConfig) -> None:
             if os.getppid() != parent:
                 os._exit(0)  # the viewer is gone
 
+    first_read = [True]
+
     def read(rid: int, key: Any) -> None:
         msg: tuple[Any, ...]  # ("error", rid, pickled, text) or ("slab", rid, key, layout)
         buffers: list[np.ndarray]
@@ -427,6 +441,9 @@ def _child_main(conn: Any, config: ChildConfig) -> None:
             ]
             layout = [(name, arr.shape, arr.dtype.str) for name, arr in fields]
             msg, buffers = ("slab", rid, key, layout), [arr for _, arr in fields]
+            if first_read[0]:
+                first_read[0] = False
+                startlog.mark("read process first slab")
         with contextlib.suppress(OSError, ValueError):  # the parent is gone
             send(msg, buffers)
 
@@ -435,6 +452,7 @@ def _child_main(conn: Any, config: ChildConfig) -> None:
 
         with contextlib.suppress(Exception):  # only a head start
             warm_up()
+        startlog.mark("read process warm")
         with contextlib.suppress(OSError, ValueError):
             send(("warm",))
 

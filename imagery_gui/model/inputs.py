@@ -60,6 +60,21 @@ class OpenRequest:
             or ("a Neuroglancer link" if self.ngl_url else "the demo volume")
         )
 
+    def is_local(self) -> bool:
+        """Whether opening this touches no network: no datastack or link, and every
+        source given is a folder on this machine (the demo's are)."""
+        from .source import parse_source
+
+        if self.datastack or self.ngl_url:
+            return False
+        given = [s for s in (self.image_source, self.segmentation_source) if s]
+        if not given and not self.demo:
+            return False
+        try:
+            return all(parse_source(s).local_path is not None for s in given)
+        except Exception:  # noqa: BLE001 - a bad path: the open reports it
+            return False
+
     def resolve(self, root_ids: Any = None, log=None) -> Inputs:
         """The Inputs for this request (generates the demo volume on first use)."""
         image_source, seg_source, center = self.image_source, self.segmentation_source, self.center

@@ -12,6 +12,7 @@ shared machine can read exports exactly as the user's umask allows.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -103,6 +104,17 @@ _SYNC_LOCK = threading.Lock()
 _SYNC_WANTED: set[str] = set()
 _SYNC_EVENT = threading.Event()
 _SYNC_THREAD: threading.Thread | None = None
+_SYNC_IDLE = threading.Event()  # the thread is not in the middle of a batch
+_SYNC_IDLE.set()
+
+
+def _fsync_path(path: str) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _sync_loop() -> None:
@@ -112,13 +124,23 @@ def _sync_loop() -> None:
             paths = sorted(_SYNC_WANTED)
             _SYNC_WANTED.clear()
             _SYNC_EVENT.clear()
-        for path in paths:
-            with contextlib.suppress(OSError):
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+            _SYNC_IDLE.clear()
+        try:
+            for path in paths:
+                _fsync_path(path)
+        finally:
+            _SYNC_IDLE.set()
+
+
+def sync_pending(timeout: float = 10.0) -> None:
+    """Finish every fsync asked of :func:`sync_later` (at exit: a process that ends with
+    ``os._exit`` does not wait for daemon threads)."""
+    with _SYNC_LOCK:
+        paths = sorted(_SYNC_WANTED)
+        _SYNC_WANTED.clear()
+    for path in paths:
+        _fsync_path(path)
+    _SYNC_IDLE.wait(timeout)
 
 
 def sync_later(path: str | os.PathLike) -> None:
@@ -132,6 +154,7 @@ def sync_later(path: str | os.PathLike) -> None:
                 target=_sync_loop, name="imagery-gui-fsync", daemon=True
             )
             _SYNC_THREAD.start()
+            atexit.register(sync_pending)
     _SYNC_EVENT.set()
 
 

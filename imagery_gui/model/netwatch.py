@@ -92,6 +92,14 @@ VIEWER_WAIT = (0.25, 4.0)
 def install(viewer_retries: bool = False) -> None:
     """Observe cloud-files' HTTP traffic (idempotent); optionally use the viewer's retry
     policy for HTTP reads in this process (scripts keep cloud-files' defaults)."""
+    with _install_lock:  # the viewer may install from two threads at launch
+        _install(viewer_retries)
+
+
+_install_lock = threading.Lock()
+
+
+def _install(viewer_retries: bool) -> None:
     global _installed
     from cloudfiles.interfaces import HttpInterface
 

@@ -375,12 +375,13 @@ class Layer:
         self._fill_missing = fill_missing
         self.timestamp = timestamp
         self._cv: Any = None
+        self._info: dict | None = None  # read and checked (open_meta)
         self._strict_cv: Any = None
         self._scales: list[Scale] | None = None
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
-        state = "open" if self._cv is not None else "not opened"
+        state = "open" if self._info is not None else "not opened"
         return f"Layer({self.spec.url!r}, kind={self.kind!r}, {state})"
 
     @property
@@ -392,10 +393,11 @@ class Layer:
         return f"{self.kind} source {self.spec.url}" if self.kind else self.spec.url
 
     # -- opening ---------------------------------------------------------------------------
-    def _precheck_local(self) -> None:
+    def _precheck_local(self) -> dict | None:
+        """For a layer on this machine: its info, read and checked (None for others)."""
         folder = self.spec.local_path
         if folder is None:
-            return
+            return None
         if not os.path.exists(folder):
             raise SourceNotFoundError(
                 f"{self.label}: no such folder {folder}. Check the path (it must be the layer "
@@ -417,6 +419,7 @@ class Layer:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InfoUnreadableError(f"{self.label}: cannot read {info} ({exc})") from None
         scales_from_info(data, self.label)
+        return data
 
     def _diagnose_info(self) -> None:
         """cloud-volume choked on the info: fetch it ourselves to say precisely why."""
@@ -430,8 +433,10 @@ class Layer:
         scales_from_info(data, self.label)
 
     def _cloudvolume(self, fill_missing: bool, info: dict | None, provenance: Any) -> Any:
+        global _CLOUDVOLUME_USED
         from cloudvolume import CloudVolume
 
+        _CLOUDVOLUME_USED = True
         return CloudVolume(
             self.spec.url,
             mip=0,
@@ -448,6 +453,50 @@ class Layer:
             provenance=provenance,
         )
 
+    def _check_info(self, info: Any) -> list[Scale]:
+        """Our own checks of an info (cloud-volume's come when it opens the layer)."""
+        scales = scales_from_info(info, self.label)
+        layer_type = info.get("type")
+        if layer_type not in ("image", "segmentation"):
+            raise NotPrecomputedError(
+                f"{self.label}: the info file describes a {layer_type!r} layer, not an image "
+                "or segmentation volume"
+            )
+        if self.kind == "segmentation" and not np.issubdtype(
+            np.dtype(info["data_type"]), np.integer
+        ):
+            raise NotPrecomputedError(
+                f"{self.label}: segmentation must hold integer ids, but the layer's data "
+                f"type is {info['data_type']}; is this the image layer?"
+            )
+        if int(info.get("num_channels", 1)) != 1:
+            raise NotPrecomputedError(
+                f"{self.label}: layers with {info['num_channels']} channels are not "
+                "supported (one channel expected)"
+            )
+        return scales
+
+    def open_meta(self) -> None:
+        """Read and check the layer's metadata (once); errors surface here. Thread-safe.
+
+        A layer on this machine, or one whose info was given, is described without
+        cloud-volume: it is imported and the layer opened only when it is first read
+        (a process that never reads it, like the viewer's with its read process, never
+        pays for the import). Other layers are opened through cloud-volume now."""
+        if self._info is not None:
+            return
+        with self._lock:
+            if self._info is not None:
+                return
+            info = self._given_info
+            local = None if self.spec.is_graphene else self._precheck_local()
+            info = info if info is not None else local
+            if info is None:
+                self.open()
+                return
+            self._scales = self._check_info(info)
+            self._info = info
+
     def open(self) -> Any:
         """Open the layer (once) and return the CloudVolume. Thread-safe."""
         if self._cv is not None:
@@ -455,37 +504,22 @@ class Layer:
         with self._lock:
             if self._cv is not None:
                 return self._cv
-            self._precheck_local()
+            info = self._info if self._info is not None else self._given_info
+            if self._info is None:
+                self._precheck_local()
             with translate_errors(self.label):
                 try:
                     # The provenance file is not fetched: reading never uses it, and over
                     # a network it is a round trip before the first image.
-                    cv = self._cloudvolume(self._fill_missing, self._given_info, {})
+                    cv = self._cloudvolume(self._fill_missing, info, {})
                 except (KeyError, TypeError, IndexError, ValueError) as exc:
                     self._diagnose_info()
                     raise InfoUnreadableError(
                         f"{self.label}: the info file is malformed ({type(exc).__name__}: {exc})"
                     ) from None
-            scales = scales_from_info(cv.info, self.label)
-            layer_type = cv.info.get("type")
-            if layer_type not in ("image", "segmentation"):
-                raise NotPrecomputedError(
-                    f"{self.label}: the info file describes a {layer_type!r} layer, not an image "
-                    "or segmentation volume"
-                )
-            if self.kind == "segmentation" and not np.issubdtype(
-                np.dtype(cv.info["data_type"]), np.integer
-            ):
-                raise NotPrecomputedError(
-                    f"{self.label}: segmentation must hold integer ids, but the layer's data "
-                    f"type is {cv.info['data_type']}; is this the image layer?"
-                )
-            if int(cv.info.get("num_channels", 1)) != 1:
-                raise NotPrecomputedError(
-                    f"{self.label}: layers with {cv.info['num_channels']} channels are not "
-                    "supported (one channel expected)"
-                )
-            self._scales = scales
+            if self._info is None:
+                self._scales = self._check_info(cv.info)
+                self._info = cv.info
             self._cv = cv
             return cv
 
@@ -495,16 +529,19 @@ class Layer:
 
     @property
     def is_open(self) -> bool:
-        return self._cv is not None
+        """Whether its metadata has been read (:meth:`open_meta`)."""
+        return self._info is not None
 
     # -- metadata --------------------------------------------------------------------------
     @property
     def info(self) -> dict:
-        return self.open().info
+        self.open_meta()
+        assert self._info is not None
+        return self._info
 
     @property
     def scales(self) -> list[Scale]:
-        self.open()
+        self.open_meta()
         assert self._scales is not None
         return self._scales
 
@@ -717,10 +754,21 @@ def _fmt(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else f"{v:g}"
 
 
+#: cloud-volume has been imported and used in this process (reads here are quick to start)
+_CLOUDVOLUME_USED = False
+
+
+def is_warm() -> bool:
+    """Whether reading in this process starts without importing cloud-volume first (about
+    a second): :func:`warm_up` ran, or a layer was opened through it."""
+    return _CLOUDVOLUME_USED
+
+
 def warm_up() -> None:
     """Import what the first open and read import (cloud-volume, its storage backends and
     codecs: about a second of work and some 30,000 objects) by opening an empty layer in
     memory and reading from it. Nothing touches the disk or the network."""
+    global _CLOUDVOLUME_USED
     from cloudvolume import CloudVolume
     from cloudvolume import exceptions as _cvx  # noqa: F401 - imported by translate_errors
 
@@ -736,3 +784,4 @@ def warm_up() -> None:
         bounded=False,
     )
     cv.download(cv.bounds, mip=0)
+    _CLOUDVOLUME_USED = True

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from ..model import fetchproc, render
+from ..model import fetchproc, render, source
 from ..model.dataset import Dataset
 from ..model.fetchproc import FetchProcess
 from ..model.glyphs import GlyphStyle, Picture, draw_glyphs_cropped
@@ -60,6 +60,9 @@ LUT_NS_PER_PX = 7.0
 LUT_GUI_MS = 16.0
 #: Outer outlines of more segments than this are always computed in the outline worker.
 OUTER_GUI_SEGMENTS = 4
+#: Seconds a read waits for a starting read process (when reading here would first have to
+#: import cloud-volume) before it reads here after all.
+READER_WARM_WAIT_S = 10.0
 #: Dataset serials are unique in the process: displays may share one read process.
 _serials = itertools.count(1)
 
@@ -96,7 +99,11 @@ class ReadSource:
             if reader is not None and (reader.is_warm() or self.dataset is None):
                 return reader.fetch(key)
             # The read process is still starting (it imports cloud-volume and its codecs,
-            # about a second at launch): the first views are read here rather than wait.
+            # about a second at launch): if this process has them already, the first views
+            # are read here rather than wait; if not, importing them here would take as
+            # long and compete with the window for the GIL, so the read waits for it.
+            if reader is not None and not source.is_warm() and reader.wait_warm(READER_WARM_WAIT_S):
+                return reader.fetch(key)
         assert self.dataset is not None
         return fetch_slab(self.dataset, key)
 

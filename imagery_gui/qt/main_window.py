@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
 )
 
+from .. import startlog
 from .._version import __version__
 from ..model import diskcache
 from ..model.errors import SourceTimeoutError
@@ -58,7 +59,7 @@ def app_icon() -> QIcon:
     return QIcon(str(path)) if path.is_file() else QIcon()
 
 
-def _nothing() -> None:
+def _nothing(*_args: Any) -> None:
     pass
 
 
@@ -68,6 +69,7 @@ class MainWindow(QMainWindow):
     datasetOpened = Signal()
     errorShown = Signal(str)
     screenshotDone = Signal(int)  # exit code
+    firstViewShown = Signal()  # the first complete view of the first data opened is drawn
 
     def __init__(self, settings: Settings | None = None, synchronous: bool = False) -> None:
         super().__init__()
@@ -80,6 +82,9 @@ class MainWindow(QMainWindow):
         self.persist_settings = True
         self.last_error = ""
         self.while_opening: Callable[[], None] = _nothing  # process policy (app.py) sets it
+        # (ditto) called first in the open's thread, with the OpenRequest
+        self.before_open: Callable[[OpenRequest], None] = _nothing
+        self._first_view_shown = False
         self._screenshot: Screenshot | None = None  # a --screenshot being taken
         self._hover: tuple[float, float] | None = None
         self.opened_request: OpenRequest | None = None  # what the open data was asked as
@@ -207,6 +212,7 @@ class MainWindow(QMainWindow):
         kw = self.dataset_kw()
 
         def work(progress):
+            self.before_open(req)
             if req.demo:
                 progress(0, 1, "generating the demo volume (first run only)...")
             inputs = req.resolve(root_ids)
@@ -220,6 +226,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_open_finished(self, result) -> None:
+        startlog.mark("data opened")
         ds, inputs, req = result
         self.status.set_busy(False)
         self.status.show_message("")
@@ -420,8 +427,12 @@ class MainWindow(QMainWindow):
             self.clear_error()
         self.status.set_cache(f"cache {describe_bytes(self.display.cache.nbytes)}")
         self._update_readout()
+        if self.display.complete and not self._first_view_shown and self.state.dataset is not None:
+            self._first_view_shown = True
+            startlog.mark("first view drawn")
+            self.firstViewShown.emit()
         if self._screenshot is not None and self.display.complete:
-            QTimer.singleShot(100, self._screenshot.take)
+            QTimer.singleShot(0, self._screenshot.take)
 
     def show_error(self, message: str, dialog: bool = False) -> None:
         self.last_error = message

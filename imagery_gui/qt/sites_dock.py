@@ -35,6 +35,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .. import startlog
+
 _ROLE_TEXT = ("", "input", "output")
 _BASE_COLUMNS = ("id", "role", "x", "y", "z", "pre_root", "post_root")
 #: Properties shown after the base columns (the rest are searchable, not shown).
@@ -245,6 +247,9 @@ class SitesController(QObject):
     table (in the background), go to a site (row click, ``]`` / ``[``, a click on a
     glyph), keep the dock and the glyphs in step with the current site."""
 
+    #: a requested table has arrived or failed, and no other is on its way
+    settled = Signal()
+
     def __init__(self, win: Any) -> None:  # the MainWindow (not imported: no cycle)
         super().__init__(win)
         self.win = win
@@ -259,7 +264,18 @@ class SitesController(QObject):
         st.events.sites.connect(self._on_state_sites)
         st.events.current_site.connect(self._on_state_current_site)
         self._pending: tuple | None = None
+        self._reading = 0  # tables being read
         win.datasetOpened.connect(self._on_dataset_opened)
+
+    @property
+    def loading(self) -> bool:
+        """A table is asked for and not there yet (``settled`` is emitted when none is)."""
+        return self._pending is not None or self._reading > 0
+
+    def _read_done(self) -> None:
+        self._reading -= 1
+        if not self.loading:
+            self.settled.emit()
 
     def open_dialog(self) -> None:
         from PySide6.QtWidgets import QFileDialog
@@ -299,8 +315,10 @@ class SitesController(QObject):
             return table, table.check_against(bounds_nm)
 
         job = self.win.jobs.run(work, "read sites")
+        self._reading += 1
         job.succeeded.connect(lambda result: self._on_table_read(result, first_site, go))
         job.failed.connect(self._on_table_failed)
+        job.done.connect(self._read_done)
 
     def _on_table_failed(self, exc: object) -> None:
         successors = getattr(exc, "successors", None)
@@ -327,6 +345,7 @@ class SitesController(QObject):
             st.set_sites(None)
 
     def _on_table_read(self, result, first_site, go: bool = True) -> None:
+        startlog.mark("site table read")
         table, warning = result
         if table is None:
             return
