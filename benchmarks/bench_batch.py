@@ -41,15 +41,30 @@ os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPAT
 SIZE = 256
 
 
-def demo_case() -> tuple[str, str, Path]:
+def demo_case(work: Path, n: int) -> tuple[str, str, Path]:
+    """The demo and its synapse table (300 sites), or with ``n`` > 300 synapses made from
+    the contacts of its segmentation as the demo's own are (``model.contacts``)."""
     from imagery_gui.model.demo import ensure_demo
 
     demo = ensure_demo()
     assert demo.synapses is not None
-    return demo.image_source, demo.segmentation_source, Path(demo.synapses)
+    if n <= 300:
+        return demo.image_source, demo.segmentation_source, Path(demo.synapses)
+    from cloudvolume import CloudVolume
+
+    from imagery_gui.model.contacts import synapse_frame, touching_contacts
+
+    cv = CloudVolume(demo.segmentation_source.replace("precomputed://", ""), progress=False)
+    lo = [int(v) for v in cv.bounds.minpt]
+    labels = np.asarray(cv[cv.bounds])[..., 0]
+    contacts = touching_contacts(labels, max_sites=4 * n, seed=5, z_spacing=1)
+    df = synapse_frame(contacts, label_offset=lo, factor=(2, 2, 1), first_id=600000001, seed=6)
+    table = work / f"demo_synapses_{n}.csv"
+    df.head(n).to_csv(table, index=False)
+    return demo.image_source, demo.segmentation_source, table
 
 
-def pinky_case(work: Path) -> tuple[str, str, Path] | None:
+def pinky_case(work: Path, n: int) -> tuple[str, str, Path] | None:
     from bench_api import pinky_volume
 
     from tests.helpers.volumes import em_data_dir
@@ -66,14 +81,14 @@ def pinky_case(work: Path) -> tuple[str, str, Path] | None:
     labels = np.asarray(
         CloudVolume(seg.replace("precomputed://", ""), progress=False)[0:1024, 0:1024, 198:202]
     )[..., 0]
-    contacts = touching_contacts(labels, max_sites=3000, seed=5, z_spacing=1)
+    contacts = touching_contacts(labels, max_sites=max(3000, 4 * n), seed=5, z_spacing=1)
     df = synapse_frame(
         contacts, label_offset=(0, 0, 198), factor=(2, 2, 1), first_id=500000001, seed=6
     )
     ctr = np.stack(df.ctr_pt_position.to_numpy())
     half = SIZE // 2
     inside = (ctr[:, :2] >= half).all(axis=1) & (ctr[:, :2] < 2048 - half).all(axis=1)
-    df = df[inside].head(300)
+    df = df[inside].head(n)
     df.to_csv(table, index=False)
     return img, seg, table
 
@@ -118,14 +133,15 @@ def batch_run(img: str, seg: str, sites: Path, out: Path, workers: int) -> float
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ic-sites", type=int, default=0, help="sites for the IC loop (0: all)")
+    ap.add_argument("--sites", type=int, default=300, help="sites per volume (synapses)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     from imagery_gui.model.sites import read_sites
 
     ncpu = os.cpu_count() or 1
     work = Path(tempfile.mkdtemp(prefix="bench-batch-"))
-    cases = {"demo (128x128x16 chunks)": demo_case()}
-    pinky = pinky_case(work)
+    cases = {"demo (128x128x16 chunks)": demo_case(work, args.sites)}
+    pinky = pinky_case(work, args.sites)
     if pinky is not None:
         cases["pinky40 seg + made image (128x128x64 / 256x256x4 chunks)"] = pinky
     results = []

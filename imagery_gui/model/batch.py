@@ -41,7 +41,7 @@ from .dataset import Dataset
 from .errors import ImageryGuiError
 from .export import FigureSpec, make_figure, write_figure
 from .geometry import bounds_from_center, normalize_bounds
-from .io import atomic_open, default_mode
+from .io import atomic_open, default_mode, fsync_files
 from .sites import SiteTable, sites_provenance
 from .style import OverlayStyle
 
@@ -346,10 +346,13 @@ def finished(outdir: str, name: str, depth: int, existing: set[str] | None = Non
     """Whether the site's figure is finished: its JSON (written last) and its PNGs are
     there (a single figure: ``<name>.png``; a z-series: every file its JSON lists)."""
 
-    def there(fname: str) -> bool:
+    def there(fname: str) -> bool:  # and not empty (what a power cut can leave)
         if existing is not None:
             return fname in existing
-        return os.path.exists(os.path.join(outdir, fname))
+        try:
+            return os.path.getsize(os.path.join(outdir, fname)) > 0
+        except OSError:
+            return False
 
     if not there(f"{name}.json"):
         return False
@@ -372,8 +375,10 @@ def _one_line(exc: BaseException) -> str:
     return str(scrub(text))
 
 
-def run_site(task: Task, ds: Dataset, k: int) -> SiteResult:
-    """Make and write the figure of the task's ``k``-th site (or find it finished)."""
+def run_site(task: Task, ds: Dataset, k: int, unsynced: list[str] | None = None) -> SiteResult:
+    """Make and write the figure of the task's ``k``-th site (or find it finished). With
+    ``unsynced`` the files are written without fsync and their paths added to it (the
+    caller syncs them before it reports the site done)."""
     name, row = task.names[k], task.rows[k]
     png = os.path.join(task.outdir, f"{name}.png")
     meta = os.path.join(task.outdir, f"{name}.json")
@@ -411,7 +416,10 @@ def run_site(task: Task, ds: Dataset, k: int) -> SiteResult:
             masks=task.masks,
             extra_provenance=extra,
             compress_level=PNG_COMPRESS_LEVEL,
+            fsync=unsynced is None,
         )
+        if unsynced is not None:
+            unsynced += written
     except Exception as exc:  # noqa: BLE001 - one failed site never stops the batch
         return SiteResult(name, FAILED, "", _one_line(exc), time.perf_counter() - t0)
     return SiteResult(name, DONE, os.path.basename(written[0]), "", time.perf_counter() - t0)
@@ -428,6 +436,63 @@ def _first_file(meta: str, png: str) -> str:
         return ""
 
 
+#: A run of neighbouring figures is read as one box when that box holds at most this many
+#: times the voxels of its figures together ...
+HOLD_SLACK = 3.0
+#: ... and at most this many voxels at the figures' resolution (a 4096 x 4096 section of
+#: 8-bit image with its 8 nm uint64 segmentation is about 50 MB).
+HOLD_MAX_VOXELS = 16 * 1024**2
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Consecutive sites of a task whose figures are read as one box (``box`` in voxels of
+    ``resolution``; None: read one by one)."""
+
+    sites: tuple[int, ...]
+    box: tuple[tuple[float, ...], tuple[float, ...]] | None
+    resolution: tuple[float, ...]
+    image_mip: Any
+    segmentation_mip: Any
+
+
+def _compact_runs(task: Task, ds: Dataset) -> list[_Run]:
+    """The task's sites (already in Morton order) in runs of neighbours: a run grows while
+    the box around its figures stays within HOLD_SLACK times their own voxels and within
+    HOLD_MAX_VOXELS. Each run's box is read once per layer (:meth:`Dataset.holding`)."""
+    spec0 = task.figure.spec
+    res = tuple(float(v) for v in ds.coord_resolution(task.figure.resolution))
+    runs: list[_Run] = []
+    if not task.rows:
+        return runs
+    boxes = []
+    for row in task.rows:
+        box = normalize_bounds(site_spec(task.figure, task.table, row).bounds)
+        boxes.append((box[0], box[1]))
+
+    def close(start: int, end: int, lo: Any, hi: Any) -> None:
+        held = None if end - start < 2 else (tuple(lo.tolist()), tuple(hi.tolist()))
+        runs.append(
+            _Run(tuple(range(start, end)), held, res, spec0.image_mip, spec0.segmentation_mip)
+        )
+
+    start, lo, hi = 0, boxes[0][0].copy(), boxes[0][1].copy()
+    own = float(np.prod(hi - lo))
+    for k in range(1, len(boxes)):
+        b_lo, b_hi = boxes[k]
+        n_lo, n_hi = np.minimum(lo, b_lo), np.maximum(hi, b_hi)
+        n_own = own + float(np.prod(b_hi - b_lo))
+        union = float(np.prod(n_hi - n_lo))
+        if union <= HOLD_SLACK * n_own and union <= HOLD_MAX_VOXELS:
+            lo, hi, own = n_lo, n_hi, n_own
+            continue
+        close(start, k, lo, hi)
+        start, lo, hi = k, b_lo.copy(), b_hi.copy()
+        own = float(np.prod(hi - lo))
+    close(start, len(boxes), lo, hi)
+    return runs
+
+
 def run_task(task: Task) -> list[SiteResult]:
     """Run one task (in a worker process, or in this one): a result per site."""
     import logging
@@ -438,7 +503,15 @@ def run_task(task: Task) -> list[SiteResult]:
     except Exception as exc:  # noqa: BLE001 - every site of the task fails with the reason
         msg = _one_line(exc)
         return [SiteResult(n, FAILED, "", msg) for n in task.names]
-    return [run_site(task, ds, k) for k in range(len(task.rows))]
+    # One fsync pass for the task's files (before it reports them done) instead of two
+    # fsyncs per figure, each a journal commit: about 2 ms a figure on ext4.
+    unsynced: list[str] = []
+    results = []
+    for run in _compact_runs(task, ds):
+        with ds.holding(run.box, run.resolution, run.image_mip, run.segmentation_mip):
+            results += [run_site(task, ds, k, unsynced) for k in run.sites]
+    fsync_files(unsynced)
+    return results
 
 
 # -- the manifest ------------------------------------------------------------------------------
@@ -731,7 +804,7 @@ def _run_locked(
 
     say = log or (lambda m: None)
     names, dupes = site_names(table)
-    existing = {e.name for e in os.scandir(out) if e.is_file()}
+    existing = {e.name for e in os.scandir(out) if e.is_file() and e.stat().st_size > 0}
     depth = figure.size[2] if len(figure.size) > 2 else 1
     done_names = {n for n in names if finished(out, n, depth, existing)}
     manifest_path = os.path.join(out, MANIFEST)

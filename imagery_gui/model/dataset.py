@@ -12,8 +12,9 @@ cutout is stretched onto the finer one's grid by nearest neighbour (see
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -378,6 +379,40 @@ class Dataset:
         if sel.mode == "list":
             kw["segids"] = list(sel.ids)
         return self._read(layer, lo, hi, m, outside, with_missing, **kw)
+
+    @contextlib.contextmanager
+    def holding(
+        self,
+        bounds: Any,
+        resolution: Any = None,
+        image_mip: Any = None,
+        segmentation_mip: Any = None,
+    ) -> Iterator[None]:
+        """Read each layer's voxels under ``bounds`` once, now; until the block ends,
+        reads inside them (cutouts of smaller boxes at the same mips) are cut from memory
+        (:meth:`Layer.holding`): the same results, each chunk decoded once. ``None``
+        bounds, or bounds the reads could not use, hold nothing."""
+        plans: list[tuple[Layer, np.ndarray, np.ndarray, int]] = []
+        if bounds is not None:
+            try:
+                box = normalize_bounds(bounds)
+                res = self.coord_resolution(resolution)
+                for layer, mip, default in (
+                    (self.image, image_mip, "image_mip"),
+                    (self.segmentation, segmentation_mip, "segmentation_mip"),
+                ):
+                    if layer is None:
+                        continue
+                    m = getattr(self, default) if mip is None else layer.resolve_mip(mip)
+                    lo, hi, outside = self._mip_box(layer, box, res, m, fill_outside=True)
+                    if not outside:
+                        plans.append((layer, lo, hi, m))
+            except Exception:  # noqa: BLE001 - the reads inside meet the problem themselves
+                plans = []
+        with contextlib.ExitStack() as stack:
+            for layer, lo, hi, m in plans:
+                stack.enter_context(layer.holding(lo, hi, m))
+            yield
 
     def aligned_cutout(
         self,

@@ -384,6 +384,7 @@ def write_figure(
     extra_provenance: dict | None = None,
     progress: Progress | None = None,
     compress_level: int | None = None,
+    fsync: bool = True,
 ) -> list[str]:
     """Write a rendered figure; returns the paths written.
 
@@ -391,6 +392,8 @@ def write_figure(
     ``<stem>_montage.png``. ``masks`` adds ImageryClient-style per-id mask PNGs. The
     provenance JSON is ``<stem>.json``. ``compress_level`` is zlib's for the PNGs (None:
     Pillow's default, 6; batch figures use 1: the same pixels, about 3x faster to write).
+    Without ``fsync`` the files are still written atomically but not synced: the caller
+    syncs them (:func:`~imagery_gui.model.io.fsync_files`; batch does, once per task).
     """
     plan = output_paths(out_path, fig, masks)
     targets = plan["figures"] + plan["montage"] + plan["masks"]
@@ -401,7 +404,7 @@ def write_figure(
     written: list[str] = []
     total = len(targets)
     dpi = (int(spec.dpi), int(spec.dpi))
-    png_kw: dict[str, Any] = {"dpi": dpi}
+    png_kw: dict[str, Any] = {"dpi": dpi, "fsync": fsync}
     if compress_level is not None:
         png_kw["compress_level"] = int(compress_level)
 
@@ -431,7 +434,7 @@ def write_figure(
     if write_provenance:
         step("writing provenance")
         info = provenance(dataset, spec, fig, written, extra_provenance)
-        written.append(save_json_atomic(info, plan["provenance"][0], overwrite=force))
+        written.append(save_json_atomic(info, plan["provenance"][0], overwrite=force, fsync=fsync))
     if progress:
         progress(total, total, "done")
     return written

@@ -18,7 +18,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 import numpy as np
@@ -158,11 +158,26 @@ def sync_later(path: str | os.PathLike) -> None:
     _SYNC_EVENT.set()
 
 
+def fsync_files(paths: Iterable[str | os.PathLike]) -> None:
+    """fsync each file, then each of their folders (for the renames that made them): what
+    writes made with ``fsync=False`` need before they count as durable. Files that are
+    gone are skipped."""
+    folders = set()
+    for path in paths:
+        _fsync_path(os.fspath(path))
+        folders.add(os.path.dirname(os.path.abspath(os.fspath(path))))
+    for folder in sorted(folders):
+        _fsync_path(folder)
+
+
 def _write_with(
-    path: str | os.PathLike, writer: Callable[[IO[bytes]], object], overwrite: bool
+    path: str | os.PathLike,
+    writer: Callable[[IO[bytes]], object],
+    overwrite: bool,
+    fsync: bool = True,
 ) -> str:
     try:
-        with atomic_open(path, "wb", overwrite=overwrite) as fh:
+        with atomic_open(path, "wb", overwrite=overwrite, fsync=fsync) as fh:
             writer(fh)
     except ExportError:
         raise
@@ -172,20 +187,23 @@ def _write_with(
 
 
 def save_png_atomic(
-    image: Any, path: str | os.PathLike, overwrite: bool = False, **kwargs: Any
+    image: Any, path: str | os.PathLike, overwrite: bool = False, fsync: bool = True, **kwargs: Any
 ) -> str:
-    """Write a PIL image or a ``(h, w[, c])`` uint8 array as PNG, atomically."""
+    """Write a PIL image or a ``(h, w[, c])`` uint8 array as PNG, atomically (``fsync``:
+    see :func:`atomic_open`)."""
     from PIL import Image
 
     if isinstance(image, np.ndarray):
         image = Image.fromarray(np.ascontiguousarray(image))
-    return _write_with(path, lambda fh: image.save(fh, format="PNG", **kwargs), overwrite)
+    return _write_with(path, lambda fh: image.save(fh, format="PNG", **kwargs), overwrite, fsync)
 
 
-def save_json_atomic(data: Any, path: str | os.PathLike, overwrite: bool = False) -> str:
+def save_json_atomic(
+    data: Any, path: str | os.PathLike, overwrite: bool = False, fsync: bool = True
+) -> str:
     """Write JSON (UTF-8, indented, ids as strings by the caller), atomically."""
     text = json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
-    return _write_with(path, lambda fh: fh.write(text.encode("utf-8")), overwrite)
+    return _write_with(path, lambda fh: fh.write(text.encode("utf-8")), overwrite, fsync)
 
 
 def unused_path(folder: str | os.PathLike, name: str = "figure.png") -> str:

@@ -377,6 +377,7 @@ class Layer:
         self._cv: Any = None
         self._info: dict | None = None  # read and checked (open_meta)
         self._strict_cv: Any = None
+        self._held: list[_Held] = []  # regions read once and served from memory (holding)
         self._scales: list[Scale] | None = None
         self._lock = threading.RLock()
 
@@ -722,6 +723,10 @@ class Layer:
                 kwargs["timestamp"] = ts
         if segids is not None:
             kwargs["segids"] = list(segids)
+        if self._held:
+            got = self._from_held(lo_a, hi_a, mip, segids, with_missing)
+            if got is not None:
+                return got
         mask: np.ndarray | None = None
         # No lock here: cloud-volume's reads (and its LRU, which has its own lock) are safe
         # to run concurrently, and a read that outlived its timeout must not block the next.
@@ -748,6 +753,69 @@ class Layer:
                 f"{self.label}: read returned shape {out.shape}, expected {expected}"
             )
         return out, mask
+
+    @contextlib.contextmanager
+    def holding(
+        self, lo: Sequence[int] | np.ndarray, hi: Sequence[int] | np.ndarray, mip: int
+    ) -> Iterator[None]:
+        """Read ``[lo, hi)`` at ``mip`` once, now; until the block ends, reads inside it
+        are cut from that array instead of going through cloud-volume (each chunk decoded
+        once for all of them; the same voxels, missing chunks and ``segids`` masking).
+
+        For batches of neighbouring figures. Graphene layers are not held (their ids come
+        from the server per read). If the read fails, nothing is held and each read then
+        meets the problem itself."""
+        entry = None
+        if not self.spec.is_graphene:
+            lo_a, hi_a = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
+            try:
+                data, mask = self._download(lo_a, hi_a, mip, with_missing=True)
+            except Exception:  # noqa: BLE001 - the reads inside report it themselves
+                data = None
+            if data is not None:
+                entry = _Held(self.resolve_mip(mip), lo_a, hi_a, data, mask)
+                self._held.append(entry)
+        try:
+            yield
+        finally:
+            if entry is not None:
+                self._held.remove(entry)
+
+    def _from_held(
+        self,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        mip: int,
+        segids: Sequence[int] | None,
+        with_missing: bool,
+    ) -> tuple[np.ndarray, np.ndarray | None] | None:
+        for h in list(self._held):
+            if h.mip != mip or np.any(lo < h.lo) or np.any(hi > h.hi):
+                continue
+            a, b = lo - h.lo, hi - h.lo
+            cut = (slice(a[2], b[2]), slice(a[1], b[1]), slice(a[0], b[0]))
+            out = h.data[cut].copy()
+            if segids is not None:  # as cloud-volume's download(segids=...) masks
+                import fastremap
+
+                out = fastremap.mask_except(out, list(segids), in_place=True, value=0)
+            mask = None
+            if with_missing and h.mask is not None and h.mask[cut].any():
+                mask = h.mask[cut].copy()
+            return out, mask
+        return None
+
+
+@dataclass(frozen=True, eq=False)  # compared by identity (it holds arrays)
+class _Held:
+    """A region of a layer read once (:meth:`Layer.holding`): ``(z, y, x)`` voxels of
+    ``[lo, hi)`` (x, y, z) at ``mip``, and the mask of missing ones (None when none are)."""
+
+    mip: int
+    lo: np.ndarray
+    hi: np.ndarray
+    data: np.ndarray
+    mask: np.ndarray | None
 
 
 def _fmt(v: float) -> str:
