@@ -285,6 +285,13 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", type=Path)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument(
+        "--conditions",
+        nargs="+",
+        metavar="MS:RATE",
+        help="scrub conditions as latency_ms:fail_rate (default: 100:0 100:0.2 200:0.1)",
+    )
+    ap.add_argument("--scrub-only", action="store_true", help="only the first image and scrub rows")
     ap.add_argument("--cold-open", nargs=2, metavar=("URL", "DELAY"), help=argparse.SUPPRESS)
     _remote.add_server_option(ap)
     args = ap.parse_args()
@@ -301,7 +308,12 @@ def main() -> int:
     # The viewer starts its read process at launch; here it is warm before the first
     # open, so every condition's first image is "open data in a running viewer".
     fetchproc.shared().wait_ready(60)
-    cold = cold_opens(demo)  # first: nothing else has run in this process's server yet
+    conditions = CONDITIONS
+    if args.conditions:
+        conditions = [(float(c.split(":")[0]), float(c.split(":")[1])) for c in args.conditions]
+    cold = (
+        [] if args.scrub_only else cold_opens(demo)
+    )  # first: nothing else has run in this process's server yet
     print(f"\n{'fresh viewer, open':20s} {'window':>7s} {'first image':>11s} {'stall max':>9s}")
     for r in cold:
         when = (
@@ -313,8 +325,8 @@ def main() -> int:
             f"{when:20s} {r['window_s']:5.2f} s {r['first_image_s']:9.2f} s "
             f"{r['longest_gui_stall_ms']:6.1f} ms"
         )
-    refs = {c: reference(*c, demo) for c in CONDITIONS}
-    rows = [run(*c, app, demo, refs[c]) for c in CONDITIONS for _ in range(args.repeats)]
+    refs = {c: reference(*c, demo) for c in conditions}
+    rows = [run(*c, app, demo, refs[c]) for c in conditions for _ in range(args.repeats)]
     print(
         f"\n{'condition':26s} {'first image':>11s} {'plain c-v':>10s} {'10/s scrub on time':>18s} "
         f"{'blank':>5s} {'naive max':>9s} {'stall max':>9s} {'stall p99':>9s} {'retrying?':>9s} "
@@ -328,6 +340,11 @@ def main() -> int:
             f"{r['naive_slices_per_s']:6.1f}/s {r['longest_gui_stall_ms']:6.1f} ms {r['gui_stall_p99_ms']:6.1f} ms "
             f"{r['status_said_retrying']!s:>9s} {r['stall_opening_ms']:10.1f} ms"
         )
+    if args.scrub_only:
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"rows": rows}, indent=2))
+        return 0
     big = [big_scrub(app, colour_in_gui) for colour_in_gui in (True, False)]
     print(f"\n{'big volume, 10/s scrub':24s} {'region':>11s} {'stall, fill':>11s} {'outlines':>9s}")
     for r in big:
