@@ -38,10 +38,15 @@ def use_server(args) -> None:
 
 
 @contextlib.contextmanager
-def http_server(root: Path, latency_ms: float = 0, fail_rate: float = 0, seed: int = 0):
+def http_server(
+    root: Path, latency_ms: float = 0, fail_rate: float = 0, seed: int = 0, jitter_ms: float = 0
+):
     """The loopback server (tests/helpers/http_server.py, or SERVER_SCRIPT) as a separate
-    process. Failures spare info/provenance in both, so a layer opens and chunks fail."""
+    process. Failures spare info/provenance in both, so a layer opens and chunks fail.
+    ``jitter_ms``: each answer waits a further uniform random 0-jitter ms."""
     opts = ["--latency-ms", str(latency_ms), "--fail-rate", str(fail_rate), "--seed", str(seed)]
+    if jitter_ms:
+        opts += ["--jitter-ms", str(jitter_ms)]
     if SERVER_SCRIPT is not None:
         cmd = [sys.executable, str(SERVER_SCRIPT), str(root), "0", *opts]
         cmd += ["--spare-metadata", "--seconds", "3600"]
@@ -61,6 +66,37 @@ def http_server(root: Path, latency_ms: float = 0, fail_rate: float = 0, seed: i
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def rechunked_demo(chunk: tuple[int, int, int]) -> Path:
+    """The demo volume written again with ``chunk``-sized chunks in both layers (made once,
+    cached), e.g. (64, 64, 64), igneous's default: the same voxels, other requests."""
+    import numpy as np
+    from cloudvolume import CloudVolume
+
+    from imagery_gui.model.demo import cache_root, ensure_demo
+    from imagery_gui.model.writer import write_precomputed
+
+    root = cache_root() / f"bench-demo-{'x'.join(str(c) for c in chunk)}-v1"
+    if (root / "image" / "info").is_file():
+        return root
+    demo = ensure_demo()
+    tmp = root.with_name(root.name + ".partial")
+    for name, encoding in (("image", "jpeg"), ("segmentation", "compressed_segmentation")):
+        cv = CloudVolume(f"file://{demo.root / name}", progress=False)
+        arr = np.asarray(cv[cv.bounds])[..., 0]
+        write_precomputed(
+            tmp / name,
+            arr,
+            layer_type=name,
+            resolution=tuple(float(v) for v in cv.resolution),
+            voxel_offset=tuple(int(v) for v in cv.bounds.minpt),
+            chunk_size=chunk,
+            encoding=encoding,
+            num_mips=len(cv.available_mips),
+        )
+    tmp.rename(root)
+    return root
 
 
 def big_volume() -> Path:

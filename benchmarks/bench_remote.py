@@ -77,10 +77,17 @@ def reference(latency_ms: float, fail_rate: float, demo) -> tuple[float, float]:
     return min(r[0] for r in runs), min(r[1] for r in runs)
 
 
-def run(latency_ms: float, fail_rate: float, app, demo, t_ref: tuple[float, float]) -> dict:
+def run(
+    latency_ms: float,
+    fail_rate: float,
+    app,
+    demo,
+    t_ref: tuple[float, float],
+    jitter_ms: float = 0.0,
+) -> dict:
     from imagery_gui.settings import Settings
 
-    with http_server(demo.root, latency_ms, fail_rate, seed=1) as url:
+    with http_server(demo.root, latency_ms, fail_rate, seed=1, jitter_ms=jitter_ms) as url:
         settings = Settings()
         settings.fetch_timeout_s = 60.0
         win = viewer_window(settings, (1024 + 380, 800))
@@ -126,6 +133,7 @@ def run(latency_ms: float, fail_rate: float, app, demo, t_ref: tuple[float, floa
     return {
         "latency_ms": latency_ms,
         "fail_rate": fail_rate,
+        "jitter_ms": jitter_ms,
         "first_image_s": t_first,
         "stall_opening_ms": stall_open * 1e3,
         "plain_cloudvolume_open_and_slice_s": t_ref[0],
@@ -289,7 +297,16 @@ def main() -> int:
         "--conditions",
         nargs="+",
         metavar="MS:RATE",
-        help="scrub conditions as latency_ms:fail_rate (default: 100:0 100:0.2 200:0.1)",
+        help="scrub conditions as latency_ms:fail_rate[:jitter_ms] (default: 100:0 "
+        "100:0.2 200:0.1)",
+    )
+    ap.add_argument(
+        "--chunks",
+        nargs=3,
+        type=int,
+        metavar=("X", "Y", "Z"),
+        help="serve the demo re-written with chunks of this size in both layers "
+        "(default: the demo's own, 128 128 16)",
     )
     ap.add_argument("--scrub-only", action="store_true", help="only the first image and scrub rows")
     ap.add_argument("--cold-open", nargs=2, metavar=("URL", "DELAY"), help=argparse.SUPPRESS)
@@ -308,9 +325,15 @@ def main() -> int:
     # The viewer starts its read process at launch; here it is warm before the first
     # open, so every condition's first image is "open data in a running viewer".
     fetchproc.shared().wait_ready(60)
-    conditions = CONDITIONS
+    conditions: list[tuple[float, ...]] = list(CONDITIONS)
     if args.conditions:
-        conditions = [(float(c.split(":")[0]), float(c.split(":")[1])) for c in args.conditions]
+        conditions = [tuple(float(v) for v in c.split(":")) for c in args.conditions]
+    if args.chunks:
+        import types
+
+        demo = types.SimpleNamespace(
+            root=_remote.rechunked_demo(tuple(args.chunks)), center=demo.center
+        )
     cold = (
         [] if args.scrub_only else cold_opens(demo)
     )  # first: nothing else has run in this process's server yet
@@ -325,8 +348,10 @@ def main() -> int:
             f"{when:20s} {r['window_s']:5.2f} s {r['first_image_s']:9.2f} s "
             f"{r['longest_gui_stall_ms']:6.1f} ms"
         )
-    refs = {c: reference(*c, demo) for c in conditions}
-    rows = [run(*c, app, demo, refs[c]) for c in conditions for _ in range(args.repeats)]
+    refs = {c: reference(c[0], c[1], demo) for c in conditions}
+    rows = [
+        run(c[0], c[1], app, demo, refs[c], *c[2:]) for c in conditions for _ in range(args.repeats)
+    ]
     print(
         f"\n{'condition':26s} {'first image':>11s} {'plain c-v':>10s} {'10/s scrub on time':>18s} "
         f"{'blank':>5s} {'naive max':>9s} {'stall max':>9s} {'stall p99':>9s} {'retrying?':>9s} "
@@ -334,6 +359,8 @@ def main() -> int:
     )
     for r in rows:
         cond = f"{r['latency_ms']:.0f} ms, {r['fail_rate']:.0%} failing"
+        if r.get("jitter_ms"):
+            cond += f", +0-{r['jitter_ms']:.0f}"
         print(
             f"{cond:26s} {r['first_image_s']:9.2f} s {r['plain_cloudvolume_open_and_slice_s']:8.2f} s "
             f"{r['steps_on_time']:>11d} / {r['steps']:<4d} {r['steps_blank']:5d} "

@@ -56,7 +56,9 @@ NET_FORWARD_S = 0.2
 
 @dataclass(frozen=True)
 class ChildConfig:
-    download_threads: int = 20
+    # chunks in flight per layer read: a 1024x1024 view at 4 nm over 128x128 chunks is 64
+    # image chunks per slab, so one round trip brings the whole slab (20 took four)
+    download_threads: int = 64
     viewer_retries: bool = True
     nice: int = 10  # lower CPU priority than the viewer (POSIX; ignored elsewhere)
 
@@ -400,18 +402,21 @@ def _child_main(conn: Any, config: ChildConfig) -> None:
             for buf in buffers or ():
                 _send_all(sock, buf)
 
+    def flush_events() -> None:
+        with events_lock:
+            batch = events[:]
+            events.clear()
+        if batch:
+            send(("net", batch))
+
     def forwarder() -> None:
         while True:
             urgent.wait(NET_FORWARD_S)
             urgent.clear()
-            with events_lock:
-                batch = events[:]
-                events.clear()
-            if batch:
-                try:
-                    send(("net", batch))
-                except (OSError, ValueError):
-                    return
+            try:
+                flush_events()
+            except (OSError, ValueError):
+                return
             if os.getppid() != parent:
                 os._exit(0)  # the viewer is gone
 
@@ -445,6 +450,10 @@ def _child_main(conn: Any, config: ChildConfig) -> None:
                 first_read[0] = False
                 startlog.mark("read process first slab")
         with contextlib.suppress(OSError, ValueError):  # the parent is gone
+            # the HTTP outcomes of this read first: the viewer says "retrying" by them, and
+            # a read whose retries took less than one forwarding period would otherwise
+            # arrive before them
+            flush_events()
             send(msg, buffers)
 
     def warm() -> None:

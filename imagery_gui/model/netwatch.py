@@ -82,11 +82,16 @@ def totals() -> dict[str, int]:
 
 #: The viewer's retry policy for HTTP reads: cloud-files' own (7 attempts, waits of up
 #: to a minute) keeps a read against a dead server alive for minutes after the viewer has
-#: given up on it. 5 attempts with waits of 0.25-4 s fail within seconds instead; the
-#: fetch timeout bounds what the user waits for either way.
-VIEWER_ATTEMPTS = 5
-POOL_MAXSIZE = 32
-VIEWER_WAIT = (0.25, 4.0)
+#: given up on it. Here a failed chunk is tried again after a random wait of up to 60 ms,
+#: then up to 120, 240, 480 ms and 1 s (random exponential: backoff with jitter), 8
+#: attempts in all: a small chunk lost to a busy server costs tens of ms rather than the
+#: 0.25-4 s of before, which held up whole slabs with 20-30% of requests failing
+#: (benchmarks/bench_remote.py), and with 30% failing a chunk still fails for good only
+#: once in 15,000. The fetch timeout bounds what the user waits for either way.
+VIEWER_ATTEMPTS = 8
+#: Connections kept per host: the read process has up to 64 download threads per layer.
+POOL_MAXSIZE = 128
+VIEWER_WAIT = (0.03, 1.0)
 
 
 def install(viewer_retries: bool = False) -> None:

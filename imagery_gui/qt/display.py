@@ -355,7 +355,7 @@ class SliceDisplay(QObject):
                 keys.append(k)
         if keys:
             self.fetch_requests += 1
-            self.fetcher.request(keys, self._source())
+            self.fetcher.request(keys, self._source(), first_alone=key not in self.cache)
 
     @Slot(int, object)
     def _on_fetcher_slab_ready(self, generation: int, slab: SlabData) -> None:

@@ -22,7 +22,7 @@ import time
 import traceback
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,8 @@ POLL_S = 0.02
 #: Reads that outlived their timeout keep running until cloud-files gives up on them; no
 #: more than this many may be pending at once, so a dead server cannot multiply threads.
 MAX_PENDING_READS = 4
+#: Slabs one request reads at once (the one needed now and the next ones of a scrub).
+PARALLEL_SLABS = 3
 #: Worker threads run at this nice value (Linux: per thread), so on a busy machine the
 #: GUI thread gets the CPU first and a frame does not wait for an outline in the works.
 WORKER_NICE = 10
@@ -56,8 +58,9 @@ def lower_this_thread() -> None:
 @dataclass(frozen=True, slots=True)
 class FetchRequest:
     generation: int
-    keys: tuple[SlabKey, ...]  # first = needed now; the rest are prefetch
+    keys: tuple[SlabKey, ...]  # in order of need (prefetch after the first)
     source: Any  # what to read through (display.ReadSource: ``source.load(key)``)
+    first_alone: bool = False  # the first is on screen now: read it before the others
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,53 +115,6 @@ class FetchWorker(QObject):
         gen, wanted = self.latest
         return generation >= gen or key in wanted
 
-    def _run(
-        self, generation: int, key: SlabKey, deadline: float | None, source: Any
-    ) -> Outcome | None:
-        """Read one slab in a daemon thread; None if abandoned (superseded or closing).
-        Past ``deadline`` (monotonic) the outcome is a SourceTimeoutError."""
-        outcome = Outcome()
-
-        def target() -> None:
-            try:
-                outcome.value = source.load(key)
-            except BaseException as exc:  # noqa: BLE001 - handed to the GUI as a message
-                outcome.error = exc
-            finally:
-                outcome.done.set()
-
-        self._readers = [t for t in self._readers if t.is_alive()]
-        while len(self._readers) >= MAX_PENDING_READS:
-            self.activity.emit(
-                True, f"waiting: {len(self._readers)} earlier reads have not been answered yet"
-            )
-            if self.stopping or not self._wanted(generation, key):
-                return None
-            if deadline is not None and time.monotonic() > deadline:
-                outcome.error = self._timeout_error()
-                return outcome
-            time.sleep(0.1)
-            self._readers = [t for t in self._readers if t.is_alive()]
-        reader = threading.Thread(target=target, name="imagery-gui-read", daemon=True)
-        reader.start()
-        self._readers.append(reader)
-        last_note = 0.0
-        started = time.monotonic()
-        noted = False
-        while not outcome.done.wait(POLL_S):
-            if self.stopping or not self._wanted(generation, key):
-                return None
-            now = time.monotonic()
-            if now - last_note > 0.25:
-                last_note = now
-                noted = self._note_retries(3.0) or noted
-            if deadline is not None and now > deadline:
-                outcome.error = self._timeout_error()
-                return outcome
-        if not noted:  # a read that retried between two looks: still say so, once
-            self._note_retries(time.monotonic() - started + POLL_S)
-        return outcome
-
     def _note_retries(self, window_s: float) -> bool:
         """Tell the status bar that requests failed and are retried; True if any did."""
         status = netwatch.recent(window_s)
@@ -182,48 +138,134 @@ class FetchWorker(QObject):
             "or very slow); change the limit in Settings > Fetch timeout"
         )
 
+    def _start(self, key: SlabKey, source: Any) -> tuple[Outcome, threading.Thread]:
+        """Start reading one slab in a daemon thread."""
+        outcome = Outcome()
+
+        def target() -> None:
+            try:
+                outcome.value = source.load(key)
+            except BaseException as exc:  # noqa: BLE001 - handed to the GUI as a message
+                outcome.error = exc
+            finally:
+                outcome.done.set()
+
+        reader = threading.Thread(target=target, name="imagery-gui-read", daemon=True)
+        reader.start()
+        self._readers.append(reader)
+        return outcome, reader
+
     @Slot(object)
     def process(self, request: FetchRequest) -> None:
+        """Read the request's slabs, up to PARALLEL_SLABS at once (started in the request's
+        order: the one needed now first, then prefetch), each delivered when it is there.
+        Over a slow or failing network one slab's read is mostly waiting (round trips, a
+        retried chunk), so reading the next slabs meanwhile is what keeps a scrub ahead."""
         if self.stopping or not self._wanted(request.generation, request.keys[0]):
             return  # superseded while queued: never started
         self.activity.emit(True, "fetching")
+        todo = list(request.keys)
+        active: list[_Read] = []
+        failed = False
+        last_note = 0.0
         try:
-            for key in request.keys:
-                if self.stopping or not self._wanted(request.generation, key):
+            while todo or active:
+                if self.stopping:
                     return
-                if self._delivered.get(key, -1) >= request.generation:
-                    continue  # delivered after this request was made
-                # The user's fetch timeout bounds the whole wait for this slab, tries
-                # below included.
-                deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
-                outcome = self._run(request.generation, key, deadline, request.source)
-                attempts = 1
-                # A server error that survived cloud-files' retries (a bad moment for one
-                # chunk among many) gets two more tries before the user hears of it.
-                while (
-                    outcome is not None
-                    and isinstance(outcome.error, SourceUnavailableError)
-                    and not isinstance(outcome.error, SourceTimeoutError)
-                    and attempts < 3
-                ):
-                    self.activity.emit(True, f"{outcome.error}; trying again")
-                    outcome = self._run(request.generation, key, deadline, request.source)
-                    attempts += 1
-                if outcome is None:
-                    return
-                if outcome.error is not None:
-                    self.slabFailed.emit(request.generation, key, outcome.error)
-                    if not isinstance(outcome.error, ImageryGuiError):
-                        traceback.print_exception(outcome.error)
-                    return
-                self._delivered[key] = self.latest[0]
-                self._delivered.move_to_end(key)
-                while len(self._delivered) > 64:
-                    self._delivered.popitem(last=False)
-                self.slabReady.emit(request.generation, outcome.value)
+                # start what may start
+                # A slab the view waits for is read alone: the network is its own.
+                first = request.keys[0]
+                waiting_for_first = request.first_alone and (
+                    (todo and todo[0] == first) or any(r.key == first for r in active)
+                )
+                limit = 1 if waiting_for_first else PARALLEL_SLABS
+                while todo and not failed and len(active) < limit:
+                    key = todo[0]
+                    if not self._wanted(request.generation, key):
+                        todo.pop(0)
+                        continue
+                    if self._delivered.get(key, -1) >= request.generation:
+                        todo.pop(0)  # delivered after this request was made
+                        continue
+                    self._readers = [t for t in self._readers if t.is_alive()]
+                    if len(self._readers) >= MAX_PENDING_READS:
+                        if not active:
+                            self.activity.emit(
+                                True,
+                                f"waiting: {len(self._readers)} earlier reads have not been "
+                                "answered yet",
+                            )
+                        break
+                    todo.pop(0)
+                    # The user's fetch timeout bounds the whole wait for this slab, tries
+                    # below included.
+                    deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
+                    outcome, _ = self._start(key, request.source)
+                    active.append(_Read(key, outcome, deadline))
+                if not active:
+                    if failed or not todo:
+                        return
+                    time.sleep(0.1)  # at the limit of pending reads: wait for one to end
+                    continue
+                active[0].outcome.done.wait(POLL_S)
+                now = time.monotonic()
+                if now - last_note > 0.25:
+                    last_note = now
+                    if self._note_retries(3.0):
+                        for r in active:
+                            r.noted = True
+                for read in list(active):
+                    if not self._wanted(request.generation, read.key):
+                        active.remove(read)  # superseded: left to finish on its own
+                        continue
+                    if not read.outcome.done.is_set():
+                        if read.deadline is not None and now > read.deadline:
+                            read.outcome.error = self._timeout_error()
+                        else:
+                            continue
+                    err = read.outcome.error
+                    if (
+                        isinstance(err, SourceUnavailableError)
+                        and not isinstance(err, SourceTimeoutError)
+                        and read.attempts < 3
+                    ):
+                        # A server error that survived cloud-files' retries (a bad moment
+                        # for one chunk among many) gets two more tries before the user
+                        # hears of it.
+                        self.activity.emit(True, f"{err}; trying again")
+                        read.outcome, _ = self._start(read.key, request.source)
+                        read.attempts += 1
+                        read.noted = True
+                        continue
+                    active.remove(read)
+                    if not read.noted:  # it retried between two looks: still say so, once
+                        read.noted = self._note_retries(now - read.started + POLL_S)
+                    if err is not None:
+                        failed = True  # no new reads; the ones under way are delivered
+                        self.slabFailed.emit(request.generation, read.key, err)
+                        if not isinstance(err, ImageryGuiError):
+                            traceback.print_exception(err)
+                        continue
+                    self._delivered[read.key] = self.latest[0]
+                    self._delivered.move_to_end(read.key)
+                    while len(self._delivered) > 64:
+                        self._delivered.popitem(last=False)
+                    self.slabReady.emit(request.generation, read.outcome.value)
         finally:
             if not self.stopping:
                 self.activity.emit(False, "")
+
+
+@dataclass(slots=True)
+class _Read:
+    """A slab read under way in :meth:`FetchWorker.process`."""
+
+    key: SlabKey
+    outcome: Outcome
+    deadline: float | None
+    attempts: int = 1
+    started: float = field(default_factory=time.monotonic)
+    noted: bool = False  # the status bar was told of retries while it ran
 
 
 class OutlineWorker(QObject):
@@ -338,13 +380,14 @@ class Fetcher(_Threaded):
     def signals(self) -> FetchWorker:
         return self.worker  # type: ignore[return-value]
 
-    def request(self, keys: list[SlabKey], source: Any) -> int:
-        """Ask for slabs (first = needed now) read through ``source``; supersedes every
-        earlier request."""
+    def request(self, keys: list[SlabKey], source: Any, first_alone: bool = False) -> int:
+        """Ask for slabs (in order of need) read through ``source``; supersedes every
+        earlier request. ``first_alone``: the first is on screen now, so it is read before
+        the others start (they would share its network)."""
         self.generation += 1
         self.worker.latest = (self.generation, frozenset(keys))
         if keys:
-            self._send(FetchRequest(self.generation, tuple(keys), source))
+            self._send(FetchRequest(self.generation, tuple(keys), source, first_alone))
         return self.generation
 
     def set_timeout(self, seconds: float | None) -> None:

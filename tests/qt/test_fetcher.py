@@ -116,7 +116,30 @@ def test_prefetch_order_and_results_carry_generation(qtbot, source, make_fetcher
         source.open(k)
     gen = fetcher.request([key(1), key(2), key(0)])
     qtbot.waitUntil(lambda: len(got) == 3, timeout=5000)
-    assert got == [(gen, 1), (gen, 2), (gen, 0)]
+    assert source.started == [key(1), key(2), key(0)]  # started in the request's order
+    assert sorted(got) == [(gen, 0), (gen, 1), (gen, 2)]  # each delivered once, when there
+    assert fetcher.close()
+
+
+def test_slabs_are_read_several_at_once_and_each_delivered_when_there(qtbot, source, make_fetcher):
+    from imagery_gui.qt.workers import PARALLEL_SLABS
+
+    fetcher = make_fetcher(source, timeout_s=None)
+    got = []
+    fetcher.signals.slabReady.connect(lambda g, s: got.append(s.key.z0))
+    keys = [key(z) for z in range(PARALLEL_SLABS + 2)]
+    fetcher.request(keys)
+    # the first PARALLEL_SLABS are under way together, none finished
+    qtbot.waitUntil(lambda: len(source.started) == PARALLEL_SLABS, timeout=5000)
+    qtbot.wait(100)
+    assert source.started == keys[:PARALLEL_SLABS] and got == []
+    source.open(keys[1])  # a later one first: delivered at once, and the next one starts
+    qtbot.waitUntil(lambda: got == [1], timeout=5000)
+    qtbot.waitUntil(lambda: len(source.started) == PARALLEL_SLABS + 1, timeout=5000)
+    assert source.started[-1] == keys[PARALLEL_SLABS]
+    for k in keys:
+        source.open(k)
+    qtbot.waitUntil(lambda: sorted(got) == list(range(len(keys))), timeout=5000)
     assert fetcher.close()
 
 
@@ -282,3 +305,21 @@ def test_the_gui_thread_outline_estimate_learns_from_slow_outlines(qtbot, monkey
     display.set_geometry(render.Geometry(outline=True, width=2, side="out"))
     assert display._outline_estimate_ms(visible, local.size) == float("inf")  # 50 segments
     display.close()
+
+
+def test_a_slab_on_screen_now_is_read_alone_then_the_prefetch_together(qtbot, source, make_fetcher):
+    fetcher = make_fetcher(source, timeout_s=None)
+    got = []
+    fetcher.signals.slabReady.connect(lambda g, s: got.append(s.key.z0))
+    keys = [key(5), key(6), key(7)]
+    Fetcher.request(fetcher, keys, source, first_alone=True)
+    qtbot.waitUntil(lambda: source.started == [key(5)], timeout=5000)
+    qtbot.wait(150)
+    assert source.started == [key(5)]  # the prefetch waits for it
+    source.open(key(5))
+    qtbot.waitUntil(lambda: got == [5], timeout=5000)
+    qtbot.waitUntil(lambda: set(source.started) == set(keys), timeout=5000)
+    source.open(key(6))
+    source.open(key(7))
+    qtbot.waitUntil(lambda: sorted(got) == [5, 6, 7], timeout=5000)
+    assert fetcher.close()
