@@ -25,6 +25,10 @@ Measured in the same run, for each condition:
   timeout (10 s) and with 3 s, and whether the view loads again once the source is back.
 
     QT_QPA_PLATFORM=offscreen python benchmarks/bench_remote.py [--json out.json]
+
+``--scrub-only --conditions MS:RATE[:JITTER] ...`` runs only the first-image and scrub rows
+under those conditions; ``--chunks X Y Z`` serves the demo rewritten with other chunks,
+``--sharded`` its full-resolution scale rewritten as sharded Precomputed.
 """
 
 from __future__ import annotations
@@ -308,6 +312,11 @@ def main() -> int:
         help="serve the demo re-written with chunks of this size in both layers "
         "(default: the demo's own, 128 128 16)",
     )
+    ap.add_argument(
+        "--sharded",
+        action="store_true",
+        help="serve the demo's full-resolution scale rewritten as sharded Precomputed",
+    )
     ap.add_argument("--scrub-only", action="store_true", help="only the first image and scrub rows")
     ap.add_argument("--cold-open", nargs=2, metavar=("URL", "DELAY"), help=argparse.SUPPRESS)
     _remote.add_server_option(ap)
@@ -328,7 +337,11 @@ def main() -> int:
     conditions: list[tuple[float, ...]] = list(CONDITIONS)
     if args.conditions:
         conditions = [tuple(float(v) for v in c.split(":")) for c in args.conditions]
-    if args.chunks:
+    if args.sharded:
+        import types
+
+        demo = types.SimpleNamespace(root=_remote.sharded_demo(), center=demo.center)
+    elif args.chunks:
         import types
 
         demo = types.SimpleNamespace(

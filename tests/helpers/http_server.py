@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -142,6 +143,27 @@ class LoopbackServer(BoundedServer):
             def do_HEAD(self) -> None:
                 self.do_GET()
 
+            def _send_file(self, data: bytes) -> None:
+                """The file, or the one byte range asked for (``bytes=a-b``, ``a-``, ``-n``):
+                sharded layers read their shard indexes and chunks by range."""
+                headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+                rng = self.headers.get("Range", "")
+                m = re.fullmatch(r"bytes=(\d*)-(\d*)", rng.strip())
+                if not m or not (m.group(1) or m.group(2)):
+                    self._send(200, data, headers)
+                    return
+                n = len(data)
+                if m.group(1):
+                    start = int(m.group(1))
+                    end = min(int(m.group(2)), n - 1) if m.group(2) else n - 1
+                else:
+                    start, end = max(0, n - int(m.group(2))), n - 1
+                if start >= n or start > end:
+                    self._send(416, b"", {"Content-Range": f"bytes */{n}"})
+                    return
+                headers["Content-Range"] = f"bytes {start}-{end}/{n}"
+                self._send(206, data[start : end + 1], headers)
+
             def do_GET(self) -> None:
                 srv = server_ref
                 path = unquote(urlsplit(self.path).path)
@@ -168,9 +190,7 @@ class LoopbackServer(BoundedServer):
                     )
                     return
                 if target.is_file():
-                    self._send(
-                        200, target.read_bytes(), {"Content-Type": "application/octet-stream"}
-                    )
+                    self._send_file(target.read_bytes())
                     return
                 for suffix, enc in _ENCODINGS:
                     alt = target.with_name(target.name + suffix)
