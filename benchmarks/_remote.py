@@ -104,12 +104,8 @@ def sharded_demo() -> Path:
     """The demo volume's full-resolution scale written again as sharded Precomputed (both
     layers, the demo's 128x128x16 chunks, about 8 MB of voxels per shard), as H01 and
     MICrONS serve theirs (made once, cached)."""
-    import copy
-
-    import numpy as np
-    from cloudvolume import Bbox, CloudVolume
-
     from imagery_gui.model.demo import cache_root, ensure_demo
+    from tests.helpers.volumes import sharded_copy
 
     root = cache_root() / "bench-demo-sharded-v1"
     if (root / "image" / "info").is_file():
@@ -118,24 +114,7 @@ def sharded_demo() -> Path:
     tmp = root.with_name(root.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     for name in ("image", "segmentation"):
-        src = CloudVolume(f"file://{demo.root / name}", progress=False)
-        info = copy.deepcopy(src.info)
-        info["scales"] = info["scales"][:1]
-        dst = CloudVolume(f"file://{tmp / name}", info=info, progress=False)
-        dst.image.to_sharded(uncompressed_shard_bytesize=8 * 1024**2, mip=0)
-        dst.commit_info()
-        arr = np.asarray(src[src.bounds])
-        lo = np.array(src.bounds.minpt, dtype=np.int64)
-        hi = np.array(src.bounds.maxpt, dtype=np.int64)
-        shape = np.array(dst.image.shard_shape(0), dtype=np.int64)
-        for x in range(lo[0], hi[0], shape[0]):
-            for y in range(lo[1], hi[1], shape[1]):
-                for z in range(lo[2], hi[2], shape[2]):
-                    a = np.array([x, y, z])
-                    b = np.minimum(a + shape, hi)
-                    part = arr[a[0] - lo[0] : b[0] - lo[0], a[1] - lo[1] : b[1] - lo[1],
-                               a[2] - lo[2] : b[2] - lo[2]]  # fmt: skip
-                    dst[Bbox(a, b)] = np.ascontiguousarray(part)
+        sharded_copy(f"file://{demo.root / name}", tmp / name)
     tmp.rename(root)
     return root
 
