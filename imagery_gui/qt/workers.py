@@ -168,6 +168,7 @@ class FetchWorker(QObject):
         active: list[_Read] = []
         failed = False
         last_note = 0.0
+        blocked_since: float | None = None
         try:
             while todo or active:
                 if self.stopping:
@@ -205,8 +206,16 @@ class FetchWorker(QObject):
                 if not active:
                     if failed or not todo:
                         return
-                    time.sleep(0.1)  # at the limit of pending reads: wait for one to end
+                    # At the limit of pending reads (earlier ones a slow or hung server has
+                    # not answered): wait for one to end, within the fetch timeout.
+                    if blocked_since is None:
+                        blocked_since = time.monotonic()
+                    elif self.timeout_s and time.monotonic() - blocked_since > self.timeout_s:
+                        self.slabFailed.emit(request.generation, todo[0], self._timeout_error())
+                        return
+                    time.sleep(0.1)
                     continue
+                blocked_since = None
                 active[0].outcome.done.wait(POLL_S)
                 now = time.monotonic()
                 if now - last_note > 0.25:

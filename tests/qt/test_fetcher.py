@@ -323,3 +323,23 @@ def test_a_slab_on_screen_now_is_read_alone_then_the_prefetch_together(qtbot, so
     source.open(key(7))
     qtbot.waitUntil(lambda: sorted(got) == [5, 6, 7], timeout=5000)
     assert fetcher.close()
+
+
+def test_waiting_behind_unanswered_reads_still_ends_within_the_fetch_timeout(
+    qtbot, source, make_fetcher
+):
+    from imagery_gui.model.errors import SourceTimeoutError
+    from imagery_gui.qt.workers import MAX_PENDING_READS
+
+    fetcher = make_fetcher(source, timeout_s=0.5)
+    failed = []
+    fetcher.signals.slabFailed.connect(lambda g, k, e: failed.append((k, e)))
+    for z in range(MAX_PENDING_READS):  # reads a hung server never answers, each given up
+        fetcher.request([key(z)])
+        qtbot.waitUntil(lambda z=z: key(z) in source.started, timeout=5000)
+    fetcher.request([key(99)])  # no reader may start now: all four still wait
+    qtbot.waitUntil(lambda: bool(failed), timeout=10000)
+    k, err = failed[0]
+    assert k == key(99) and isinstance(err, SourceTimeoutError)
+    assert key(99) not in source.started
+    assert fetcher.close()
