@@ -153,14 +153,7 @@ class FetchProcess:
 
     def wait_warm(self, timeout: float | None = None) -> bool:
         """Wait until reads here are fast (:meth:`is_warm`); False if it died or time ran out."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.dead is None:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return False
-            if self._warm.wait(0.1 if left is None else min(left, 0.1)):
-                return self.dead is None
-        return False
+        return self._warm.wait(timeout) and self.dead is None
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait until the child has started and connected; False if it died or time ran out."""
@@ -200,6 +193,7 @@ class FetchProcess:
         if self.dead is None:
             self.dead = why
         self._ready.set()
+        self._warm.set()  # nobody waits for a dead child to warm up (is_warm() stays False)
         with self._pending_lock:
             pending, self._pending = self._pending, {}
         for p in pending.values():

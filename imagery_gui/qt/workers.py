@@ -138,7 +138,7 @@ class FetchWorker(QObject):
             "or very slow); change the limit in Settings > Fetch timeout"
         )
 
-    def _start(self, key: SlabKey, source: Any) -> tuple[Outcome, threading.Thread]:
+    def _start(self, key: SlabKey, source: Any) -> Outcome:
         """Start reading one slab in a daemon thread."""
         outcome = Outcome()
 
@@ -153,7 +153,7 @@ class FetchWorker(QObject):
         reader = threading.Thread(target=target, name="imagery-gui-read", daemon=True)
         reader.start()
         self._readers.append(reader)
-        return outcome, reader
+        return outcome
 
     @Slot(object)
     def process(self, request: FetchRequest) -> None:
@@ -201,8 +201,7 @@ class FetchWorker(QObject):
                     # The user's fetch timeout bounds the whole wait for this slab, tries
                     # below included.
                     deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
-                    outcome, _ = self._start(key, request.source)
-                    active.append(_Read(key, outcome, deadline))
+                    active.append(_Read(key, self._start(key, request.source), deadline))
                 if not active:
                     if failed or not todo:
                         return
@@ -242,7 +241,7 @@ class FetchWorker(QObject):
                         # for one chunk among many) gets two more tries before the user
                         # hears of it.
                         self.activity.emit(True, f"{err}; trying again")
-                        read.outcome, _ = self._start(read.key, request.source)
+                        read.outcome = self._start(read.key, request.source)
                         read.attempts += 1
                         read.noted = True
                         continue
