@@ -626,18 +626,46 @@ class Layer:
         cv = self.open()
         vlo, vhi = self.bounds(mip)
         inner = Bbox(np.maximum(lo, vlo), np.minimum(hi, vhi))
-        with translate_errors(self.label):
-            exists = cv.image.exists(inner, mip)
         mask = np.zeros(tuple(int(v) for v in (hi - lo)[::-1]), dtype=bool)
-        for path, present in exists.items():
-            if present:
-                continue
-            box = Bbox.from_filename(path.rsplit("/", 1)[-1])
+        with translate_errors(self.label):
+            if cv.image.is_sharded(mip):
+                absent = self._absent_sharded(cv, inner, mip)
+            else:
+                absent = [
+                    Bbox.from_filename(path.rsplit("/", 1)[-1])
+                    for path, present in cv.image.exists(inner, mip).items()
+                    if not present
+                ]
+        for box in absent:
             a = np.maximum(box.minpt, lo) - lo
             b = np.minimum(box.maxpt, hi) - lo
             if np.all(b > a):
                 mask[a[2] : b[2], a[1] : b[1], a[0] : b[0]] = True
         return mask
+
+    def _absent_sharded(self, cv: Any, inner: Any, mip: int) -> list:
+        """The chunk boxes within ``inner`` that a sharded scale does not hold: asked of
+        the shards' indexes (cloud-volume's ``image.exists`` looks for unsharded chunk
+        files, of which a sharded scale has none, so it calls every chunk absent)."""
+        from cloudvolume import Bbox
+        from cloudvolume.datasource.precomputed.common import compressed_morton_code
+
+        vlo, vhi = (np.asarray(v, dtype=np.int64) for v in self.bounds(mip))
+        chunk = np.asarray(self.chunk_size(mip), dtype=np.int64)
+        g0 = (np.asarray(inner.minpt, dtype=np.int64) - vlo) // chunk
+        g1 = -(-(np.asarray(inner.maxpt, dtype=np.int64) - vlo) // chunk)
+        axes = [np.arange(g0[i], g1[i]) for i in range(3)]
+        grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+        if not len(grid):
+            return []
+        codes = compressed_morton_code(grid, -(-(vhi - vlo) // chunk))
+        found = cv.image.shard_reader(mip).exists([int(c) for c in codes], path=cv.meta.key(mip))
+        absent = []
+        for gp, code in zip(grid, codes):
+            if found.get(int(code)) is None:
+                box_lo = vlo + gp * chunk
+                absent.append(Bbox(box_lo, np.minimum(box_lo + chunk, vhi)))
+        return absent
 
     def read(
         self,
