@@ -72,13 +72,20 @@ class BoundedServer:
         self.stop()
 
 
+#: Bytes of an answer sent at a time under a ``bandwidth`` limit.
+_PIECE = 16 * 1024
+
+
 class LoopbackServer(BoundedServer):
     """``with LoopbackServer(root, latency=0.1, fail_rate=0.2) as srv: srv.url``.
 
     Attributes can be changed while running: ``latency`` (s), ``jitter`` (s), ``fail_rate``,
     ``fail_status``, ``down`` (every request fails), ``spare_metadata`` (never fail
     ``info``/``provenance``), ``hang`` (hold requests this many seconds, as a dead server),
-    ``corrupt`` (a set of path substrings answered with garbage bytes).
+    ``corrupt`` (a set of path substrings answered with garbage bytes), ``bandwidth``
+    (bytes a second all answers share, one after another as on one link; 0: no limit),
+    ``straggle_rate`` and ``straggle`` (that share of requests waits that many seconds
+    more: stragglers).
     """
 
     def __init__(
@@ -91,8 +98,15 @@ class LoopbackServer(BoundedServer):
         spare_metadata: bool = True,
         seed: int = 0,
         max_seconds: float = 600.0,
+        bandwidth: float = 0.0,
+        straggle_rate: float = 0.0,
+        straggle: float = 0.0,
     ) -> None:
         self.root = Path(root).resolve()
+        self.bandwidth = bandwidth
+        self.straggle_rate = straggle_rate
+        self.straggle = straggle
+        self._link_free = 0.0  # when the shared link has sent what it was given
         self.latency = latency
         self.jitter = jitter
         self.fail_rate = fail_rate
@@ -120,7 +134,23 @@ class LoopbackServer(BoundedServer):
 
     def _delay(self) -> float:
         with self._lock:
-            return self.latency + (self._rng.uniform(0, self.jitter) if self.jitter else 0.0)
+            delay = self.latency + (self._rng.uniform(0, self.jitter) if self.jitter else 0.0)
+            if self.straggle_rate and self._rng.random() < self.straggle_rate:
+                self.counts["straggled"] += 1
+                delay += self.straggle
+            return delay
+
+    def _wait_for_link(self, nbytes: int) -> None:
+        """With a ``bandwidth``, wait until the shared link has room for ``nbytes`` more
+        (answers are sent in pieces, each waiting its turn: concurrent answers share the
+        link about equally, as flows on a bottleneck link do)."""
+        if not self.bandwidth:
+            return
+        with self._lock:
+            start = max(time.monotonic(), self._link_free)
+            self._link_free = start + nbytes / self.bandwidth
+            until = self._link_free
+        time.sleep(max(until - time.monotonic(), 0.0))
 
     def __enter__(self) -> LoopbackServer:
         server_ref = self
@@ -137,8 +167,16 @@ class LoopbackServer(BoundedServer):
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                if self.command != "HEAD":
+                if self.command == "HEAD":
+                    return
+                if not server_ref.bandwidth:
                     self.wfile.write(body)
+                    return
+                for i in range(0, len(body), _PIECE):
+                    piece = body[i : i + _PIECE]
+                    server_ref._wait_for_link(len(piece))
+                    self.wfile.write(piece)
+                    self.wfile.flush()
 
             def do_HEAD(self) -> None:
                 self.do_GET()
@@ -220,6 +258,9 @@ def main() -> None:
     ap.add_argument("--fail-rate", type=float, default=0.0)
     ap.add_argument("--seconds", type=float, default=1800.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--bandwidth-mbps", type=float, default=0.0, help="megabytes a second")
+    ap.add_argument("--straggle-rate", type=float, default=0.0)
+    ap.add_argument("--straggle-ms", type=float, default=0.0)
     a = ap.parse_args()
     srv = LoopbackServer(
         a.root,
@@ -228,6 +269,9 @@ def main() -> None:
         fail_rate=a.fail_rate,
         seed=a.seed,
         max_seconds=a.seconds,
+        bandwidth=a.bandwidth_mbps * 1e6,
+        straggle_rate=a.straggle_rate,
+        straggle=a.straggle_ms / 1000,
     )
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
