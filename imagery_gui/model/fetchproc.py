@@ -268,8 +268,8 @@ class FetchProcess:
                     _, rid, blob, text = msg
                     self._finish(rid, error=_unpickle_error(blob, text))
                 elif kind == "net":
-                    for url, status, error in msg[1]:
-                        netwatch.record(url, status, error)
+                    for url, status, error, transfer in msg[1]:
+                        netwatch.record(url, status, error, transfer)
                 elif kind == "warm":
                     self._warm.set()
             except (EOFError, OSError) as exc:
@@ -373,13 +373,13 @@ def _child_main(conn: Any, config: ChildConfig) -> None:
         with contextlib.suppress(AttributeError, OSError):
             os.nice(config.nice)
     netwatch.install(viewer_retries=config.viewer_retries)
-    events: list[tuple[str, int | None, str | None]] = []
+    events: list[tuple[str, int | None, str | None, tuple | None]] = []
     events_lock = threading.Lock()
     urgent = threading.Event()
 
-    def forward(url: str, status: int | None, error: str | None) -> None:
+    def forward(url: str, status: int | None, error: str | None, transfer) -> None:
         with events_lock:
-            events.append((url, status, error))
+            events.append((url, status, error, transfer))
         if error is not None or (status is not None and (status >= 500 or status == 429)):
             urgent.set()  # failures are news now: the status bar says "retrying"
 

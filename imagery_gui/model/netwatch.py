@@ -22,8 +22,12 @@ DEFAULT_TIMEOUT = (10.0, 60.0)
 
 _lock = threading.Lock()
 _events: deque[tuple[float, str, int | None, str | None]] = deque(maxlen=4096)
+#: Successful chunk reads: (when it ended, seconds, seconds waiting for the answer to start,
+#: bytes). The rest of each read's time is its body arriving.
+_transfers: deque[tuple[float, float, float, int]] = deque(maxlen=4096)
+_local = threading.local()  # the time to the answer's start of this thread's last request
 _installed = False
-_totals = {"requests": 0, "errors": 0}
+_totals = {"requests": 0, "errors": 0, "hedges": 0, "hedges_won": 0}
 _forward = None
 
 
@@ -39,7 +43,17 @@ class NetStatus:
         return self.errors > 0
 
 
-def record(url: str, status: int | None, error: str | None = None) -> None:
+def record(
+    url: str, status: int | None, error: str | None = None, transfer: tuple | None = None
+) -> None:
+    """One HTTP outcome; ``transfer`` = (seconds, seconds to the answer's start, bytes) for
+    a chunk read that succeeded."""
+    if transfer is not None:
+        with _lock:
+            _transfers.append((time.monotonic(), *transfer))
+        if _forward is not None:
+            _forward(url, status, error, transfer)
+        return
     host = urlsplit(url).netloc
     bad = error is not None or (status is not None and (status >= 500 or status == 429))
     with _lock:
@@ -47,12 +61,12 @@ def record(url: str, status: int | None, error: str | None = None) -> None:
         _totals["requests"] += 1
         _totals["errors"] += int(bad)
     if _forward is not None:
-        _forward(url, status, error)
+        _forward(url, status, error, None)
 
 
 def set_forward(fn) -> None:
-    """Also hand every outcome to ``fn(url, status, error)`` (the read process sends them
-    on to the viewer's process)."""
+    """Also hand every outcome to ``fn(url, status, error, transfer)`` (the read process
+    sends them on to the viewer's process)."""
     global _forward
     _forward = fn
 
@@ -73,6 +87,51 @@ def recent(window_s: float = 3.0) -> NetStatus:
                     last = error or f"HTTP {status}"
                     host = h
     return NetStatus(n, errors, last, host)
+
+
+def body_share(window_s: float = 8.0, least: int = 8) -> float | None:
+    """Of the time recent chunk reads took, the share spent receiving their bodies (the
+    rest is waiting for the answer to start: round trips, the server). Near 0 the link
+    waits on round trips, and more reads at once deliver more; near 1 its bandwidth is
+    the limit. None with fewer than ``least`` reads in the window."""
+    cutoff = time.monotonic() - window_s
+    total = waiting = 0.0
+    n = 0
+    with _lock:
+        for t, seconds, wait, _nbytes in reversed(_transfers):
+            if t < cutoff:
+                break
+            total += seconds
+            waiting += min(wait, seconds)
+            n += 1
+    if n < least or total <= 0:
+        return None
+    return (total - waiting) / total
+
+
+def body_rate(window_s: float = 8.0) -> tuple[float, int] | None:
+    """(bytes a second while bodies were arriving, bytes) of recent chunk reads: the
+    bytes over the union of the times their bodies took. When the bandwidth is the limit
+    (see :func:`body_share`) that is what the link carries. None without reads."""
+    cutoff = time.monotonic() - window_s
+    spans = []
+    nbytes = 0
+    with _lock:
+        for t, seconds, wait, size in reversed(_transfers):
+            if t < cutoff:
+                break
+            spans.append((t - max(seconds - wait, 0.0), t))
+            nbytes += size
+    if not spans:
+        return None
+    spans.sort()
+    covered, end = 0.0, -1e300
+    for a, b in spans:
+        if b <= end:
+            continue
+        covered += b - max(a, end)
+        end = b
+    return (nbytes / covered if covered > 0 else float("inf")), nbytes
 
 
 def totals() -> dict[str, int]:
@@ -116,7 +175,11 @@ def _install(viewer_retries: bool) -> None:
             wait=tenacity.wait_random_exponential(*VIEWER_WAIT),
         )
         for name in ("get_file", "head"):
-            wrapped = getattr(HttpInterface, name).retry_with(**policy)
+            original = getattr(HttpInterface, name)
+            inner = original.__wrapped__
+            if name == "get_file":
+                inner = _hedged(_timed(inner))
+            wrapped = original.retry.copy(**policy).wraps(inner)
             wrapped._imagery_gui_policy = True
             setattr(HttpInterface, name, wrapped)
         # cloud-volume reads chunks with ~20 threads but the shared adapter keeps only 10
@@ -133,13 +196,105 @@ def _install(viewer_retries: bool) -> None:
     def send(request, *args, **kwargs):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = DEFAULT_TIMEOUT
+        t0 = time.monotonic()
         try:
             resp = original(request, *args, **kwargs)
         except Exception as exc:
             record(request.url, None, type(exc).__name__)
             raise
+        _local.waited = time.monotonic() - t0  # (the body is read after this returns)
         record(request.url, resp.status_code)
         return resp
 
     adaptor.send = send
     _installed = True
+
+
+def _timed(get_file):
+    """``HttpInterface.get_file`` recording each successful read's time, time to the
+    answer's start (from the adapter's ``send`` in the same thread) and bytes."""
+    import functools
+
+    @functools.wraps(get_file)
+    def timed(self, *args, **kwargs):
+        _local.waited = None
+        t0 = time.monotonic()
+        out = get_file(self, *args, **kwargs)
+        seconds = time.monotonic() - t0
+        content = out[0] if isinstance(out, tuple) and out else None
+        waited = _local.waited
+        if content and waited is not None:
+            record("", 200, None, (seconds, waited, len(content)))
+        return out
+
+    return timed
+
+
+#: Hedged requests (Dean and Barroso, "The Tail at Scale"): a chunk read that has taken
+#: longer than nearly all recent ones is asked for a second time, and the first answer is
+#: used. Over a link that waits on round trips a straggler (a slow server replica, a lost
+#: packet) holds up its whole slab; a second request usually comes back in one round trip.
+#: Not when bodies take the time (the bandwidth is the limit: a second copy would only
+#: share it), and at most HEDGE_BUDGET of requests, so a slow server is not doubled.
+HEDGE_QUANTILE = 0.95
+HEDGE_MIN_S = 0.05
+HEDGE_SAMPLES = 20
+HEDGE_BUDGET = 0.05
+_hedge_pool = None
+_hedge_lock = threading.Lock()
+
+
+def hedge_delay() -> float | None:
+    """Seconds after which a chunk read is asked for again: the HEDGE_QUANTILE of the
+    last 200 reads' times, at least twice their median and HEDGE_MIN_S; None when there
+    are too few reads, the bandwidth is the limit, or the budget is spent."""
+    with _lock:
+        recent = [seconds for _t, seconds, _w, _b in list(_transfers)[-200:]]
+        budget = HEDGE_BUDGET * _totals["requests"] + 2 - _totals["hedges"]
+    if len(recent) < HEDGE_SAMPLES or budget < 1:
+        return None
+    share = body_share()
+    if share is not None and share >= 0.5:
+        return None
+    recent.sort()
+    q = recent[min(int(HEDGE_QUANTILE * len(recent)), len(recent) - 1)]
+    return max(q, 2 * recent[len(recent) // 2], HEDGE_MIN_S)
+
+
+def _hedged(get_file):
+    """``get_file`` with a second request for stragglers (see HEDGE_QUANTILE)."""
+    import concurrent.futures as cf
+    import functools
+
+    @functools.wraps(get_file)
+    def hedged(self, *args, **kwargs):
+        global _hedge_pool
+        delay = hedge_delay()
+        if delay is None:
+            return get_file(self, *args, **kwargs)
+        with _hedge_lock:
+            if _hedge_pool is None:
+                _hedge_pool = cf.ThreadPoolExecutor(1024, thread_name_prefix="imagery-gui-get")
+        first = _hedge_pool.submit(get_file, self, *args, **kwargs)
+        try:
+            return first.result(timeout=delay)
+        except cf.TimeoutError:
+            pass
+        with _lock:
+            _totals["hedges"] += 1
+        second = _hedge_pool.submit(get_file, self, *args, **kwargs)
+        pending = {first, second}
+        error: BaseException | None = None
+        while pending:
+            done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                if fut.exception() is None:
+                    if fut is second:
+                        with _lock:
+                            _totals["hedges_won"] += 1
+                    return fut.result()
+                error = error or fut.exception()
+        assert error is not None
+        raise error
+
+    return hedged

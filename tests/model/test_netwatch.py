@@ -1,0 +1,74 @@
+"""What netwatch measures of real chunk reads over the loopback server (where the time of a
+read goes, the bytes a second while bodies arrive) and its hedged requests for stragglers.
+Reads go through cloud-volume with the viewer's HTTP policy installed in this process."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imagery_gui.model import netwatch
+from imagery_gui.model.dataset import Dataset
+from tests.helpers.http_server import LoopbackServer
+
+BOX = [[2000, 4000, 100], [2384, 4320, 112]]  # the whole image: 6 x 5 x 2 chunks of 64x64x8
+
+
+@pytest.fixture(autouse=True)
+def viewer_policy():
+    netwatch.install(viewer_retries=True)
+    netwatch._transfers.clear()
+
+
+def _read(server) -> np.ndarray:
+    return Dataset(server.source("image"), None).read_image(BOX)
+
+
+def test_reads_waiting_on_round_trips_spend_their_time_waiting(synthetic_big):
+    with LoopbackServer(synthetic_big.image_path.parent, latency=0.05, seed=1) as srv:
+        got = _read(srv)
+    np.testing.assert_array_equal(got, Dataset(synthetic_big.image).read_image(BOX))
+    share = netwatch.body_share()
+    assert share is not None and share < 0.5, share
+
+
+def test_reads_over_a_narrow_link_spend_their_time_receiving(synthetic_big):
+    """1 MB/s shared by all answers: the bodies take the time, and the bytes a second
+    while they arrive are about the link's."""
+    root = synthetic_big.image_path.parent
+    with LoopbackServer(root, latency=0.005, bandwidth=1e6, seed=1) as srv:
+        got = _read(srv)
+    np.testing.assert_array_equal(got, Dataset(synthetic_big.image).read_image(BOX))
+    share = netwatch.body_share()
+    assert share is not None and share > 0.5, share
+    rate, nbytes = netwatch.body_rate()
+    assert nbytes > 0
+    assert 0.3e6 < rate < 3e6, rate
+
+
+def test_no_hedging_when_the_bandwidth_is_the_limit(synthetic_big):
+    root = synthetic_big.image_path.parent
+    with LoopbackServer(root, latency=0.005, bandwidth=1e6, seed=1) as srv:
+        _read(srv)
+    assert netwatch.hedge_delay() is None
+
+
+def test_a_straggling_chunk_is_asked_for_again_and_the_first_answer_used(synthetic_big):
+    root = synthetic_big.image_path.parent
+    with LoopbackServer(root, latency=0.02, seed=4) as srv:
+        _read(srv)  # what a normal read takes: the hedge delay is learnt from these
+        _read(srv)
+        assert netwatch.hedge_delay() is not None
+        before = netwatch.totals()
+        srv.straggle_rate, srv.straggle = 0.15, 2.0  # some answers come 2 s late
+        got = _read(srv)
+        log = list(srv.log)
+        straggled = srv.counts["straggled"]
+    np.testing.assert_array_equal(got, Dataset(synthetic_big.image).read_image(BOX))
+    after = netwatch.totals()
+    assert straggled > 0
+    assert after["hedges"] > before["hedges"]
+    assert after["hedges_won"] > before["hedges_won"]  # a second copy answered first
+    # the hedged chunks were asked for twice in the straggling read
+    tail = log[-(60 + after["hedges"] - before["hedges"]) :]
+    assert len(tail) > len(set(tail))
