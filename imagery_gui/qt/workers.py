@@ -31,14 +31,16 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from ..model import netwatch, render
 from ..model.errors import ImageryGuiError, SourceTimeoutError, SourceUnavailableError
 from ..model.fetchproc import Outcome
+from ..model.linkmeter import MIN_PARALLEL, LinkMeter
 from ..model.view import SlabKey, outline_display_banded
 
 POLL_S = 0.02
-#: Reads that outlived their timeout keep running until cloud-files gives up on them; no
-#: more than this many may be pending at once, so a dead server cannot multiply threads.
+#: Seconds after which a read no request wants any more is no longer waited for.
+ORPHAN_WAIT_S = 60.0
+#: Reads no longer waited for (they outlived their timeout, or no request wants them) keep
+#: running until cloud-files gives up on them; no more than this many may be pending at
+#: once besides a request's own, so a dead server cannot multiply threads.
 MAX_PENDING_READS = 4
-#: Slabs one request reads at once (the one needed now and the next ones of a scrub).
-PARALLEL_SLABS = 3
 #: Worker threads run at this nice value (Linux: per thread), so on a busy machine the
 #: GUI thread gets the CPU first and a frame does not wait for an outline in the works.
 WORKER_NICE = 10
@@ -61,6 +63,7 @@ class FetchRequest:
     keys: tuple[SlabKey, ...]  # in order of need (prefetch after the first)
     source: Any  # what to read through (display.ReadSource: ``source.load(key)``)
     first_alone: bool = False  # the first is on screen now: read it before the others
+    parallel: int = MIN_PARALLEL  # slabs read at once (linkmeter.plan_prefetch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +104,17 @@ class FetchWorker(QObject):
     slabFailed = Signal(int, object, object)  # generation, SlabKey, exception
     activity = Signal(bool, str)  # busy, message
 
-    def __init__(self, timeout_s: float | None) -> None:
+    def __init__(self, timeout_s: float | None, link: LinkMeter | None = None) -> None:
         super().__init__()
         self.timeout_s = timeout_s
+        self.link = link if link is not None else LinkMeter()
         self.latest: tuple[int, frozenset] = (0, frozenset())
         self.stopping = False
         self._readers: list[threading.Thread] = []
+        # Reads under way when a newer request arrived: it takes over those it wants.
+        self._carried: list[_Read] = []
+        # Reads no request wants any more: they still use the link until they end.
+        self._orphans: list[_Read] = []
         # key -> newest generation known when it was delivered: a request made no later
         # than that could not know the slab had arrived, so it is not read again.
         self._delivered: OrderedDict[SlabKey, int] = OrderedDict()
@@ -155,23 +163,65 @@ class FetchWorker(QObject):
         self._readers.append(reader)
         return outcome
 
+    def _adopt(self, request: FetchRequest) -> list[_Read]:
+        """The reads under way that this request wants (started for an earlier one); the
+        others are left to finish on their own."""
+        carried, self._carried = self._carried, []
+        keep = []
+        for read in carried:
+            if read.key in request.keys and not self.stopping:
+                keep.append(read)
+            else:
+                self._orphans.append(read)
+        self._settle_orphans()
+        return keep
+
+    def _settle_orphans(self) -> None:
+        """Reads no longer wanted that have ended: the link meter hears of them (their
+        bytes came over the link all the same), and their slabs are delivered (the view
+        keeps them if they are still of use, e.g. after a scrub back)."""
+        if not self._orphans:
+            return
+        still = []
+        now = time.monotonic()
+        for read in self._orphans:
+            if now - read.started > ORPHAN_WAIT_S:
+                self.link.ended(read.token)  # given up on (it may still end, unheard)
+            elif read.outcome.done.is_set():
+                value = read.outcome.value
+                self.link.ended(read.token, getattr(value, "nbytes", None))
+                if value is not None and read.outcome.error is None:
+                    self.slabReady.emit(self.latest[0], value)
+            else:
+                still.append(read)
+        self._orphans = still
+
     @Slot(object)
     def process(self, request: FetchRequest) -> None:
-        """Read the request's slabs, up to PARALLEL_SLABS at once (started in the request's
-        order: the one needed now first, then prefetch), each delivered when it is there.
-        Over a slow or failing network one slab's read is mostly waiting (round trips, a
-        retried chunk), so reading the next slabs meanwhile is what keeps a scrub ahead."""
-        if self.stopping or not self._wanted(request.generation, request.keys[0]):
-            return  # superseded while queued: never started
+        """Read the request's slabs, up to ``request.parallel`` at once (started in the
+        request's order: the one needed now first, then prefetch), each delivered when it
+        is there. Over a slow or failing network one slab's read is mostly waiting (round
+        trips, a retried chunk), so reading the next slabs meanwhile is what keeps a scrub
+        ahead. A newer request takes over the reads it still wants, at once."""
+        if self.stopping or self.latest[0] > request.generation:
+            return  # superseded while queued: never started (the newer one takes over)
+        active = self._adopt(request)
+        if not request.keys:
+            return
         self.activity.emit(True, "fetching")
-        todo = list(request.keys)
-        active: list[_Read] = []
+        todo = [k for k in request.keys if all(r.key != k for r in active)]
         failed = False
+        handed_over = False
         last_note = 0.0
         blocked_since: float | None = None
         try:
-            while todo or active:
+            while todo or active or self._orphans:
                 if self.stopping:
+                    return
+                if self.latest[0] > request.generation:
+                    # a newer request waits in the queue: it continues these reads
+                    self._carried = active
+                    handed_over = True
                     return
                 # start what may start
                 # A slab the view waits for is read alone: the network is its own.
@@ -179,7 +229,7 @@ class FetchWorker(QObject):
                 waiting_for_first = request.first_alone and (
                     (todo and todo[0] == first) or any(r.key == first for r in active)
                 )
-                limit = 1 if waiting_for_first else PARALLEL_SLABS
+                limit = 1 if waiting_for_first else max(int(request.parallel), 1)
                 while todo and not failed and len(active) < limit:
                     key = todo[0]
                     if not self._wanted(request.generation, key):
@@ -189,7 +239,7 @@ class FetchWorker(QObject):
                         todo.pop(0)  # delivered after this request was made
                         continue
                     self._readers = [t for t in self._readers if t.is_alive()]
-                    if len(self._readers) >= MAX_PENDING_READS:
+                    if len(self._readers) - len(active) >= MAX_PENDING_READS:
                         if not active:
                             self.activity.emit(
                                 True,
@@ -201,10 +251,17 @@ class FetchWorker(QObject):
                     # The user's fetch timeout bounds the whole wait for this slab, tries
                     # below included.
                     deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
-                    active.append(_Read(key, self._start(key, request.source), deadline))
+                    read = _Read(key, self._start(key, request.source), deadline)
+                    read.token = self.link.started()
+                    active.append(read)
                 if not active:
                     if failed or not todo:
-                        return
+                        if not self._orphans:
+                            return
+                        # reads no longer wanted: their slabs may still be of use
+                        self._orphans[0].outcome.done.wait(POLL_S)
+                        self._settle_orphans()
+                        continue
                     # At the limit of pending reads (earlier ones a slow or hung server has
                     # not answered): wait for one to end, within the fetch timeout.
                     if blocked_since is None:
@@ -216,6 +273,7 @@ class FetchWorker(QObject):
                     continue
                 blocked_since = None
                 active[0].outcome.done.wait(POLL_S)
+                self._settle_orphans()
                 now = time.monotonic()
                 if now - last_note > 0.25:
                     last_note = now
@@ -225,6 +283,7 @@ class FetchWorker(QObject):
                 for read in list(active):
                     if not self._wanted(request.generation, read.key):
                         active.remove(read)  # superseded: left to finish on its own
+                        self._orphans.append(read)
                         continue
                     if not read.outcome.done.is_set():
                         if read.deadline is not None and now > read.deadline:
@@ -249,19 +308,33 @@ class FetchWorker(QObject):
                     if not read.noted:  # it retried between two looks: still say so, once
                         read.noted = self._note_retries(now - read.started + POLL_S)
                     if err is not None:
+                        self.link.ended(read.token)
                         failed = True  # no new reads; the ones under way are delivered
                         self.slabFailed.emit(request.generation, read.key, err)
                         if not isinstance(err, ImageryGuiError):
                             traceback.print_exception(err)
                         continue
+                    slab = read.outcome.value
+                    self.link.ended(read.token, getattr(slab, "nbytes", 0))
                     self._delivered[read.key] = self.latest[0]
                     self._delivered.move_to_end(read.key)
                     while len(self._delivered) > 64:
                         self._delivered.popitem(last=False)
-                    self.slabReady.emit(request.generation, read.outcome.value)
+                    self.slabReady.emit(request.generation, slab)
+                    if request.first_alone and read.key == request.keys[0]:
+                        # The slab the view waited for is there: the view asks again,
+                        # planned with what this read measured, before more reads start
+                        # (reads under way cannot be taken back). Those under way are
+                        # carried over to that request.
+                        self._carried = active
+                        handed_over = True
+                        return
         finally:
-            if not self.stopping:
+            if not self.stopping and not handed_over:
                 self.activity.emit(False, "")
+            if self.stopping:
+                for read in active:
+                    self.link.ended(read.token)
 
 
 @dataclass(slots=True)
@@ -274,6 +347,7 @@ class _Read:
     attempts: int = 1
     started: float = field(default_factory=time.monotonic)
     noted: bool = False  # the status bar was told of retries while it ran
+    token: int = 0  # its LinkMeter token
 
 
 class OutlineWorker(QObject):
@@ -382,20 +456,29 @@ class Fetcher(_Threaded):
         synchronous: bool = False,
         parent: QObject | None = None,
     ) -> None:
-        super().__init__(FetchWorker(timeout_s), "imagery-gui-fetch", synchronous, parent)
+        self.link = LinkMeter()  # what the reads measured (the display plans with it)
+        super().__init__(
+            FetchWorker(timeout_s, self.link), "imagery-gui-fetch", synchronous, parent
+        )
 
     @property
     def signals(self) -> FetchWorker:
         return self.worker  # type: ignore[return-value]
 
-    def request(self, keys: list[SlabKey], source: Any, first_alone: bool = False) -> int:
-        """Ask for slabs (in order of need) read through ``source``; supersedes every
-        earlier request. ``first_alone``: the first is on screen now, so it is read before
-        the others start (they would share its network)."""
+    def request(
+        self,
+        keys: list[SlabKey],
+        source: Any,
+        first_alone: bool = False,
+        parallel: int = MIN_PARALLEL,
+    ) -> int:
+        """Ask for slabs (in order of need) read through ``source``, up to ``parallel`` at
+        once; supersedes every earlier request. ``first_alone``: the first is on screen
+        now, so it is read before the others start (they would share its network)."""
         self.generation += 1
         self.worker.latest = (self.generation, frozenset(keys))
-        if keys:
-            self._send(FetchRequest(self.generation, tuple(keys), source, first_alone))
+        # (sent even without keys: the worker then lets go of the reads under way)
+        self._send(FetchRequest(self.generation, tuple(keys), source, first_alone, parallel))
         return self.generation
 
     def set_timeout(self, seconds: float | None) -> None:

@@ -1,0 +1,298 @@
+"""How fast the data comes, and how far ahead to read because of it (Qt-free).
+
+:class:`LinkMeter` records the slab reads of one viewer: how long each took from start to
+delivery (round trips, retries and stragglers included) and how many bytes arrived per
+second while reads were in flight. :class:`ScrubMeter` records how fast the user moves
+through z. :func:`plan_prefetch` turns both into what to ask for:
+
+* how many slabs to read ahead, and how many at once: by Little's law, a scrub consuming
+  ``c`` slabs a second with reads taking ``T`` seconds needs ``c * T`` of them under way,
+  plus one for the one being shown, within the memory bound;
+* whether the link cannot carry the data at this rate (the bytes a second the scrub needs
+  at full resolution against those the connection delivers), and then which coarser
+  level to read ahead instead, so each step shows the coarser slice until the full one
+  arrives (as Neuroglancer does) rather than nothing.
+
+What a link can deliver is only seen while it is kept busy (a prefetch that is ahead asks
+for one slab at a time), and a link that waits on round trips delivers more the more reads
+are under way, so the bytes a second seen so far say little by themselves. What tells the
+two apart is where the time of each chunk read goes (:func:`netwatch.body_share`): waiting
+for the answer to start (round trips, a busy server: read further ahead, more at once) or
+receiving its body (the bandwidth is the limit: then the bytes a second seen while reading
+are what the link carries, and only smaller reads help). Slab reads are recorded with how
+many reads ran beside them, so that the time a slab takes alone is known.
+
+Byte counts are decoded slab bytes on both sides of the comparison, so the ratio is the
+network's whatever the chunks' compression.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+#: Slabs read ahead without measurements (and never fewer): two chunks in the direction
+#: of travel and one behind held the demo and 24 grid conditions (benchmarks/README.md).
+MIN_AHEAD = 2
+MAX_AHEAD = 16
+#: Slab reads under way at once, without measurements and at most.
+MIN_PARALLEL = 3
+MAX_PARALLEL = 8
+#: The link is called too slow when the scrub needs more than this share of what it
+#: delivered; it is called fast enough again below the second share (no flapping).
+BEHIND_ENTER = 0.9
+BEHIND_LEAVE = 0.6
+#: A coarser level is chosen so that its reads need at most this share of the link.
+COARSE_SHARE = 0.6
+#: Seconds of reads the measurements look back over, and the reads they keep at least
+#: (over a slow link a slab can take longer than the window).
+WINDOW_S = 8.0
+KEEP_READS = 6
+#: Reads kept at most for the quantile of read times.
+MAX_READS = 64
+#: A scrub is a z step at most this long after the previous one.
+SCRUB_GAP_S = 1.0
+#: Reads beside which fewer than this many others ran, on average, count as alone.
+ALONE_K = 1.5
+#: A link whose chunk reads spend at least this share of their time receiving bodies is
+#: limited by its bandwidth.
+BODY_BOUND = 0.5
+#: The scrub rate assumed before the user scrubs (the rate the viewer is built for), so
+#: that a slow link is known before the first step of a scrub needs it.
+NOMINAL_RATE = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSnapshot:
+    """What :class:`LinkMeter` measured, for :func:`plan_prefetch`."""
+
+    slab_seconds: float | None  # a slab read alone (80th percentile); None: not known
+    bytes_per_s: float | None  # decoded bytes delivered per second with reads under way
+    reads: int  # reads kept
+    body_share: float | None = None  # netwatch.body_share(): None, not known
+    body_bytes_per_s: float | None = None  # decoded bytes a second while bodies arrived
+
+    @property
+    def bandwidth_bound(self) -> bool:
+        return self.body_share is not None and self.body_share >= BODY_BOUND
+
+    @property
+    def capacity(self) -> float | None:
+        """Decoded bytes a second the link carries, when its bandwidth is the limit (None:
+        not known to be limited: more reads at once would deliver more)."""
+        if not self.bandwidth_bound:
+            return None
+        return self.body_bytes_per_s or self.bytes_per_s
+
+
+def _quantile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(int(q * len(values)), len(values) - 1)]
+
+
+class LinkMeter:
+    """Slab reads' durations, bytes and company over the last WINDOW_S (at least the
+    last KEEP_READS). Thread-safe: the fetch worker records, the GUI thread reads."""
+
+    def __init__(
+        self, window_s: float = WINDOW_S, clock=time.monotonic, body_share=None, body_rate=None
+    ) -> None:
+        """``body_share`` and ``body_rate``: where chunk reads' time goes, and the wire
+        bytes a second while their bodies arrived (default: this process's
+        :func:`netwatch.body_share` and :func:`netwatch.body_rate`, fed by the read process
+        too)."""
+        self.window_s = window_s
+        self._clock = clock
+        from . import netwatch
+
+        self._body_share = body_share if body_share is not None else netwatch.body_share
+        self._body_rate = body_rate if body_rate is not None else netwatch.body_rate
+        self._lock = threading.Lock()
+        # (end, seconds, bytes, mean number of reads under way during it, itself included)
+        self._reads: deque[tuple[float, float, int, float]] = deque()
+        self._busy: deque[tuple[float, float]] = deque()  # closed intervals with reads
+        self._open: dict[int, tuple[float, float]] = {}  # token -> (start, area then)
+        self._token = 0
+        self._busy_since = 0.0
+        self._area = 0.0  # integral over time of the number of reads under way
+        self._area_t = clock()
+
+    def _advance(self, now: float) -> None:
+        self._area += len(self._open) * (now - self._area_t)
+        self._area_t = now
+
+    def started(self) -> int:
+        """A read started; returns its token for :meth:`ended`."""
+        with self._lock:
+            now = self._clock()
+            self._advance(now)
+            if not self._open:
+                self._busy_since = now
+            self._token += 1
+            self._open[self._token] = (now, self._area)
+            return self._token
+
+    def ended(self, token: int, nbytes: int | None = None) -> None:
+        """Read ``token`` ended: it delivered ``nbytes`` (None: it failed or is no longer
+        wanted; its time still counts as time the link was busy)."""
+        with self._lock:
+            now = self._clock()
+            self._advance(now)
+            opened = self._open.pop(token, None)
+            if opened is None:
+                return
+            began, area = opened
+            if not self._open:
+                self._busy.append((self._busy_since, now))
+            seconds = now - began
+            if nbytes is not None and seconds > 0:
+                company = (self._area - area) / seconds
+                self._reads.append((now, seconds, int(nbytes), max(company, 1.0)))
+            self._prune(now)
+
+    def _prune(self, now: float) -> None:
+        cut = now - self.window_s
+        while len(self._reads) > MAX_READS or (
+            len(self._reads) > KEEP_READS and self._reads[0][0] < cut
+        ):
+            self._reads.popleft()
+        keep_from = min(cut, self._reads[0][0] - self._reads[0][1]) if self._reads else cut
+        while self._busy and self._busy[0][1] < keep_from:
+            self._busy.popleft()
+
+    def snapshot(self) -> LinkSnapshot:
+        with self._lock:
+            now = self._clock()
+            self._prune(now)
+            reads = list(self._reads)
+            # the reads' bytes over the time with reads under way since the first of them
+            # started (kept reads may be older than the window over a slow link)
+            since = reads[0][0] - reads[0][1] if reads else now
+            busy = self._busy_within(now, since)
+            # a read under way longer than the others took is evidence too (the link
+            # slowing down), shared with the reads beside it
+            waiting = (
+                (now - min(t for t, _ in self._open.values())) / len(self._open)
+                if self._open
+                else 0.0
+            )
+        if not reads:
+            return LinkSnapshot(waiting or None, None, 0)
+        share = self._body_share()
+        if share is not None and share >= BODY_BOUND:
+            # reads beside others shared the bandwidth: the time of one alone is what
+            # matters (reads that ran alone, else the others' by their company)
+            alone = [r[1] for r in reads if r[3] < ALONE_K]
+            seconds = _quantile(alone or [r[1] / r[3] for r in reads], 0.8)
+        else:  # waiting on round trips: reads take as long beside others as alone
+            seconds = _quantile([r[1] for r in reads], 0.8)
+        # The wire's bytes a second while bodies arrived, in decoded bytes: scaled by the
+        # decoded bytes of the slabs of the window over the wire bytes of its reads.
+        body = None
+        wire = self._body_rate(self.window_s)
+        decoded = sum(r[2] for r in reads if r[0] >= now - self.window_s)
+        if wire is not None and wire[1] > 0 and decoded > 0:
+            body = wire[0] * decoded / wire[1]
+        return LinkSnapshot(
+            max(seconds, waiting),
+            sum(r[2] for r in reads) / busy if busy > 0.2 else None,
+            len(reads),
+            share,
+            body,
+        )
+
+    def _busy_within(self, now: float, cut: float) -> float:
+        busy = sum(e - max(s, cut) for s, e in self._busy if e > cut)
+        if self._open:
+            busy += now - max(self._busy_since, cut)
+        return busy
+
+
+class ScrubMeter:
+    """How fast the user moves through z: slices a second over the steps of the last two
+    seconds, 0 when the last step is older than SCRUB_GAP_S (not scrubbing)."""
+
+    def __init__(self, clock=time.monotonic) -> None:
+        self._clock = clock
+        self._steps: deque[tuple[float, int]] = deque(maxlen=32)
+
+    def step(self, z: int) -> None:
+        now = self._clock()
+        if self._steps and now - self._steps[-1][0] > SCRUB_GAP_S:
+            self._steps.clear()  # a new scrub: the pause is not part of its rate
+        self._steps.append((now, int(z)))
+
+    def rate(self) -> float:
+        now = self._clock()
+        recent = [s for s in self._steps if now - s[0] <= 2.0]
+        if len(recent) < 3 or now - recent[-1][0] > SCRUB_GAP_S:
+            return 0.0
+        span = recent[-1][0] - recent[0][0]
+        moved = sum(abs(b[1] - a[1]) for a, b in itertools.pairwise(recent))
+        return moved / span if span > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PrefetchPlan:
+    """What to read for a view, from :func:`plan_prefetch`."""
+
+    ahead: int  # slabs ahead in the direction of travel
+    parallel: int  # slab reads under way at once
+    slow: bool  # the link cannot carry full slices at the scrub's (or the nominal) rate
+    level: int  # coarser level to read ahead (0: none; k: the k-th coarser in ``ratios``)
+    delivered: float | None  # full-resolution slices a second the link can carry
+    wanted: float  # slices a second the scrub asks for (0: not scrubbing)
+    slab_seconds: float | None = None  # what a slab read takes (LinkSnapshot)
+
+    @property
+    def behind(self) -> bool:
+        """Scrubbing faster than the link carries full slices (what the user is told)."""
+        return self.slow and self.delivered is not None and self.wanted > self.delivered * 0.9
+
+
+def plan_prefetch(
+    link: LinkSnapshot,
+    scrub_rate: float,
+    depth: int,
+    slab_bytes: int,
+    fit_slabs: int,
+    coarse_ratios: tuple[float, ...] = (),
+    was_slow: bool = False,
+) -> PrefetchPlan:
+    """Prefetch for a scrub of ``scrub_rate`` slices/s (0: not scrubbing) through slabs
+    ``depth`` slices deep of ``slab_bytes`` each, of which ``fit_slabs`` fit the memory
+    bound. ``coarse_ratios``: the bytes of a slab at each coarser level available, as a
+    share of the full one's (e.g. (0.25, 0.0625)); ``was_slow``: the last plan's ``slow``.
+
+    Reads under way: ``c * T + 1`` for a scrub using up ``c`` slabs a second of reads
+    taking ``T`` alone (Little's law), within MIN/MAX_PARALLEL; as many ahead, within the
+    memory bound. The link is slow when its bandwidth is the limit (see the module) and
+    the scrub, or before one NOMINAL_RATE, needs more than BEHIND_ENTER of what it carries
+    (it stays slow above BEHIND_LEAVE); then the coarsest level needed is read ahead."""
+    depth = max(int(depth), 1)
+    room = max(MIN_AHEAD, min(MAX_AHEAD, int(fit_slabs) - 2))  # current and one behind
+    ahead, parallel = MIN_AHEAD, MIN_PARALLEL
+    if scrub_rate > 0 and link.slab_seconds is not None:
+        need = math.ceil(scrub_rate / depth * link.slab_seconds) + 1
+        ahead = max(MIN_AHEAD, min(room, need))
+        parallel = max(MIN_PARALLEL, min(MAX_PARALLEL, need, ahead + 1))
+    capacity = link.capacity
+    if capacity is None or slab_bytes <= 0:
+        return PrefetchPlan(ahead, parallel, False, 0, None, scrub_rate, link.slab_seconds)
+    delivered = capacity / slab_bytes * depth
+    share = max(scrub_rate, NOMINAL_RATE) / delivered if delivered > 0 else math.inf
+    slow = share > (BEHIND_LEAVE if was_slow else BEHIND_ENTER)
+    level = 0
+    if slow and coarse_ratios:
+        # more reads at once do not help a link whose bandwidth is the limit
+        parallel = MIN_PARALLEL
+        level = len(coarse_ratios)  # the coarsest, unless a finer one fits
+        for k, ratio in enumerate(coarse_ratios, start=1):
+            if share * ratio <= COARSE_SHARE:
+                level = k
+                break
+    return PrefetchPlan(ahead, parallel, slow, level, delivered, scrub_rate, link.slab_seconds)

@@ -1,0 +1,176 @@
+"""The link meter and the prefetch plan (imagery_gui.model.linkmeter): what reads measure,
+how far ahead a scrub reads because of it, and when the view falls back to coarser slices.
+A fake clock drives the meter; the plan is a pure function."""
+
+from __future__ import annotations
+
+import pytest
+
+from imagery_gui.model import linkmeter
+from imagery_gui.model.linkmeter import (
+    MAX_PARALLEL,
+    MIN_AHEAD,
+    MIN_PARALLEL,
+    LinkMeter,
+    LinkSnapshot,
+    ScrubMeter,
+    plan_prefetch,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _meter(body_share=None):
+    clock = Clock()
+    meter = LinkMeter(clock=clock, body_share=lambda: body_share, body_rate=lambda w: None)
+    return meter, clock
+
+
+def test_a_read_alone_gives_the_slab_time_and_the_rate():
+    meter, clock = _meter()
+    for _ in range(3):
+        tok = meter.started()
+        clock.t += 0.5
+        meter.ended(tok, 1_000_000)
+        clock.t += 0.5  # idle: not counted as time the link was busy
+    snap = meter.snapshot()
+    assert snap.slab_seconds == pytest.approx(0.5)
+    assert snap.bytes_per_s == pytest.approx(2_000_000)
+    assert snap.reads == 3
+
+
+def test_reads_side_by_side_count_their_company():
+    """Three reads of 1.5 s each, side by side: the link delivered 3 MB in 1.5 s. Over a
+    link waiting on round trips a slab takes 1.5 s beside others as alone; over one whose
+    bandwidth is the limit, one alone would have taken a third of that."""
+    for share, alone in ((None, 1.5), (0.1, 1.5), (0.9, 0.5)):
+        meter, clock = _meter(body_share=share)
+        toks = [meter.started() for _ in range(3)]
+        clock.t += 1.5
+        for t in toks:
+            meter.ended(t, 1_000_000)
+        snap = meter.snapshot()
+        assert snap.bytes_per_s == pytest.approx(2_000_000)
+        assert snap.slab_seconds == pytest.approx(alone)
+        assert meter._reads[0][3] == pytest.approx(3.0)
+
+
+def test_a_read_that_failed_or_was_dropped_keeps_the_link_busy_but_delivers_nothing():
+    meter, clock = _meter()
+    a, b = meter.started(), meter.started()
+    clock.t += 1.0
+    meter.ended(a)  # dropped
+    meter.ended(b, 1_000_000)
+    snap = meter.snapshot()
+    assert snap.reads == 1 and snap.bytes_per_s == pytest.approx(1_000_000)
+    meter.ended(a, 5)  # a token ends once
+    assert meter.snapshot().reads == 1
+
+
+def test_a_read_under_way_longer_than_those_before_is_evidence():
+    meter, clock = _meter()
+    tok = meter.started()
+    clock.t += 0.2
+    meter.ended(tok, 100)
+    meter.started()
+    clock.t += 3.0
+    assert meter.snapshot().slab_seconds == pytest.approx(3.0)
+
+
+def test_old_reads_leave_the_window_but_the_last_few_stay():
+    meter, clock = _meter()
+    for _ in range(linkmeter.KEEP_READS + 4):
+        tok = meter.started()
+        clock.t += 0.1
+        meter.ended(tok, 10)
+    clock.t += 60
+    assert meter.snapshot().reads == linkmeter.KEEP_READS
+
+
+def test_bandwidth_bound_only_when_bodies_take_the_time():
+    assert not LinkSnapshot(1.0, 5e6, 5, None).bandwidth_bound
+    assert not LinkSnapshot(1.0, 5e6, 5, 0.1).bandwidth_bound
+    assert LinkSnapshot(1.0, 5e6, 5, 0.9).capacity == 5e6
+    assert LinkSnapshot(1.0, 5e6, 5, 0.1).capacity is None
+
+
+def test_scrub_rate():
+    clock = Clock()
+    scrub = ScrubMeter(clock=clock)
+    assert scrub.rate() == 0
+    for z in range(10):
+        scrub.step(z)
+        clock.t += 0.1
+    assert scrub.rate() == pytest.approx(10.0)  # 9 slices in 0.9 s
+    clock.t += linkmeter.SCRUB_GAP_S + 0.1
+    assert scrub.rate() == 0  # stopped
+    scrub.step(50)  # a jump after a pause starts a new scrub: not 40 slices in a step
+    clock.t += 0.1
+    scrub.step(51)
+    clock.t += 0.1
+    scrub.step(52)
+    assert scrub.rate() == pytest.approx(10, rel=0.01)
+
+
+def test_without_measurements_or_a_scrub_the_plan_is_the_minimum():
+    plan = plan_prefetch(LinkSnapshot(None, None, 0), 10, 16, 10**6, 100)
+    assert (plan.ahead, plan.parallel, plan.slow, plan.level) == (MIN_AHEAD, MIN_PARALLEL, False, 0)
+    plan = plan_prefetch(LinkSnapshot(5.0, 1e7, 5), 0.0, 16, 10**6, 100)  # not scrubbing
+    assert (plan.ahead, plan.parallel) == (MIN_AHEAD, MIN_PARALLEL)
+
+
+def test_slow_round_trips_read_further_ahead_within_the_memory_bound():
+    """Little's law: 10 slices/s through 4-deep slabs taking 2 s each uses 5 slabs per
+    read time, so 6 reads are under way; memory for 5 slabs caps ahead at 3."""
+    link = LinkSnapshot(2.0, 1e9, 10, 0.05)  # reads wait on round trips
+    plan = plan_prefetch(link, 10.0, 4, 10**6, 100)
+    assert plan.ahead == 6 and plan.parallel == 6 and not plan.slow
+    assert plan_prefetch(link, 10.0, 4, 10**6, 5).ahead == 3
+    assert (
+        plan_prefetch(LinkSnapshot(20.0, 1e9, 10, 0.05), 10.0, 1, 10**6, 10**4).parallel
+        == MAX_PARALLEL
+    )
+    # deep slabs over a fast link: the minimum
+    assert plan_prefetch(LinkSnapshot(0.3, 1e9, 10, 0.05), 10.0, 64, 10**6, 100).ahead == MIN_AHEAD
+
+
+def test_a_link_whose_bandwidth_is_the_limit_falls_back_to_the_coarser_level_that_fits():
+    # full slabs of 10 MB, 16 deep; the link carries 2 MB/s: 3.2 slices/s against 10 wanted
+    link = LinkSnapshot(5.0, 2e6, 5, 0.95)
+    plan = plan_prefetch(link, 10.0, 16, 10**7, 100, coarse_ratios=(0.25, 0.0625))
+    assert plan.slow and plan.behind
+    assert plan.delivered == pytest.approx(3.2)
+    assert plan.level == 2  # 2x coarser needs 0.78 of the link: too much; 4x: 0.2
+    assert plan.parallel == MIN_PARALLEL  # more at once does not help such a link
+    # a faster link of the same kind: 2x coarser is enough
+    assert (
+        plan_prefetch(LinkSnapshot(5.0, 6e6, 5, 0.95), 10.0, 16, 10**7, 100, (0.25, 0.0625)).level
+        == 1
+    )
+    # no coarser level: slow all the same (the user is told), nothing to fall back to
+    bare = plan_prefetch(link, 10.0, 16, 10**7, 100)
+    assert bare.slow and bare.level == 0
+    # not scrubbing: still slow (the coarser slabs are read ahead for a scrub), not behind
+    idle = plan_prefetch(link, 0.0, 16, 10**7, 100, (0.25,))
+    assert idle.slow and not idle.behind and idle.level == 1
+
+
+def test_the_same_rate_over_a_link_waiting_on_round_trips_is_not_slow():
+    link = LinkSnapshot(5.0, 2e6, 5, 0.1)
+    plan = plan_prefetch(link, 10.0, 16, 10**7, 100, coarse_ratios=(0.25,))
+    assert not plan.slow and plan.level == 0 and plan.delivered is None
+
+
+def test_slow_has_hysteresis():
+    # 10 MB slabs, 16 deep: 8 MB/s carries 12.8 slices/s; 10/12.8 = 0.78
+    link = LinkSnapshot(1.0, 8e6, 5, 0.9)
+    assert not plan_prefetch(link, 10.0, 16, 10**7, 100, (0.25,)).slow
+    assert plan_prefetch(link, 10.0, 16, 10**7, 100, (0.25,), was_slow=True).slow
+    fast = LinkSnapshot(1.0, 3e7, 5, 0.9)  # 0.26 of it
+    assert not plan_prefetch(fast, 10.0, 16, 10**7, 100, (0.25,), was_slow=True).slow
