@@ -333,6 +333,29 @@ def plan_region(
     )
 
 
+def coarser_regions(
+    dataset: Dataset, region: Region, nm_per_px: float, levels: int = 3
+) -> list[Region]:
+    """``region`` (planned for a view of ``nm_per_px``) at up to ``levels`` coarser mips
+    (2x, 4x, 8x the screen pixel), each covering it, finest first: what the view falls
+    back to while the network cannot carry ``region``. A level counts where some layer
+    is coarser than at the level before and none is finer (EM image chunks are most of
+    the bytes; a segmentation without a coarser mip stays at its own)."""
+    out: list[Region] = []
+    x0, y0, w, h = region.nm_rect()
+    last = (region.image_mip, region.segmentation_mip)
+    for k in range(1, levels + 1):
+        mips = choose_mips(dataset, nm_per_px * 2**k)
+        layers = [(m, p) for m, p in zip(mips, last) if m >= 0]
+        if not layers or any(m < p for m, p in layers) or all(m == p for m, p in layers):
+            continue
+        coarse = plan_region(dataset, (x0, y0, x0 + w, y0 + h), *mips, margin=0.0)
+        if coarse is not None:
+            out.append(coarse)
+            last = mips
+    return out
+
+
 def z_slab(dataset: Dataset, region: Region, z_mip: int) -> tuple[int, int] | None:
     """The chunk of z slices ``[z0, z1)`` (region-mip voxels) holding ``z_mip``."""
     layer = _grid_layer(dataset)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -21,6 +21,7 @@ from ..model import fetchproc, render, source
 from ..model.dataset import Dataset
 from ..model.fetchproc import FetchProcess
 from ..model.glyphs import GlyphStyle, Picture, draw_glyphs_cropped
+from ..model.linkmeter import SCRUB_GAP_S, PrefetchPlan, ScrubMeter, plan_prefetch
 from ..model.navigate import OUTSIDE_NOTICE
 from ..model.state import Camera, z_bounds
 from ..model.view import (
@@ -31,6 +32,7 @@ from ..model.view import (
     SlabData,
     SlabKey,
     choose_mips,
+    coarser_regions,
     fetch_slab,
     hatch,
     outline_display,
@@ -63,6 +65,11 @@ OUTER_GUI_SEGMENTS = 4
 #: Seconds a read waits for a starting read process (when reading here would first have to
 #: import cloud-volume) before it reads here after all.
 READER_WARM_WAIT_S = 10.0
+#: For LATE_S after a scrub step found its slice missing, the slices of the LATE_LEVEL
+#: (4x) coarser mip are read before the full ones, and the status bar says so (a link too
+#: narrow for full slices at all falls back by its plan instead, linkmeter).
+LATE_S = 3.0
+LATE_LEVEL = 2
 #: Dataset serials are unique in the process: displays may share one read process.
 _serials = itertools.count(1)
 
@@ -127,6 +134,7 @@ class SliceDisplay(QObject):
     drawn = Signal()  # the current slice was drawn (complete when ``complete`` is True)
     zRangeChanged = Signal(int, int)  # in view-resolution z
     noticeChanged = Signal(str)  # a notice about the view ('' when none): outside the volume
+    linkNotice = Signal(str)  # the network cannot keep up ('' when it does)
 
     def __init__(
         self,
@@ -180,6 +188,20 @@ class SliceDisplay(QObject):
         self._glyph_key: tuple | None = None  # what the glyph layer shows now
         self.fetch_requests = 0  # for tests and benchmarks
         self.draw_count = 0
+        self.scrub = ScrubMeter()
+        self.plan = plan_prefetch(self.fetcher.link.snapshot(), 0.0, 1, 0, 0)
+        # Coarser regions of the view (finest first), read ahead instead of the full one
+        # while the network cannot carry it, and shown until the full slice is there.
+        self.coarser: list[Region] = []
+        self.showing_coarser = False
+        self._link_notice = ""
+        self._bytes_per_voxel = 4.0  # of decoded slabs, learnt from those that arrive
+        self._awaiting: SlabKey | None = None  # the first of a first_alone request
+        self._misses: deque[float] = deque(maxlen=16)  # z steps that found no slice
+        self._pause_timer = QTimer(self)
+        self._pause_timer.setSingleShot(True)
+        self._pause_timer.setInterval(int(SCRUB_GAP_S * 1000) + 50)
+        self._pause_timer.timeout.connect(self._request_current)
 
     # -- data --------------------------------------------------------------------------------
     def _source(self) -> ReadSource:
@@ -221,6 +243,7 @@ class SliceDisplay(QObject):
         self._outline_bytes = 0
         self._luts.clear()
         self.region = None
+        self.coarser = []
         self.shown = None
         self.complete = False
         self.canvas.set_em(None, (0, 0, 1, 1))
@@ -250,7 +273,16 @@ class SliceDisplay(QObject):
             return
         self.direction = 1 if z >= self.z else -1
         self.z = z
+        self.scrub.step(z)
         self.update_view()
+        if self.region is not None and self.scrub.rate() > 0:
+            key = self.key_for(self.region)
+            if key is not None and key not in self.cache:
+                self._misses.append(time.monotonic())  # the scrub got ahead of its reads
+                self._request_current()  # now with the coarser ones first
+        if self.plan.behind:
+            # a scrub over a slow link reads coarser slices only: when it stops, the full one
+            self._pause_timer.start()
 
     def set_coloring(self, coloring: Coloring) -> None:
         visible_changed = (coloring.show_all, coloring.selected) != (
@@ -303,6 +335,7 @@ class SliceDisplay(QObject):
                 return
             if new != reg:
                 self.region = new
+                self.coarser = coarser_regions(self.dataset, new, self.camera.nm_per_px)
         if self.key_for(self.region) is None:  # (z outside the volume: the state clamps it)
             self._show_outside()
             return
@@ -319,6 +352,7 @@ class SliceDisplay(QObject):
         complete (nothing more will come), so a screenshot or a wait for it ends."""
         self._redraw_timer.stop()
         self.region, self.shown = None, None
+        self.coarser = []
         for put in (
             self.canvas.set_em,
             self.canvas.set_overlay,
@@ -341,34 +375,148 @@ class SliceDisplay(QObject):
             return None
         return SlabKey(region, zr[0], zr[1], self.agglomerate, self.timestamp, self.dataset_serial)
 
+    def _slab_bytes(self, key: SlabKey) -> int:
+        h, w = key.region.shape
+        return int(h * w * key.depth * self._bytes_per_voxel)
+
+    def _replan(self, key: SlabKey) -> PrefetchPlan:
+        """How far ahead to read and whether the network keeps up (linkmeter), from what
+        the reads measured and how fast the user scrubs; says so when that changes."""
+        assert self.region is not None
+        full = key.region.shape[0] * key.region.shape[1]
+        ratios = tuple(r.shape[0] * r.shape[1] / full for r in self.coarser)
+        slab_bytes = self._slab_bytes(key)
+        plan = plan_prefetch(
+            self.fetcher.link.snapshot(),
+            self.scrub.rate(),
+            key.depth,
+            slab_bytes,
+            self.budget.slabs // max(slab_bytes, 1),
+            ratios,
+            was_slow=self.plan.slow,
+        )
+        self.plan = plan
+        notice = ""
+        if plan.behind and plan.delivered is not None:
+            notice = (
+                f"network too slow for full resolution at this speed: it carries about "
+                f"{plan.delivered:.2g} slices/s, scrubbing asks for {plan.wanted:.2g}"
+            )
+            if plan.level:
+                factor = self.coarser[plan.level - 1].resolution[0] / key.region.resolution[0]
+                notice += f"; showing {factor:g}x coarser slices until the full ones arrive"
+        elif self._late() is not None and plan.slab_seconds:
+            factor = self._late().resolution[0] / key.region.resolution[0]
+            notice = (
+                f"slices arrive late (a read takes about {plan.slab_seconds:.1f} s): reading "
+                f"further ahead, showing {factor:g}x coarser slices until the full ones arrive"
+            )
+        if notice != self._link_notice:
+            self._link_notice = notice
+            self.linkNotice.emit(notice)
+        return plan
+
     def _request_current(self) -> None:
         if self.region is None or self.dataset is None:
             return
         key = self.key_for(self.region)
         if key is None:
             return
+        plan = self._replan(key)
+        keys = []
+        first_alone = key not in self.cache
+        ckey = self.key_for(self.coarser[plan.level - 1]) if plan.level else None
+        late = self._late()
+        if ckey is None and late is not None:
+            # A scrub outran reads that wait on round trips (a step found its slice
+            # missing): the coarser slices (a sixteenth of the requests, so fewer retried
+            # stragglers) are read before the full ones, this one's first, so that the
+            # next steps have something to show while the full ones come.
+            lkey = self.key_for(late)
+            assert lkey is not None
+            keys = [] if key in self.cache or lkey in self.cache else [lkey]
+            keys += [] if key in self.cache else [key]
+            keys += [k for k in self._slabs_from(lkey, plan.ahead) if k not in keys]
+            keys += [k for k in self._slabs_from(key, plan.ahead) if k not in keys]
+            first_alone = bool(keys) and keys[0] not in self.cache and key not in self.cache
+        elif ckey is not None:
+            # A link too slow for full slices at a scrub's rate: full slabs ahead would take
+            # it for seconds each, so the coarser ones are read ahead (and behind) and
+            # shown by a scrub until it stops; then this slice in full, first.
+            if plan.behind:
+                keys = [
+                    k
+                    for k in self._slabs_from(ckey, plan.ahead)
+                    if k != ckey or key not in self.cache
+                ]
+                first_alone = ckey not in self.cache and key not in self.cache
+            elif key not in self.cache:
+                # a jump: the coarser slice first (a fraction of the bytes), then this one
+                keys = [ckey, key] if ckey not in self.cache else [key]
+                first_alone = True
+            else:
+                keys = [k for k in self._slabs_from(ckey, plan.ahead) if k != ckey]
+        else:
+            keys = self._slabs_from(key, plan.ahead)
+        if keys:
+            self.fetch_requests += 1
+        # the fetcher stops after a first_alone request's first slab: asked again then
+        self._awaiting = keys[0] if keys and first_alone else None
+        self.fetcher.request(keys, self._source(), first_alone=first_alone, parallel=plan.parallel)
+
+    def _late(self) -> Region | None:
+        """The coarser region to read first while a scrub outruns its reads (a step found
+        its slice missing in the last LATE_S seconds), else None."""
+        if not self.coarser or self.plan.wanted <= 0 or not self._missed_lately():
+            return None
+        return self.coarser[min(LATE_LEVEL, len(self.coarser)) - 1]
+
+    def _missed_lately(self) -> bool:
+        """A scrub step found its slice missing in the last LATE_S seconds."""
+        now = time.monotonic()
+        return any(now - t <= LATE_S for t in self._misses)
+
+    def _slabs_from(self, key: SlabKey, ahead: int) -> list[SlabKey]:
+        """``key`` and the slabs ``ahead`` of it in the direction of travel, then one behind,
+        those not in the cache."""
+        assert self.dataset is not None
+        zmin, zmax = z_range(self.dataset, key.region)
         keys = [] if key in self.cache else [key]
-        zmin, zmax = z_range(self.dataset, self.region)
-        for z0, z1 in prefetch_order((key.z0, key.z1), self.direction, zmin, zmax):
+        for z0, z1 in prefetch_order((key.z0, key.z1), self.direction, zmin, zmax, ahead):
             k = replace(key, z0=z0, z1=z1)
             if k not in self.cache:
                 keys.append(k)
-        if keys:
-            self.fetch_requests += 1
-            self.fetcher.request(keys, self._source(), first_alone=key not in self.cache)
+        return keys
 
     @Slot(int, object)
     def _on_fetcher_slab_ready(self, generation: int, slab: SlabData) -> None:
+        region = slab.key.region
         if (
             self.region is None
-            or slab.key.region != self.region
+            or (region != self.region and region not in self.coarser)
             or slab.key.dataset != self.dataset_serial
         ):
             return  # stale: the view has moved on, or another dataset was opened
         self.cache.put(slab)
+        if region == self.region:
+            h, w = region.shape
+            self._bytes_per_voxel = slab.nbytes / max(h * w * slab.key.depth, 1)
         current = self.key_for(self.region)
         if slab.key == current:
             self.request_redraw()
+        elif current not in self.cache and slab.key == self.key_for(region):
+            self.request_redraw()  # a coarser slice to show until the full one is there
+        if slab.key == self._awaiting:
+            # what the view waited for is there: the rest (the prefetch), planned with
+            # what this read measured
+            self._request_current()
+        elif current is not None:
+            # what this read measured may change the plan (e.g. the link turns out to be
+            # slow): then ask again at once
+            before = (self.plan.slow, self.plan.level)
+            plan = self._replan(current)
+            if (plan.slow, plan.level) != before:
+                self._request_current()
 
     @Slot(int, object, object)
     def _on_fetcher_slab_failed(self, generation: int, key: SlabKey, error: object) -> None:
@@ -393,12 +541,15 @@ class SliceDisplay(QObject):
         self._redraw_timer.start(max(0, int(wait)))
 
     def current_slab(self) -> tuple[SlabData, int] | None:
-        """The slab and slice index to draw: the current region's, else the last shown."""
-        if self.region is not None:
-            key = self.key_for(self.region)
+        """The slab and slice index to draw: the current region's, else the finest coarser
+        one there is (the network is behind), else None."""
+        if self.region is None:
+            return None
+        for region in (self.region, *self.coarser):
+            key = self.key_for(region)
             slab = self.cache.get(key) if key is not None else None
             if slab is not None:
-                return slab, self.z_at_mip(self.region) - key.z0
+                return slab, self.z_at_mip(region) - key.z0
         return None
 
     def _lut(self, slab: SlabData) -> np.ndarray:
@@ -584,7 +735,8 @@ class SliceDisplay(QObject):
             self.canvas.set_overlay(None, rect)
         # (an outline still being computed keeps the previous overlay on screen)
         self.shown = Shown(slab.key, zi, final)
-        self.complete = final
+        self.showing_coarser = slab.key.region != self.region
+        self.complete = final and not self.showing_coarser
         self.draw_count += 1
         self.drawn.emit()
 

@@ -163,6 +163,7 @@ class MainWindow(QMainWindow):
         d.activity.connect(lambda m: m and self.status.show_message(m))
         d.missingChanged.connect(self._on_display_missing)
         d.noticeChanged.connect(self.status.set_missing)
+        d.linkNotice.connect(self.status.set_link)
         d.failed.connect(self.show_error)
         d.drawn.connect(self._on_display_drawn)
 

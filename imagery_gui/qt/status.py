@@ -75,6 +75,9 @@ class StatusLine(QWidget):
         self.missing_label = ElidedLabel()
         self.missing_label.setStyleSheet("color: #e67e22")
         self.missing_label.setObjectName("missingLabel")
+        self.link_label = ElidedLabel()
+        self.link_label.setStyleSheet("color: #e67e22")
+        self.link_label.setObjectName("linkLabel")
         self.cache_label = QLabel("")
         lay = QHBoxLayout(self)
         lay.setContentsMargins(2, 0, 2, 0)
@@ -83,6 +86,7 @@ class StatusLine(QWidget):
         lay.addWidget(self.error_label, 3)
         lay.addWidget(self.busy)
         lay.addWidget(self.missing_label, 1)
+        lay.addWidget(self.link_label, 2)
         lay.addWidget(self.cache_label)
         self._clear_timer = QTimer(self)
         self._clear_timer.setSingleShot(True)
@@ -118,6 +122,12 @@ class StatusLine(QWidget):
 
     def set_missing(self, text: str) -> None:
         self.missing_label.setText(text)
+
+    def set_link(self, text: str) -> None:
+        """What the network cannot keep up with ('' when it does); the full text is the
+        tooltip when the label is too narrow for it."""
+        self.link_label.setText(text)
+        self.link_label.setToolTip(text)
 
     def set_cache(self, text: str) -> None:
         self.cache_label.setText(text)

@@ -1,0 +1,109 @@
+"""A link too slow for full-resolution slices at a scrub's rate: the real window over the
+loopback server with a bandwidth limit, scrubbed with real key presses at 10 slices/s.
+The view shows coarser slices instead of nothing, the status bar says why, and when the
+scrub stops the full slice arrives and the notice goes. Behaviour only: timings are
+measured in benchmarks/bench_remote.py."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from imagery_gui.model.writer import write_precomputed
+from imagery_gui.qt.dialogs import OpenRequest
+from tests.helpers.http_server import LoopbackServer
+
+BIG = 864691135000000000
+DEPTH = 96
+OFFSET = (2000, 4000, 100)
+
+
+@pytest.fixture(scope="module")
+def deep_raw(tmp_path_factory):
+    """Image 512x512x96 at 4 nm, raw (its bytes on the wire are its voxels), chunks of
+    128x128x8, 3 mips; segmentation at 8 nm with 18-digit ids, 3 mips."""
+    root = tmp_path_factory.mktemp("deep-raw")
+    rng = np.random.default_rng(5)
+    cells = rng.integers(0, 40, (256, 256), dtype=np.uint64)
+    cells = np.repeat(np.repeat(cells[::16, ::16], 16, 0), 16, 1) + np.uint64(BIG)
+    seg = np.repeat(cells[:, :, None], DEPTH, axis=2)
+    write_precomputed(
+        root / "segmentation",
+        seg,
+        layer_type="segmentation",
+        resolution=(8, 8, 40),
+        voxel_offset=(OFFSET[0] // 2, OFFSET[1] // 2, OFFSET[2]),
+        chunk_size=(128, 128, 8),
+        encoding="compressed_segmentation",
+        num_mips=3,
+    )
+    image = rng.integers(0, 255, (512, 512, DEPTH), dtype=np.uint8)
+    write_precomputed(
+        root / "image",
+        image,
+        layer_type="image",
+        resolution=(4, 4, 40),
+        voxel_offset=OFFSET,
+        chunk_size=(128, 128, 8),
+        encoding="raw",
+        num_mips=3,
+    )
+    return root
+
+
+def test_a_scrub_over_a_slow_link_shows_coarser_slices_and_says_so(qtbot, settings, deep_raw):
+    from imagery_gui.app import create_window
+
+    # A full slab of the view (512x512x8 image voxels, raw) is 2 MB: at 1 MB/s the link
+    # carries about 4 slices a second of it, the scrub asks for 10; 4x coarser, 0.3 MB/s.
+    with LoopbackServer(deep_raw, latency=0.02, bandwidth=1e6, seed=2) as srv:
+        settings.fetch_timeout_s = 60.0
+        win = create_window(settings=settings)
+        qtbot.addWidget(win)
+        win.resize(900, 650)
+        win.show()
+        center = [OFFSET[0] + 256, OFFSET[1] + 256, OFFSET[2] + 4]
+        with qtbot.waitSignal(win.datasetOpened, timeout=60_000):
+            win.open_sources(
+                OpenRequest(srv.source("image"), srv.source("segmentation"), center, None)
+            )
+        d = win.display
+        qtbot.waitUntil(lambda: d.complete, timeout=60_000)
+        assert d.region is not None and d.region.image_mip == 0  # the view is at full res
+        assert d.coarser, "the volume has coarser mips to fall back to"
+        # after the first read the viewer knows the link's bandwidth is the limit, and
+        # reads coarser slabs ahead for a scrub
+        qtbot.waitUntil(lambda: d.plan.slow and d.plan.level > 0, timeout=30_000)
+        qtbot.wait(1000)
+
+        notices: list[str] = []
+        d.linkNotice.connect(notices.append)
+        blank = coarser = 0
+        z0 = win.state.z
+        for i in range(40):
+            qtbot.keyClick(win.canvas, Qt.Key.Key_Up)
+            qtbot.wait(100)
+            assert win.state.z == z0 + i + 1
+            got = d.current_slab()
+            if got is None:
+                blank += 1
+            elif got[0].key.region != d.region:
+                coarser += 1
+        assert blank == 0, f"{blank} of 40 steps showed nothing"
+        assert coarser > 0  # the scrub left the full slab it started in
+        text = win.status.link_label.text()
+        assert "network too slow" in text and "coarser" in text, text
+        assert d.plan.behind and not d.complete  # a coarser slice is not the final view
+        # the scrub stops: the full slice comes, the notice goes
+        t_stop = time.monotonic()
+        qtbot.waitUntil(lambda: d.complete and not d.showing_coarser, timeout=60_000)
+        qtbot.waitUntil(lambda: win.status.link_label.text() == "", timeout=10_000)
+        assert notices and notices[-1] == ""
+        assert time.monotonic() - t_stop < 60
+        shown = d.current_slab()
+        assert shown is not None and shown[0].key.region == d.region
+        assert d.id_at_nm(*d.camera.center_nm[:2]) >= BIG  # the full slab's real ids
+        win.close()
