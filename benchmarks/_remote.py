@@ -40,14 +40,30 @@ def use_server(args) -> None:
 
 @contextlib.contextmanager
 def http_server(
-    root: Path, latency_ms: float = 0, fail_rate: float = 0, seed: int = 0, jitter_ms: float = 0
+    root: Path,
+    latency_ms: float = 0,
+    fail_rate: float = 0,
+    seed: int = 0,
+    jitter_ms: float = 0,
+    bandwidth_mbps: float = 0,
+    straggle: tuple[float, float] = (0.0, 0.0),
 ):
     """The loopback server (tests/helpers/http_server.py, or SERVER_SCRIPT) as a separate
     process. Failures spare info/provenance in both, so a layer opens and chunks fail.
-    ``jitter_ms``: each answer waits a further uniform random 0-jitter ms."""
+    ``jitter_ms``: each answer waits a further uniform random 0-jitter ms;
+    ``bandwidth_mbps``: all answers share a link of that many MB/s; ``straggle`` = (share,
+    ms): that share of requests waits that much longer (the project's server only)."""
     opts = ["--latency-ms", str(latency_ms), "--fail-rate", str(fail_rate), "--seed", str(seed)]
     if jitter_ms:
         opts += ["--jitter-ms", str(jitter_ms)]
+    extra = []
+    if bandwidth_mbps:
+        extra += ["--bandwidth-mbps", str(bandwidth_mbps)]
+    if straggle[0]:
+        extra += ["--straggle-rate", str(straggle[0]), "--straggle-ms", str(straggle[1])]
+    if extra and SERVER_SCRIPT is not None:
+        raise SystemExit("--server: bandwidth limits and stragglers need the project's server")
+    opts += extra
     if SERVER_SCRIPT is not None:
         cmd = [sys.executable, str(SERVER_SCRIPT), str(root), "0", *opts]
         cmd += ["--spare-metadata", "--seconds", "3600"]
@@ -69,23 +85,31 @@ def http_server(
         proc.wait(10)
 
 
-def rechunked_demo(chunk: tuple[int, int, int]) -> Path:
-    """The demo volume written again with ``chunk``-sized chunks in both layers (made once,
-    cached), e.g. (64, 64, 64), igneous's default: the same voxels, other requests."""
+def rechunked_demo(chunk: tuple[int, int, int] = (128, 128, 16), depth: int = 64) -> Path:
+    """The demo volume written again with ``chunk``-sized chunks in both layers, ``depth``
+    slices deep (the demo's 64, then again mirrored, back and forth: a scrub of 64 slices
+    through the demo crosses the whole volume, and a prefetch of it would hold all of it;
+    a deeper volume is what real data is). Made once, cached: the same voxels, other
+    requests. (64, 64, 64) is igneous's default."""
     import numpy as np
     from cloudvolume import CloudVolume
 
     from imagery_gui.model.demo import cache_root, ensure_demo
     from imagery_gui.model.writer import write_precomputed
 
-    root = cache_root() / f"bench-demo-{'x'.join(str(c) for c in chunk)}-v1"
+    deep = f"-z{depth}" if depth != 64 else ""
+    root = cache_root() / f"bench-demo-{'x'.join(str(c) for c in chunk)}{deep}-v1"
     if (root / "image" / "info").is_file():
         return root
     demo = ensure_demo()
     tmp = root.with_name(root.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
     for name, encoding in (("image", "jpeg"), ("segmentation", "compressed_segmentation")):
         cv = CloudVolume(f"file://{demo.root / name}", progress=False)
         arr = np.asarray(cv[cv.bounds])[..., 0]
+        n = arr.shape[2]
+        there_and_back = np.concatenate([np.arange(n), np.arange(n)[::-1]])
+        arr = arr[:, :, np.resize(there_and_back, depth)]
         write_precomputed(
             tmp / name,
             arr,
@@ -100,21 +124,23 @@ def rechunked_demo(chunk: tuple[int, int, int]) -> Path:
     return root
 
 
-def sharded_demo() -> Path:
-    """The demo volume's full-resolution scale written again as sharded Precomputed (both
-    layers, the demo's 128x128x16 chunks, about 8 MB of voxels per shard), as H01 and
-    MICrONS serve theirs (made once, cached)."""
+def sharded_demo(depth: int = 64) -> Path:
+    """The demo volume's full-resolution scale (``depth`` slices deep, as
+    :func:`rechunked_demo`) written again as sharded Precomputed (both layers, the demo's
+    128x128x16 chunks, about 8 MB of voxels per shard), as H01 and MICrONS serve theirs
+    (made once, cached)."""
     from imagery_gui.model.demo import cache_root, ensure_demo
     from tests.helpers.volumes import sharded_copy
 
-    root = cache_root() / "bench-demo-sharded-v1"
+    deep = f"-z{depth}" if depth != 64 else ""
+    root = cache_root() / f"bench-demo-sharded{deep}-v1"
     if (root / "image" / "info").is_file():
         return root
-    demo = ensure_demo()
+    src = ensure_demo().root if depth == 64 else rechunked_demo(depth=depth)
     tmp = root.with_name(root.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     for name in ("image", "segmentation"):
-        sharded_copy(f"file://{demo.root / name}", tmp / name)
+        sharded_copy(f"file://{src / name}", tmp / name)
     tmp.rename(root)
     return root
 

@@ -26,9 +26,15 @@ Measured in the same run, for each condition:
 
     QT_QPA_PLATFORM=offscreen python benchmarks/bench_remote.py [--json out.json]
 
-``--scrub-only --conditions MS:RATE[:JITTER] ...`` runs only the first-image and scrub rows
-under those conditions; ``--chunks X Y Z`` serves the demo rewritten with other chunks,
-``--sharded`` its full-resolution scale rewritten as sharded Precomputed.
+``--scrub-only --conditions MS:RATE[:JITTER[:MBPS]] ...`` runs only the first-image and
+scrub rows under those conditions (MBPS: every answer shares a link of that many MB/s, sent
+in pieces as flows on a bottleneck share it); ``--straggle SHARE:MS`` makes that share of
+requests wait that much longer in every condition. The volume is the demo's voxels
+``--depth`` slices deep (default 256: the demo's own 64 slices hold only four 16-deep
+chunks, so the open's prefetch holds most of a 64-step scrub; at 256 the scrub starts 128
+slices from the open); ``--chunks X Y Z`` rewrites it with other chunks, ``--sharded`` as
+sharded Precomputed. The scrub rows also count steps that showed a coarser slice while
+the full one was on its way, and record the status bar's link notices.
 """
 
 from __future__ import annotations
@@ -74,29 +80,36 @@ def slice_read_time(url: str, center, ds_res) -> tuple[float, float]:
     return t1 - t_open, t1 - t0
 
 
-def reference(latency_ms: float, fail_rate: float, demo) -> tuple[float, float]:
+#: Stragglers added to every condition (--straggle): (share of requests, extra ms).
+STRAGGLE = (0.0, 0.0)
+
+
+def _net(cond: tuple[float, ...]) -> dict:
+    """Server options of a condition (latency, failing[, jitter[, MB/s]])."""
+    jitter = cond[2] if len(cond) > 2 else 0.0
+    mbps = cond[3] if len(cond) > 3 else 0.0
+    return dict(jitter_ms=jitter, bandwidth_mbps=mbps, straggle=STRAGGLE)
+
+
+def reference(cond: tuple[float, ...], demo) -> tuple[float, float]:
     """Plain cloud-volume (its own retry policy): measured before any viewer exists."""
-    with http_server(demo.root, latency_ms, fail_rate, seed=2) as url:
+    with http_server(demo.root, cond[0], cond[1], seed=2, **_net(cond)) as url:
         runs = [slice_read_time(url, demo.center, None) for _ in range(2)]
     return min(r[0] for r in runs), min(r[1] for r in runs)
 
 
-def run(
-    latency_ms: float,
-    fail_rate: float,
-    app,
-    demo,
-    t_ref: tuple[float, float],
-    jitter_ms: float = 0.0,
-) -> dict:
+def run(cond: tuple[float, ...], app, demo, t_ref: tuple[float, float]) -> dict:
     from imagery_gui.settings import Settings
 
-    with http_server(demo.root, latency_ms, fail_rate, seed=1, jitter_ms=jitter_ms) as url:
+    latency_ms, fail_rate = cond[0], cond[1]
+    with http_server(demo.root, latency_ms, fail_rate, seed=1, **_net(cond)) as url:
         settings = Settings()
         settings.fetch_timeout_s = 60.0
         win = viewer_window(settings, (1024 + 380, 800))
         notes: list[str] = []
+        link_notes: list[str] = []
         win.display.activity.connect(notes.append)
+        win.display.linkNotice.connect(link_notes.append)
         idle = IdleReference()
         hb_open = Heartbeat()
         hb_open.start()
@@ -105,14 +118,17 @@ def run(
         pump(app, lambda: win.display.complete and win.canvas.overlay.image is not None)
         t_first = time.perf_counter() - t0
         stall_open = hb_open.stop()
-        lo, _ = win.display.z_bounds()
-        start = lo  # scrub from the first slice through four 16-deep chunks
+        lo, hi = win.display.z_bounds()
+        # Scrub 64 slices from a z the open's prefetch (around the centre) did not reach,
+        # when the volume is deep enough (--depth 256); through the 64-deep demo, from its
+        # first slice, where the open's prefetch may already hold much of what follows.
+        start = lo + 128 if hi - lo + 1 >= 256 else lo
         win.set_z(start)
         pump(app, lambda: win.display.complete)
         run_for(app, 1.5)  # warm-up: prefetch gets ahead
         hb = Heartbeat()
         hb.start()
-        on_time = blank = 0
+        on_time = blank = coarser = 0
         for i in range(STEPS):
             z = start + i
             win.set_z(z)
@@ -128,7 +144,11 @@ def run(
                 on_time += 1
             if win.display.current_slab() is None:
                 blank += 1
+            elif win.display.current_slab()[0].key.region != win.display.region:
+                coarser += 1
         stall = hb.stop()
+        plan = win.display.plan
+        region = win.display.region
         idle.stop()
         gaps = sorted(hb.gaps)
         p99 = gaps[int(0.99 * (len(gaps) - 1))] if gaps else 0.0
@@ -137,13 +157,20 @@ def run(
     return {
         "latency_ms": latency_ms,
         "fail_rate": fail_rate,
-        "jitter_ms": jitter_ms,
+        "jitter_ms": _net(cond)["jitter_ms"],
+        "bandwidth_mbps": _net(cond)["bandwidth_mbps"],
+        "straggle": list(STRAGGLE),
         "first_image_s": t_first,
         "stall_opening_ms": stall_open * 1e3,
         "plain_cloudvolume_open_and_slice_s": t_ref[0],
         "steps": STEPS,
         "steps_on_time": on_time,
         "steps_blank": blank,
+        "steps_coarser": coarser,
+        "link_notices": [n for n in link_notes if n],
+        "last_plan": {"ahead": plan.ahead, "parallel": plan.parallel, "level": plan.level},
+        "region_px": list(region.shape) if region is not None else None,
+        "image_mip": region.image_mip if region is not None else None,
         "naive_slices_per_s": 1 / t_ref[1],
         "longest_gui_stall_ms": stall * 1e3,
         "gui_stall_p99_ms": p99 * 1e3,
@@ -301,8 +328,13 @@ def main() -> int:
         "--conditions",
         nargs="+",
         metavar="MS:RATE",
-        help="scrub conditions as latency_ms:fail_rate[:jitter_ms] (default: 100:0 "
-        "100:0.2 200:0.1)",
+        help="scrub conditions as latency_ms:fail_rate[:jitter_ms[:MB/s]] (default: 100:0 "
+        "100:0.2 200:0.1); MB/s: all answers share a link that fast",
+    )
+    ap.add_argument(
+        "--straggle",
+        metavar="SHARE:MS",
+        help="in every condition that share of requests waits that many ms more",
     )
     ap.add_argument(
         "--chunks",
@@ -316,6 +348,14 @@ def main() -> int:
         "--sharded",
         action="store_true",
         help="serve the demo's full-resolution scale rewritten as sharded Precomputed",
+    )
+    ap.add_argument(
+        "--depth",
+        type=int,
+        default=256,
+        help="serve the demo this many slices deep (its 64 slices mirrored back and forth; "
+        "default 256). At 256 or more the scrub starts 128 slices from the open; at the "
+        "demo's own 64 it starts at the first slice, and the open's prefetch holds most of it",
     )
     ap.add_argument("--scrub-only", action="store_true", help="only the first image and scrub rows")
     ap.add_argument("--cold-open", nargs=2, metavar=("URL", "DELAY"), help=argparse.SUPPRESS)
@@ -334,18 +374,23 @@ def main() -> int:
     # The viewer starts its read process at launch; here it is warm before the first
     # open, so every condition's first image is "open data in a running viewer".
     fetchproc.shared().wait_ready(60)
+    global STRAGGLE
+    if args.straggle:
+        share, ms = (float(v) for v in args.straggle.split(":"))
+        STRAGGLE = (share, ms)
     conditions: list[tuple[float, ...]] = list(CONDITIONS)
     if args.conditions:
         conditions = [tuple(float(v) for v in c.split(":")) for c in args.conditions]
     if args.sharded:
         import types
 
-        demo = types.SimpleNamespace(root=_remote.sharded_demo(), center=demo.center)
-    elif args.chunks:
+        demo = types.SimpleNamespace(root=_remote.sharded_demo(args.depth), center=demo.center)
+    elif args.chunks or args.depth != 64:
         import types
 
+        chunks = tuple(args.chunks) if args.chunks else (128, 128, 16)
         demo = types.SimpleNamespace(
-            root=_remote.rechunked_demo(tuple(args.chunks)), center=demo.center
+            root=_remote.rechunked_demo(chunks, args.depth), center=demo.center
         )
     cold = (
         [] if args.scrub_only else cold_opens(demo)
@@ -361,22 +406,23 @@ def main() -> int:
             f"{when:20s} {r['window_s']:5.2f} s {r['first_image_s']:9.2f} s "
             f"{r['longest_gui_stall_ms']:6.1f} ms"
         )
-    refs = {c: reference(c[0], c[1], demo) for c in conditions}
-    rows = [
-        run(c[0], c[1], app, demo, refs[c], *c[2:]) for c in conditions for _ in range(args.repeats)
-    ]
+    refs = {c: reference(c, demo) for c in conditions}
+    rows = [run(c, app, demo, refs[c]) for c in conditions for _ in range(args.repeats)]
     print(
         f"\n{'condition':26s} {'first image':>11s} {'plain c-v':>10s} {'10/s scrub on time':>18s} "
-        f"{'blank':>5s} {'naive max':>9s} {'stall max':>9s} {'stall p99':>9s} {'retrying?':>9s} "
+        f"{'blank':>5s} {'coarser':>8s} {'naive max':>9s} {'stall max':>9s} {'stall p99':>9s} {'retrying?':>9s} "
         f"{'stall opening':>13s}"
     )
     for r in rows:
         cond = f"{r['latency_ms']:.0f} ms, {r['fail_rate']:.0%} failing"
         if r.get("jitter_ms"):
             cond += f", +0-{r['jitter_ms']:.0f}"
+        if r.get("bandwidth_mbps"):
+            cond += f", {r['bandwidth_mbps']:g} MB/s"
         print(
             f"{cond:26s} {r['first_image_s']:9.2f} s {r['plain_cloudvolume_open_and_slice_s']:8.2f} s "
             f"{r['steps_on_time']:>11d} / {r['steps']:<4d} {r['steps_blank']:5d} "
+            f"{r['steps_coarser']:8d} "
             f"{r['naive_slices_per_s']:6.1f}/s {r['longest_gui_stall_ms']:6.1f} ms {r['gui_stall_p99_ms']:6.1f} ms "
             f"{r['status_said_retrying']!s:>9s} {r['stall_opening_ms']:10.1f} ms"
         )
