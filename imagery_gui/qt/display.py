@@ -399,17 +399,17 @@ class SliceDisplay(QObject):
         notice = ""
         if plan.behind and plan.delivered is not None:
             notice = (
-                f"network too slow for full resolution at this speed: it carries about "
-                f"{plan.delivered:.2g} slices/s, scrubbing asks for {plan.wanted:.2g}"
+                f"network too slow: it carries ~{plan.delivered:.2g} full slices/s, "
+                f"the scrub asks {plan.wanted:.2g}/s"
             )
             if plan.level:
                 factor = self.coarser[plan.level - 1].resolution[0] / key.region.resolution[0]
-                notice += f"; showing {factor:g}x coarser slices until the full ones arrive"
+                notice += f"; showing {factor:g}x coarser until they arrive"
         elif self._late() is not None and plan.slab_seconds:
             factor = self._late().resolution[0] / key.region.resolution[0]
             notice = (
-                f"slices arrive late (a read takes about {plan.slab_seconds:.1f} s): reading "
-                f"further ahead, showing {factor:g}x coarser slices until the full ones arrive"
+                f"slices arrive late (reads take ~{plan.slab_seconds:.1f} s): "
+                f"showing {factor:g}x coarser until they arrive"
             )
         if notice != self._link_notice:
             self._link_notice = notice

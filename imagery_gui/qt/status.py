@@ -86,7 +86,7 @@ class StatusLine(QWidget):
         lay.addWidget(self.error_label, 3)
         lay.addWidget(self.busy)
         lay.addWidget(self.missing_label, 1)
-        lay.addWidget(self.link_label, 2)
+        lay.addWidget(self.link_label, 4)
         lay.addWidget(self.cache_label)
         self._clear_timer = QTimer(self)
         self._clear_timer.setSingleShot(True)
