@@ -48,14 +48,18 @@ BEHIND_ENTER = 0.9
 BEHIND_LEAVE = 0.6
 #: A coarser level is chosen so that its reads need at most this share of the link.
 COARSE_SHARE = 0.6
+#: Seconds a snapshot of the measurements is reused while no read starts or ends.
+SNAPSHOT_S = 0.1
 #: Seconds of reads the measurements look back over, and the reads they keep at least
 #: (over a slow link a slab can take longer than the window).
 WINDOW_S = 8.0
 KEEP_READS = 6
 #: Reads kept at most for the quantile of read times.
 MAX_READS = 64
-#: A scrub is a z step at most this long after the previous one.
+#: A scrub is z steps of at most SCRUB_STEP slices (Shift+arrow steps 10), each at most
+#: SCRUB_GAP_S after the previous one.
 SCRUB_GAP_S = 1.0
+SCRUB_STEP = 10
 #: Reads beside which fewer than this many others ran, on average, count as alone.
 ALONE_K = 1.5
 #: A link whose chunk reads spend at least this share of their time receiving bodies is
@@ -120,8 +124,10 @@ class LinkMeter:
         self._busy_since = 0.0
         self._area = 0.0  # integral over time of the number of reads under way
         self._area_t = clock()
+        self._memo: tuple[float, LinkSnapshot] | None = None
 
     def _advance(self, now: float) -> None:
+        self._memo = None  # a read starts or ends: measured anew
         self._area += len(self._open) * (now - self._area_t)
         self._area_t = now
 
@@ -165,6 +171,19 @@ class LinkMeter:
             self._busy.popleft()
 
     def snapshot(self) -> LinkSnapshot:
+        """What was measured (the same for SNAPSHOT_S unless a read starts or ends: it is
+        asked at every z step, and netwatch's measures go over thousands of reads)."""
+        with self._lock:
+            memo = self._memo
+        now = self._clock()
+        if memo is not None and now - memo[0] < SNAPSHOT_S:
+            return memo[1]
+        snap = self._snapshot()
+        with self._lock:
+            self._memo = (now, snap)
+        return snap
+
+    def _snapshot(self) -> LinkSnapshot:
         with self._lock:
             now = self._clock()
             self._prune(now)
@@ -222,8 +241,10 @@ class ScrubMeter:
 
     def step(self, z: int) -> None:
         now = self._clock()
-        if self._steps and now - self._steps[-1][0] > SCRUB_GAP_S:
-            self._steps.clear()  # a new scrub: the pause is not part of its rate
+        if self._steps and (
+            now - self._steps[-1][0] > SCRUB_GAP_S or abs(z - self._steps[-1][1]) > SCRUB_STEP
+        ):
+            self._steps.clear()  # a pause or a jump: what follows is a new scrub
         self._steps.append((now, int(z)))
 
     def rate(self) -> float:

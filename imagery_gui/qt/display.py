@@ -436,7 +436,7 @@ class SliceDisplay(QObject):
             assert lkey is not None
             keys = [] if key in self.cache or lkey in self.cache else [lkey]
             keys += [] if key in self.cache else [key]
-            keys += [k for k in self._slabs_from(lkey, plan.ahead) if k not in keys]
+            keys += [k for k in self._slabs_from(lkey, plan.ahead) if k not in keys and k != lkey]
             keys += [k for k in self._slabs_from(key, plan.ahead) if k not in keys]
             first_alone = bool(keys) and keys[0] not in self.cache and key not in self.cache
         elif ckey is not None:

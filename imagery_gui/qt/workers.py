@@ -207,6 +207,7 @@ class FetchWorker(QObject):
             return  # superseded while queued: never started (the newer one takes over)
         active = self._adopt(request)
         if not request.keys:
+            self.activity.emit(False, "")  # (an earlier request may have handed over)
             return
         self.activity.emit(True, "fetching")
         todo = [k for k in request.keys if all(r.key != k for r in active)]

@@ -110,12 +110,16 @@ def test_scrub_rate():
     assert scrub.rate() == pytest.approx(10.0)  # 9 slices in 0.9 s
     clock.t += linkmeter.SCRUB_GAP_S + 0.1
     assert scrub.rate() == 0  # stopped
-    scrub.step(50)  # a jump after a pause starts a new scrub: not 40 slices in a step
+    scrub.step(50)  # after a pause: a new scrub
     clock.t += 0.1
     scrub.step(51)
     clock.t += 0.1
     scrub.step(52)
     assert scrub.rate() == pytest.approx(10, rel=0.01)
+    scrub.step(500)  # a jump (a typed z, a site) is not part of a scrub
+    clock.t += 0.1
+    scrub.step(501)
+    assert scrub.rate() == 0  # (two steps since: too few to tell)
 
 
 def test_without_measurements_or_a_scrub_the_plan_is_the_minimum():
