@@ -201,18 +201,23 @@ def build_medulla_pair(folder: Path, em_data: Path, id_offset: int | None) -> Vo
     return _pair(folder, (120, 130, 112))
 
 
-def sharded_copy(src_url: str, dst: Path, shard_bytes: int = 8 * 1024**2) -> None:
+def sharded_copy(
+    src_url: str, dst: Path, shard_bytes: int = 8 * 1024**2, skip_absent: bool = False
+) -> None:
     """Write the full-resolution scale of the layer at ``src_url`` again at ``dst`` as
     sharded Precomputed (its chunk size and encoding, about ``shard_bytes`` of voxels per
-    shard), through cloud-volume's own sharded writes, one whole shard at a time."""
+    shard), through cloud-volume's own sharded writes, one whole shard at a time. With
+    ``skip_absent`` chunk files missing from the source are read as 0 and left out of the
+    shards (cloud-volume's ``delete_black_uploads``), as a sharded layer written from an
+    incomplete source lacks them."""
     import copy
 
     from cloudvolume import Bbox, CloudVolume
 
-    src = CloudVolume(src_url, progress=False)
+    src = CloudVolume(src_url, progress=False, fill_missing=skip_absent)
     info = copy.deepcopy(src.info)
     info["scales"] = info["scales"][:1]
-    out = CloudVolume(f"file://{dst}", info=info, progress=False)
+    out = CloudVolume(f"file://{dst}", info=info, progress=False, delete_black_uploads=skip_absent)
     out.image.to_sharded(uncompressed_shard_bytesize=shard_bytes, mip=0)
     out.commit_info()
     arr = np.asarray(src[src.bounds])

@@ -11,7 +11,6 @@ would mark the whole box missing)."""
 from __future__ import annotations
 
 import contextlib
-import copy
 import shutil
 from pathlib import Path
 
@@ -76,32 +75,6 @@ ABSENT = ((2128, 4128, 100), (2192, 4192, 108))
 SHARD_BYTES = 256 * 1024
 
 
-def _sharded_copy_skipping_absent(src_url: str, dst: Path, shard_bytes: int) -> None:
-    """:func:`sharded_copy` of a layer with chunk files missing: missing chunks are read as
-    0 and left out of the shards (cloud-volume's ``delete_black_uploads``), as a sharded
-    layer written from an incomplete source lacks them."""
-    from cloudvolume import Bbox, CloudVolume
-
-    src = CloudVolume(src_url, progress=False, fill_missing=True)
-    info = copy.deepcopy(src.info)
-    info["scales"] = info["scales"][:1]
-    out = CloudVolume(f"file://{dst}", info=info, progress=False, delete_black_uploads=True)
-    out.image.to_sharded(uncompressed_shard_bytesize=shard_bytes, mip=0)
-    out.commit_info()
-    arr = np.asarray(src[src.bounds])
-    lo = np.array(src.bounds.minpt, dtype=np.int64)
-    hi = np.array(src.bounds.maxpt, dtype=np.int64)
-    shape = np.array(out.image.shard_shape(0), dtype=np.int64)
-    for x in range(lo[0], hi[0], shape[0]):
-        for y in range(lo[1], hi[1], shape[1]):
-            for z in range(lo[2], hi[2], shape[2]):
-                a = np.array([x, y, z])
-                b = np.minimum(a + shape, hi)
-                part = arr[a[0] - lo[0] : b[0] - lo[0], a[1] - lo[1] : b[1] - lo[1],
-                           a[2] - lo[2] : b[2] - lo[2]]  # fmt: skip
-                out[Bbox(a, b)] = np.ascontiguousarray(part)
-
-
 @pytest.fixture(scope="module")
 def holey(synthetic_big, sharded, tmp_path_factory):
     """``image``: the synthetic image, sharded, with the chunk ABSENT left out of its shard;
@@ -113,7 +86,7 @@ def holey(synthetic_big, sharded, tmp_path_factory):
     name = f"{lo[0]}-{hi[0]}_{lo[1]}-{hi[1]}_{lo[2]}-{hi[2]}"
     (chunk_file,) = (source / "4_4_40").glob(name + "*")  # raw chunks are stored as .gz
     chunk_file.unlink()
-    _sharded_copy_skipping_absent(f"file://{source}", root / "image", SHARD_BYTES)
+    sharded_copy(f"file://{source}", root / "image", SHARD_BYTES, skip_absent=True)
     shutil.copytree(sharded / "segmentation", root / "segmentation")
     return root
 
