@@ -274,12 +274,13 @@ class SliceDisplay(QObject):
         self.direction = 1 if z >= self.z else -1
         self.z = z
         self.scrub.step(z)
-        self.update_view()
         if self.region is not None and self.scrub.rate() > 0:
             key = self.key_for(self.region)
             if key is not None and key not in self.cache:
-                self._misses.append(time.monotonic())  # the scrub got ahead of its reads
-                self._request_current()  # now with the coarser ones first
+                # the scrub got ahead of its reads: this step's request reads the coarser
+                # ones first
+                self._misses.append(time.monotonic())
+        self.update_view()
         if self.plan.behind:
             # a scrub over a slow link reads coarser slices only: when it stops, the full one
             self._pause_timer.start()
@@ -522,9 +523,11 @@ class SliceDisplay(QObject):
     def _on_fetcher_slab_failed(self, generation: int, key: SlabKey, error: object) -> None:
         if (
             self.region is not None
-            and key.region == self.region
-            and key == self.key_for(self.region)
+            and key.region in (self.region, *self.coarser)
+            and key == self.key_for(key.region)
         ):
+            # this slice, or the coarser one read first for it (then the full one is not
+            # read: the fetcher starts nothing after a failure)
             self.failed.emit(str(error))
 
     @Slot(bool, str)
