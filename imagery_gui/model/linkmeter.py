@@ -247,6 +247,10 @@ class ScrubMeter:
             self._steps.clear()  # a pause or a jump: what follows is a new scrub
         self._steps.append((now, int(z)))
 
+    def idle_s(self) -> float:
+        """Seconds since the last step (infinite before the first)."""
+        return self._clock() - self._steps[-1][0] if self._steps else math.inf
+
     def rate(self) -> float:
         now = self._clock()
         recent = [s for s in self._steps if now - s[0] <= 2.0]

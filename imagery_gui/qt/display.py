@@ -15,7 +15,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from ..model import fetchproc, render, source
 from ..model.dataset import Dataset
@@ -200,8 +200,8 @@ class SliceDisplay(QObject):
         self._misses: deque[float] = deque(maxlen=16)  # z steps that found no slice
         self._pause_timer = QTimer(self)
         self._pause_timer.setSingleShot(True)
-        self._pause_timer.setInterval(int(SCRUB_GAP_S * 1000) + 50)
-        self._pause_timer.timeout.connect(self._request_current)
+        self._pause_timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._pause_timer.timeout.connect(self._on_scrub_pause)
 
     # -- data --------------------------------------------------------------------------------
     def _source(self) -> ReadSource:
@@ -283,7 +283,19 @@ class SliceDisplay(QObject):
         self.update_view()
         if self.plan.behind:
             # a scrub over a slow link reads coarser slices only: when it stops, the full one
-            self._pause_timer.start()
+            self._pause_timer.start(int(SCRUB_GAP_S * 1000) + 50)
+
+    def _on_scrub_pause(self) -> None:
+        """The scrub over a slow link has stopped: ask for the full slice. A timer that
+        ends before the scrub meter calls it a pause (a coarse timer may end up to 5%
+        early, an event loop late) is set again for the rest: a request while the scrub
+        still counts as under way would read coarser slices only, and nothing would ask
+        again."""
+        idle = self.scrub.idle_s()
+        if idle <= SCRUB_GAP_S:
+            self._pause_timer.start(int((SCRUB_GAP_S - idle) * 1000) + 50)
+            return
+        self._request_current()
 
     def set_coloring(self, coloring: Coloring) -> None:
         visible_changed = (coloring.show_all, coloring.selected) != (

@@ -103,13 +103,16 @@ def test_bandwidth_bound_only_when_bodies_take_the_time():
 def test_scrub_rate():
     clock = Clock()
     scrub = ScrubMeter(clock=clock)
-    assert scrub.rate() == 0
+    assert scrub.rate() == 0 and scrub.idle_s() == float("inf")
     for z in range(10):
         scrub.step(z)
         clock.t += 0.1
     assert scrub.rate() == pytest.approx(10.0)  # 9 slices in 0.9 s
-    clock.t += linkmeter.SCRUB_GAP_S + 0.1
-    assert scrub.rate() == 0  # stopped
+    assert scrub.idle_s() == pytest.approx(0.1)
+    clock.t += linkmeter.SCRUB_GAP_S - 0.15
+    assert scrub.rate() > 0 and scrub.idle_s() < linkmeter.SCRUB_GAP_S  # not yet a pause
+    clock.t += 0.25
+    assert scrub.rate() == 0 and scrub.idle_s() > linkmeter.SCRUB_GAP_S  # stopped
     scrub.step(50)  # after a pause: a new scrub
     clock.t += 0.1
     scrub.step(51)
