@@ -177,3 +177,16 @@ def pytest_runtest_logstart(nodeid, location):
     if _TRACE:
         with open(_TRACE, "w") as fh:
             fh.write(nodeid + "\n")
+
+
+def pytest_sessionstart(session):
+    """A crash (a segfault, an abort) prints the stack of the thread it happened in only:
+    faulthandler prints at most 100 threads, and the many idle ones of a whole run
+    (download pools, loopback servers' connection threads) hid the crashing one."""
+    import faulthandler
+
+    from _pytest.faulthandler import fault_handler_stderr_fd_key
+
+    fd = session.config.stash.get(fault_handler_stderr_fd_key, None)
+    if fd is not None and faulthandler.is_enabled():
+        faulthandler.enable(file=fd, all_threads=False)
