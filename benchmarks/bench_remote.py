@@ -129,6 +129,7 @@ def run(cond: tuple[float, ...], app, demo, t_ref: tuple[float, float]) -> dict:
         hb = Heartbeat()
         hb.start()
         on_time = blank = coarser = 0
+        trace = []  # per step: F full, C coarser, B blank
         for i in range(STEPS):
             z = start + i
             win.set_z(z)
@@ -144,8 +145,12 @@ def run(cond: tuple[float, ...], app, demo, t_ref: tuple[float, float]) -> dict:
                 on_time += 1
             if win.display.current_slab() is None:
                 blank += 1
+                trace.append("B")
             elif win.display.current_slab()[0].key.region != win.display.region:
                 coarser += 1
+                trace.append("C")
+            else:
+                trace.append("F")
         stall = hb.stop()
         plan = win.display.plan
         region = win.display.region
@@ -167,6 +172,7 @@ def run(cond: tuple[float, ...], app, demo, t_ref: tuple[float, float]) -> dict:
         "steps_on_time": on_time,
         "steps_blank": blank,
         "steps_coarser": coarser,
+        "step_trace": "".join(trace),
         "link_notices": [n for n in link_notes if n],
         "last_plan": {"ahead": plan.ahead, "parallel": plan.parallel, "level": plan.level},
         "region_px": list(region.shape) if region is not None else None,
