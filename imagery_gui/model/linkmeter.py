@@ -113,8 +113,16 @@ class LinkMeter:
         self._clock = clock
         from . import netwatch
 
-        self._body_share = body_share if body_share is not None else netwatch.body_share
-        self._body_rate = body_rate if body_rate is not None else netwatch.body_rate
+        #: The hosts whose chunk reads are this link's (None: every host's): set_hosts.
+        self.hosts: frozenset[str] | None = None
+        self._body_share = (
+            body_share if body_share is not None else lambda: netwatch.body_share(hosts=self.hosts)
+        )
+        self._body_rate = (
+            body_rate
+            if body_rate is not None
+            else lambda w: netwatch.body_rate(w, hosts=self.hosts)
+        )
         self._lock = threading.Lock()
         # (end, seconds, bytes, mean number of reads under way during it, itself included)
         self._reads: deque[tuple[float, float, int, float]] = deque()
@@ -125,6 +133,18 @@ class LinkMeter:
         self._area = 0.0  # integral over time of the number of reads under way
         self._area_t = clock()
         self._memo: tuple[float, LinkSnapshot] | None = None
+
+    def set_hosts(self, hosts: frozenset[str] | None) -> None:
+        """The link is now to ``hosts`` (a dataset's sources): only their chunk reads are
+        measured, and the slab reads measured over another link are forgotten (a narrow
+        link to one server says nothing of the next)."""
+        with self._lock:
+            if hosts == self.hosts:
+                return
+            self.hosts = hosts
+            self._reads.clear()
+            self._busy.clear()
+            self._memo = None
 
     def _advance(self, now: float) -> None:
         self._memo = None  # a read starts or ends: measured anew

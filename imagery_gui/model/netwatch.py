@@ -23,9 +23,9 @@ DEFAULT_TIMEOUT = (10.0, 60.0)
 
 _lock = threading.Lock()
 _events: deque[tuple[float, str, int | None, str | None]] = deque(maxlen=4096)
-#: Successful chunk reads: (when it ended, seconds, seconds waiting for the answer to start,
-#: bytes). The rest of each read's time is its body arriving.
-_transfers: deque[tuple[float, float, float, int]] = deque(maxlen=4096)
+#: Successful chunk reads: (when it ended, host, seconds, seconds waiting for the answer to
+#: start, bytes). The rest of each read's time is its body arriving.
+_transfers: deque[tuple[float, str, float, float, int]] = deque(maxlen=4096)
 _local = threading.local()  # the time to the answer's start of this thread's last request
 _installed = False
 _totals = {"requests": 0, "errors": 0, "hedges": 0, "hedges_won": 0}
@@ -49,13 +49,13 @@ def record(
 ) -> None:
     """One HTTP outcome; ``transfer`` = (seconds, seconds to the answer's start, bytes) for
     a chunk read that succeeded."""
+    host = urlsplit(url).netloc
     if transfer is not None:
         with _lock:
-            _transfers.append((time.monotonic(), *transfer))
+            _transfers.append((time.monotonic(), host, *transfer))
         if _forward is not None:
             _forward(url, status, error, transfer)
         return
-    host = urlsplit(url).netloc
     bad = error is not None or (status is not None and (status >= 500 or status == 429))
     with _lock:
         _events.append((time.monotonic(), host, status, error))
@@ -90,18 +90,33 @@ def recent(window_s: float = 3.0) -> NetStatus:
     return NetStatus(n, errors, last, host)
 
 
-def body_share(window_s: float = 8.0, least: int = 8) -> float | None:
-    """Of the time recent chunk reads took, the share spent receiving their bodies (the
-    rest is waiting for the answer to start: round trips, the server). Near 0 the link
-    waits on round trips, and more reads at once deliver more; near 1 its bandwidth is
-    the limit. None with fewer than ``least`` reads in the window."""
+def host_of(url: str) -> str:
+    """The host (``name:port``) of a Precomputed source's URL (``precomputed://https://...``),
+    as netwatch keys its measures; "" for one not read over HTTP from that host (a file,
+    a cloud bucket, a graphene source, whose chunks come from elsewhere)."""
+    inner = url.split("://", 1)[1] if url.startswith("precomputed://") else url
+    if not inner.startswith(("http://", "https://")):
+        return ""
+    return urlsplit(inner).netloc
+
+
+def body_share(
+    window_s: float = 8.0, least: int = 8, hosts: frozenset[str] | None = None
+) -> float | None:
+    """Of the time recent chunk reads took (from ``hosts`` only, when given), the share
+    spent receiving their bodies (the rest is waiting for the answer to start: round
+    trips, the server). Near 0 the link waits on round trips, and more reads at once
+    deliver more; near 1 its bandwidth is the limit. None with fewer than ``least`` reads
+    in the window."""
     cutoff = time.monotonic() - window_s
     total = waiting = 0.0
     n = 0
     with _lock:
-        for t, seconds, wait, _nbytes in reversed(_transfers):
+        for t, host, seconds, wait, _nbytes in reversed(_transfers):
             if t < cutoff:
                 break
+            if hosts is not None and host not in hosts:
+                continue
             total += seconds
             waiting += min(wait, seconds)
             n += 1
@@ -110,17 +125,22 @@ def body_share(window_s: float = 8.0, least: int = 8) -> float | None:
     return (total - waiting) / total
 
 
-def body_rate(window_s: float = 8.0) -> tuple[float, int] | None:
-    """(bytes a second while bodies were arriving, bytes) of recent chunk reads: the
-    bytes over the union of the times their bodies took. When the bandwidth is the limit
-    (see :func:`body_share`) that is what the link carries. None without reads."""
+def body_rate(
+    window_s: float = 8.0, hosts: frozenset[str] | None = None
+) -> tuple[float, int] | None:
+    """(bytes a second while bodies were arriving, bytes) of recent chunk reads (from
+    ``hosts`` only, when given): the bytes over the union of the times their bodies took.
+    When the bandwidth is the limit (see :func:`body_share`) that is what the link
+    carries. None without reads."""
     cutoff = time.monotonic() - window_s
     spans = []
     nbytes = 0
     with _lock:
-        for t, seconds, wait, size in reversed(_transfers):
+        for t, host, seconds, wait, size in reversed(_transfers):
             if t < cutoff:
                 break
+            if hosts is not None and host not in hosts:
+                continue
             spans.append((t - max(seconds - wait, 0.0), t))
             nbytes += size
     if not spans:
@@ -225,7 +245,7 @@ def _timed(get_file):
         content = out[0] if isinstance(out, tuple) and out else None
         waited = _local.waited
         if content and waited is not None:
-            record("", 200, None, (seconds, waited, len(content)))
+            record(self._path.host, 200, None, (seconds, waited, len(content)))
         return out
 
     return timed
@@ -245,18 +265,24 @@ _hedge_pool = None
 _hedge_lock = threading.Lock()
 
 
-def hedge_delay() -> float | None:
-    """Seconds after which a chunk read is asked for again: the HEDGE_QUANTILE of the
-    last 200 reads' times, at least twice their median and HEDGE_MIN_S; None when there
-    are too few reads, the bandwidth is the limit, or the budget is spent."""
+def hedge_delay(host: str | None = None) -> float | None:
+    """Seconds after which a chunk read (from ``host``: each server is judged by its own
+    reads; None: any) is asked for again: the HEDGE_QUANTILE of the last 200 reads'
+    times, at least twice their median and HEDGE_MIN_S; None when there are too few
+    reads, the bandwidth is the limit, or the budget is spent."""
     if os.environ.get("IMAGERY_GUI_NO_HEDGE"):  # (for benchmarks: the same without)
         return None
+    recent: list[float] = []
     with _lock:
-        recent = [seconds for _t, seconds, _w, _b in list(_transfers)[-200:]]
+        for _t, h, seconds, _w, _b in reversed(_transfers):
+            if host is None or h == host:
+                recent.append(seconds)
+                if len(recent) == 200:
+                    break
         budget = HEDGE_BUDGET * _totals["requests"] + 2 - _totals["hedges"]
     if len(recent) < HEDGE_SAMPLES or budget < 1:
         return None
-    share = body_share()
+    share = body_share(hosts=None if host is None else frozenset([host]))
     if share is not None and share >= 0.5:
         return None
     recent.sort()
@@ -272,7 +298,7 @@ def _hedged(get_file):
     @functools.wraps(get_file)
     def hedged(self, *args, **kwargs):
         global _hedge_pool
-        delay = hedge_delay()
+        delay = hedge_delay(urlsplit(self._path.host).netloc)
         if delay is None:
             return get_file(self, *args, **kwargs)
         with _hedge_lock:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
-from ..model import fetchproc, render, source
+from ..model import fetchproc, netwatch, render, source
 from ..model.dataset import Dataset
 from ..model.fetchproc import FetchProcess
 from ..model.glyphs import GlyphStyle, Picture, draw_glyphs_cropped
@@ -230,6 +230,14 @@ class SliceDisplay(QObject):
         keeps its camera, and z when given."""
         self.dataset = dataset
         self.dataset_serial = next(_serials)
+        # the link measured is the one to this dataset's servers (all of them when its
+        # chunks may come from elsewhere: a graphene or cloud-bucket source)
+        hosts = frozenset(
+            netwatch.host_of(layer.spec.url)
+            for layer in (dataset.image, dataset.segmentation)
+            if layer is not None
+        )
+        self.fetcher.link.set_hosts(None if "" in hosts else hosts)
         if self._reader is not None:
             self._replica = dataset.replica_args(lru_bytes=self.budget.chunk_lru_per_layer)
             fetchproc.shared().set_dataset(self.dataset_serial, self._replica)

@@ -181,3 +181,18 @@ def test_slow_has_hysteresis():
     assert plan_prefetch(link, 10.0, 16, 10**7, 100, (0.25,), was_slow=True).slow
     fast = LinkSnapshot(1.0, 3e7, 5, 0.9)  # 0.26 of it
     assert not plan_prefetch(fast, 10.0, 16, 10**7, 100, (0.25,), was_slow=True).slow
+
+
+def test_a_link_to_other_hosts_forgets_the_slab_reads_of_the_last():
+    meter, clock = _meter()
+    meter.set_hosts(frozenset(["a:1"]))
+    for _ in range(3):
+        token = meter.started()
+        clock.t += 2.0
+        meter.ended(token, 1000)
+    assert meter.snapshot().reads == 3
+    meter.set_hosts(frozenset(["a:1"]))  # the same link: kept
+    assert meter.snapshot().reads == 3
+    meter.set_hosts(frozenset(["b:2"]))
+    snap = meter.snapshot()
+    assert snap.reads == 0 and snap.slab_seconds is None

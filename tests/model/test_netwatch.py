@@ -46,6 +46,30 @@ def test_reads_over_a_narrow_link_spend_their_time_receiving(synthetic_big):
     assert 0.3e6 < rate < 3e6, rate
 
 
+def test_each_server_is_measured_on_its_own(synthetic_big):
+    """A narrow link to one server says nothing of another's: the measures are kept per
+    host, and a dataset's link meter asks for its own servers' only."""
+    from imagery_gui.model.linkmeter import LinkMeter
+
+    root = synthetic_big.image_path.parent
+    with LoopbackServer(root, latency=0.005, bandwidth=1e6, seed=1) as narrow:
+        _read(narrow)
+        narrow_host = netwatch.host_of(narrow.source("image"))
+    with LoopbackServer(root, latency=0.05, seed=1) as wide:
+        _read(wide)
+        wide_host = netwatch.host_of(wide.source("image"))
+    assert narrow_host != wide_host and narrow_host.startswith("127.0.0.1:")
+    assert netwatch.body_share(hosts=frozenset([narrow_host])) > 0.5
+    assert netwatch.body_share(hosts=frozenset([wide_host])) < 0.5
+    meter = LinkMeter()  # a dataset's, on the wide link: it hears of that one only
+    meter.set_hosts(frozenset([wide_host]))
+    meter.ended(meter.started(), 1000)
+    assert meter.snapshot().body_share == netwatch.body_share(hosts=frozenset([wide_host]))
+    assert not meter.snapshot().bandwidth_bound
+    assert netwatch.host_of("precomputed://gs://bucket/image") == ""
+    assert netwatch.host_of("graphene://https://example.org/segmentation/table/x") == ""
+
+
 def test_no_hedging_when_the_bandwidth_is_the_limit(synthetic_big):
     root = synthetic_big.image_path.parent
     with LoopbackServer(root, latency=0.005, bandwidth=1e6, seed=1) as srv:
