@@ -21,7 +21,13 @@ from ..model import fetchproc, netwatch, render, source
 from ..model.dataset import Dataset
 from ..model.fetchproc import FetchProcess
 from ..model.glyphs import GlyphStyle, Picture, draw_glyphs_cropped
-from ..model.linkmeter import SCRUB_GAP_S, PrefetchPlan, ScrubMeter, plan_prefetch
+from ..model.linkmeter import (
+    NOMINAL_RATE,
+    SCRUB_GAP_S,
+    PrefetchPlan,
+    ScrubMeter,
+    plan_prefetch,
+)
 from ..model.navigate import OUTSIDE_NOTICE
 from ..model.state import Camera, z_bounds
 from ..model.view import (
@@ -70,6 +76,11 @@ READER_WARM_WAIT_S = 10.0
 #: narrow for full slices at all falls back by its plan instead, linkmeter).
 LATE_S = 3.0
 LATE_LEVEL = 2
+#: A scrub whose slab reads take this share of the time it spends in a slab, or more, has
+#: no margin for a slower read (a retried chunk, a busy moment): the LATE_LEVEL coarser
+#: slabs are read ahead too, beside the full ones, so that a step that finds its slice
+#: missing shows the coarser one rather than nothing.
+TIGHT_SHARE = 0.5
 #: Dataset serials are unique in the process: displays may share one read process.
 _serials = itertools.count(1)
 
@@ -445,21 +456,27 @@ class SliceDisplay(QObject):
             return
         plan = self._replan(key)
         keys = []
+        light: list[SlabKey] = []  # coarser slabs read beside the full ones (fetcher)
         first_alone = key not in self.cache
         ckey = self.key_for(self.coarser[plan.level - 1]) if plan.level else None
-        late = self._late()
+        late = self._late() or self._tight(plan, key)
         if ckey is None and late is not None:
             # A scrub outran reads that wait on round trips (a step found its slice
-            # missing): the coarser slices (a sixteenth of the requests, so fewer retried
-            # stragglers) are read before the full ones, this one's first, so that the
-            # next steps have something to show while the full ones come.
+            # missing), or has no margin left for a slower read: the slabs of a coarser
+            # slice (a sixteenth of the requests, so fewer retried stragglers) are read
+            # beside the full ones, in a lane of their own, and this one first when it is
+            # missing, so that the next steps have something to show while the full ones
+            # come.
             lkey = self.key_for(late)
             assert lkey is not None
-            keys = [] if key in self.cache or lkey in self.cache else [lkey]
-            keys += [] if key in self.cache else [key]
-            keys += [k for k in self._slabs_from(lkey, plan.ahead) if k not in keys and k != lkey]
-            keys += [k for k in self._slabs_from(key, plan.ahead) if k not in keys]
-            first_alone = bool(keys) and keys[0] not in self.cache and key not in self.cache
+            light = self._slabs_from(lkey, plan.ahead + 1)
+            head: list[SlabKey] = []
+            if key in self.cache:
+                light = [k for k in light if k != lkey]
+            else:
+                head = [k for k in (lkey, key) if k not in self.cache]
+            keys = head + [k for k in light + self._slabs_from(key, plan.ahead) if k not in head]
+            first_alone = bool(head)
         elif ckey is not None:
             # A link too slow for full slices at a scrub's rate: full slabs ahead would take
             # it for seconds each, so the coarser ones are read ahead (and behind) and
@@ -483,7 +500,24 @@ class SliceDisplay(QObject):
             self.fetch_requests += 1
         # the fetcher stops after a first_alone request's first slab: asked again then
         self._awaiting = keys[0] if keys and first_alone else None
-        self.fetcher.request(keys, self._source(), first_alone=first_alone, parallel=plan.parallel)
+        self.fetcher.request(
+            keys,
+            self._source(),
+            first_alone=first_alone,
+            parallel=plan.parallel,
+            light=frozenset(light),
+        )
+
+    def _tight(self, plan: PrefetchPlan, key: SlabKey) -> Region | None:
+        """The coarser region to read beside the full one while slab reads take
+        TIGHT_SHARE or more of the time a scrub spends in a slab (at its rate, or before
+        one NOMINAL_RATE: the fallback is there for its first steps), else None."""
+        if not self.coarser or plan.slab_seconds is None:
+            return None
+        rate = plan.wanted if plan.wanted > 0 else NOMINAL_RATE
+        if plan.slab_seconds * rate / max(key.depth, 1) < TIGHT_SHARE:
+            return None
+        return self.coarser[min(LATE_LEVEL, len(self.coarser)) - 1]
 
     def _late(self) -> Region | None:
         """The coarser region to read first while a scrub outruns its reads (a step found

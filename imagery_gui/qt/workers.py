@@ -41,6 +41,8 @@ ORPHAN_WAIT_S = 60.0
 #: running until cloud-files gives up on them; no more than this many may be pending at
 #: once besides a request's own, so a dead server cannot multiply threads.
 MAX_PENDING_READS = 4
+#: Coarser slabs (FetchRequest.light) read at once beside the full ones.
+LIGHT_PARALLEL = 4
 #: Worker threads run at this nice value (Linux: per thread), so on a busy machine the
 #: GUI thread gets the CPU first and a frame does not wait for an outline in the works.
 WORKER_NICE = 10
@@ -64,6 +66,10 @@ class FetchRequest:
     source: Any  # what to read through (display.ReadSource: ``source.load(key)``)
     first_alone: bool = False  # the first is on screen now: read it before the others
     parallel: int = MIN_PARALLEL  # slabs read at once (linkmeter.plan_prefetch)
+    # Coarser slabs (a sixteenth of the requests of a full one) read beside the full ones,
+    # up to LIGHT_PARALLEL at once, not counted in ``parallel``: long full reads under
+    # way never hold up the fallback a scrub step may need.
+    light: frozenset[SlabKey] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,20 +231,34 @@ class FetchWorker(QObject):
                     handed_over = True
                     return
                 # start what may start
-                # A slab the view waits for is read alone: the network is its own.
+                # A slab the view waits for is read first: only coarser slabs (a sixteenth
+                # of its requests) start beside it, the network is its own.
                 first = request.keys[0]
                 waiting_for_first = request.first_alone and (
                     (todo and todo[0] == first) or any(r.key == first for r in active)
                 )
-                limit = 1 if waiting_for_first else max(int(request.parallel), 1)
-                while todo and not failed and len(active) < limit:
-                    key = todo[0]
+                limit = max(int(request.parallel), 1)
+                heavy = sum(1 for r in active if r.key not in request.light)
+                lights = len(active) - heavy
+                i = 0
+                while i < len(todo) and not failed:
+                    key = todo[i]
                     if not self._wanted(request.generation, key):
-                        todo.pop(0)
+                        todo.pop(i)
                         continue
                     if self._delivered.get(key, -1) >= request.generation:
-                        todo.pop(0)  # delivered after this request was made
+                        todo.pop(i)  # delivered after this request was made
                         continue
+                    if not (request.first_alone and key == first):
+                        if key in request.light:
+                            if lights >= LIGHT_PARALLEL:
+                                i += 1  # full slabs after it may still start
+                                continue
+                        elif waiting_for_first or heavy >= limit:
+                            # (while the view waits for the first, only coarser slabs
+                            # start beside it: a sixteenth of its requests)
+                            i += 1
+                            continue
                     self._readers = [t for t in self._readers if t.is_alive()]
                     if len(self._readers) - len(active) >= MAX_PENDING_READS:
                         if not active:
@@ -248,13 +268,18 @@ class FetchWorker(QObject):
                                 "answered yet",
                             )
                         break
-                    todo.pop(0)
+                    todo.pop(i)
                     # The user's fetch timeout bounds the whole wait for this slab, tries
                     # below included.
                     deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
                     read = _Read(key, self._start(key, request.source), deadline)
-                    read.token = self.link.started()
+                    # (coarser slabs are not measured: a slab read's time is a full one's)
+                    read.token = 0 if key in request.light else self.link.started()
                     active.append(read)
+                    if key in request.light:
+                        lights += 1
+                    else:
+                        heavy += 1
                 if not active:
                     if failed or not todo:
                         if not self._orphans:
@@ -472,14 +497,16 @@ class Fetcher(_Threaded):
         source: Any,
         first_alone: bool = False,
         parallel: int = MIN_PARALLEL,
+        light: frozenset[SlabKey] = frozenset(),
     ) -> int:
         """Ask for slabs (in order of need) read through ``source``, up to ``parallel`` at
-        once; supersedes every earlier request. ``first_alone``: the first is on screen
-        now, so it is read before the others start (they would share its network)."""
+        once (and up to LIGHT_PARALLEL of the coarser ones in ``light`` beside them);
+        supersedes every earlier request. ``first_alone``: the first is on screen now, so
+        it is read before the others start (they would share its network)."""
         self.generation += 1
         self.worker.latest = (self.generation, frozenset(keys))
         # (sent even without keys: the worker then lets go of the reads under way)
-        self._send(FetchRequest(self.generation, tuple(keys), source, first_alone, parallel))
+        self._send(FetchRequest(self.generation, tuple(keys), source, first_alone, parallel, light))
         return self.generation
 
     def set_timeout(self, seconds: float | None) -> None:

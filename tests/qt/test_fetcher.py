@@ -331,6 +331,54 @@ def test_a_slab_on_screen_now_is_read_alone_then_the_prefetch_together(qtbot, so
     assert fetcher.close()
 
 
+COARSE = Region(2, 2, (0, 0), (2, 2), (16.0, 16.0, 40.0))
+
+
+def coarse(z: int) -> SlabKey:
+    return SlabKey(COARSE, z, z + 1)
+
+
+def test_coarser_slabs_are_read_beside_full_ones_and_not_measured(qtbot, source, make_fetcher):
+    """The coarser slabs of a request's ``light`` lane start beside the full slab the view
+    waits for and beside full reads at their limit (a slow full read never holds up a
+    scrub's fallback), up to LIGHT_PARALLEL at once; the link meter times full reads only."""
+    from imagery_gui.qt.workers import LIGHT_PARALLEL
+
+    fetcher = make_fetcher(source, timeout_s=None)
+    got = []
+    fetcher.signals.slabReady.connect(lambda g, s: got.append(s.key))
+    light = [coarse(z) for z in range(LIGHT_PARALLEL + 1)]
+    keys = [key(0), key(1), *light]
+    Fetcher.request(fetcher, keys, source, first_alone=True, parallel=1, light=frozenset(light))
+    # the full slab on screen, and LIGHT_PARALLEL coarser ones beside it; not the next full
+    qtbot.waitUntil(lambda: len(source.started) == 1 + LIGHT_PARALLEL, timeout=5000)
+    qtbot.wait(150)
+    assert source.started == [key(0), *light[:LIGHT_PARALLEL]]
+    source.open(light[0])  # a coarser one ends: the last one starts, the full one still not
+    qtbot.waitUntil(lambda: light[-1] in source.started, timeout=5000)
+    qtbot.wait(100)
+    assert key(1) not in source.started
+    for k in light[1:]:
+        source.open(k)
+    qtbot.waitUntil(lambda: len(got) == len(light), timeout=5000)
+    assert fetcher.link.snapshot().reads == 0  # coarser reads are not slab reads' times
+    source.open(key(0))
+    qtbot.waitUntil(lambda: key(0) in got, timeout=5000)
+    assert fetcher.link.snapshot().reads == 1
+    # the view asks again: the next full slab (parallel 1, so alone) and a coarser one
+    # beside it although the full lane is at its limit
+    Fetcher.request(
+        fetcher, [key(1), key(2), coarse(9)], source, parallel=1, light=frozenset([coarse(9)])
+    )
+    qtbot.waitUntil(lambda: coarse(9) in source.started, timeout=5000)
+    qtbot.wait(100)
+    assert key(1) in source.started and key(2) not in source.started
+    for k in (key(1), key(2), coarse(9)):
+        source.open(k)
+    qtbot.waitUntil(lambda: key(2) in got and coarse(9) in got, timeout=5000)
+    assert fetcher.close()
+
+
 def test_a_newer_request_takes_over_the_reads_it_still_wants(qtbot, source, make_fetcher):
     """Reads under way are not started again by a newer request that wants them; those
     it does not want still end, and their slabs are delivered all the same."""

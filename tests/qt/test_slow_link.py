@@ -111,3 +111,57 @@ def test_a_scrub_over_a_slow_link_shows_coarser_slices_and_says_so(qtbot, settin
         assert shown is not None and shown[0].key.region == d.region
         assert d.id_at_nm(*d.camera.center_nm[:2]) >= BIG  # the full slab's real ids
         win.close()
+
+
+def test_over_a_link_slow_to_answer_coarser_slabs_are_read_ahead_and_no_step_is_blank(
+    qtbot, settings, deep_raw
+):
+    """Slab reads that wait on round trips and retries (400 ms, 30% of requests failing)
+    take longer than a scrub spends in a slab: the slabs of the 4x coarser slice are read
+    ahead too, already before the scrub, in a lane of their own, so a step whose full
+    slice is late shows the coarser one, never nothing."""
+    from dataclasses import replace
+
+    from imagery_gui.app import create_window
+    from imagery_gui.qt.display import LATE_LEVEL
+
+    with LoopbackServer(deep_raw, latency=0.4, fail_rate=0.3, seed=4) as srv:
+        srv.spare_metadata = True
+        settings.fetch_timeout_s = 60.0
+        win = create_window(settings=settings)
+        qtbot.addWidget(win)
+        win.resize(900, 650)
+        win.show()
+        center = [OFFSET[0] + 256, OFFSET[1] + 256, OFFSET[2] + 4]
+        with qtbot.waitSignal(win.datasetOpened, timeout=60_000):
+            win.open_sources(
+                OpenRequest(srv.source("image"), srv.source("segmentation"), center, None)
+            )
+        d = win.display
+        qtbot.waitUntil(lambda: d.complete, timeout=60_000)
+        assert not d.plan.slow  # the bandwidth is not the limit: the answers are late
+        key = d.key_for(d.region)
+        lkey = d.key_for(d.coarser[LATE_LEVEL - 1])
+        assert key is not None and lkey is not None
+        ahead = [
+            replace(lkey, z0=lkey.z0 + k * lkey.depth, z1=lkey.z1 + k * lkey.depth) for k in (1, 2)
+        ]
+        # at rest, the coarser slabs of the next slices are read ahead
+        qtbot.waitUntil(lambda: all(k in d.cache for k in ahead), timeout=30_000)
+
+        blank = coarser = 0
+        z0 = win.state.z
+        for i in range(3 * key.depth):  # through three slabs at 10 slices/s
+            qtbot.keyClick(win.canvas, Qt.Key.Key_Up)
+            qtbot.wait(100)
+            assert win.state.z == z0 + i + 1
+            got = d.current_slab()
+            if got is None:
+                blank += 1
+            elif got[0].key.region != d.region:
+                coarser += 1
+        assert blank == 0, f"{blank} of {3 * key.depth} steps showed nothing ({coarser} coarser)"
+        # when the scrub stops, the full slice
+        qtbot.waitUntil(lambda: d.complete and not d.showing_coarser, timeout=60_000)
+        assert d.id_at_nm(*d.camera.center_nm[:2]) >= BIG
+        win.close()
