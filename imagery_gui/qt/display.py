@@ -385,6 +385,10 @@ class SliceDisplay(QObject):
         self._redraw_timer.stop()
         self.region, self.shown = None, None
         self.coarser = []
+        # nothing to read: the fetcher lets go of the reads under way and is idle again
+        # (one handed over to a re-request that now never comes would stay busy)
+        self._awaiting = None
+        self.fetcher.request([], self._source())
         for put in (
             self.canvas.set_em,
             self.canvas.set_overlay,

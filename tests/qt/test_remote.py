@@ -81,6 +81,24 @@ def test_failing_requests_are_retried_and_the_view_completes(
     win.close()
 
 
+def test_leaving_the_volume_while_the_slab_on_screen_is_read_ends_the_busy_state(
+    qtbot, settings, served
+):
+    """A slab the view waits for is read first, and the view then asks for the rest; when
+    the view has left the volume meanwhile there is no rest to ask for, and the status
+    bar's busy mark must still go."""
+    win = _window(qtbot, settings)
+    _open(qtbot, win, served.source("image"), served.source("segmentation"), [2192, 4160, 101])
+    served.latency = 0.5
+    win.display.cache.clear()
+    win.step_z(9)  # a slab not in memory: read first, alone
+    qtbot.waitUntil(lambda: win.busy.isVisible(), timeout=5000)
+    win.nav.go_to((0, 0, 101))  # outside the volume before it arrives
+    qtbot.waitUntil(lambda: win.display.complete and win.display.outside, timeout=5000)
+    qtbot.waitUntil(lambda: not win.busy.isVisible(), timeout=20000)
+    win.close()
+
+
 def test_a_down_server_gives_an_error_in_bounded_time_and_recovery(qtbot, settings, served):
     win = _window(qtbot, settings, timeout_s=1.5)
     _open(qtbot, win, served.source("image"), served.source("segmentation"), [2192, 4160, 101])
