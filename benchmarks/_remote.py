@@ -125,22 +125,22 @@ def rechunked_demo(chunk: tuple[int, int, int] = (128, 128, 16), depth: int = 64
 
 
 def sharded_demo(depth: int = 64) -> Path:
-    """The demo volume's full-resolution scale (``depth`` slices deep, as
-    :func:`rechunked_demo`) written again as sharded Precomputed (both layers, the demo's
-    128x128x16 chunks, about 8 MB of voxels per shard), as H01 and MICrONS serve theirs
-    (made once, cached)."""
+    """The demo volume with its coarser scales (``depth`` slices deep, as
+    :func:`rechunked_demo`) written again as sharded Precomputed (both layers, every scale,
+    the demo's 128x128x16 chunks, about 8 MB of voxels per shard), as H01 and MICrONS
+    serve theirs (made once, cached)."""
     from imagery_gui.model.demo import cache_root, ensure_demo
     from tests.helpers.volumes import sharded_copy
 
     deep = f"-z{depth}" if depth != 64 else ""
-    root = cache_root() / f"bench-demo-sharded{deep}-v1"
+    root = cache_root() / f"bench-demo-sharded{deep}-v2"
     if (root / "image" / "info").is_file():
         return root
     src = ensure_demo().root if depth == 64 else rechunked_demo(depth=depth)
     tmp = root.with_name(root.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     for name in ("image", "segmentation"):
-        sharded_copy(f"file://{src / name}", tmp / name)
+        sharded_copy(f"file://{src / name}", tmp / name, mips=99)
     tmp.rename(root)
     return root
 

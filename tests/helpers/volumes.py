@@ -202,33 +202,43 @@ def build_medulla_pair(folder: Path, em_data: Path, id_offset: int | None) -> Vo
 
 
 def sharded_copy(
-    src_url: str, dst: Path, shard_bytes: int = 8 * 1024**2, skip_absent: bool = False
+    src_url: str,
+    dst: Path,
+    shard_bytes: int = 8 * 1024**2,
+    skip_absent: bool = False,
+    mips: int = 1,
 ) -> None:
-    """Write the full-resolution scale of the layer at ``src_url`` again at ``dst`` as
-    sharded Precomputed (its chunk size and encoding, about ``shard_bytes`` of voxels per
-    shard), through cloud-volume's own sharded writes, one whole shard at a time. With
-    ``skip_absent`` chunk files missing from the source are read as 0 and left out of the
-    shards (cloud-volume's ``delete_black_uploads``), as a sharded layer written from an
-    incomplete source lacks them."""
+    """Write the first ``mips`` scales (default: the full-resolution one) of the layer at
+    ``src_url`` again at ``dst`` as sharded Precomputed (their chunk sizes and encoding,
+    about ``shard_bytes`` of voxels per shard), through cloud-volume's own sharded writes,
+    one whole shard at a time. With ``skip_absent`` chunk files missing from the source are
+    read as 0 and left out of the shards (cloud-volume's ``delete_black_uploads``), as a
+    sharded layer written from an incomplete source lacks them."""
     import copy
 
     from cloudvolume import Bbox, CloudVolume
 
     src = CloudVolume(src_url, progress=False, fill_missing=skip_absent)
     info = copy.deepcopy(src.info)
-    info["scales"] = info["scales"][:1]
+    info["scales"] = info["scales"][:mips]
     out = CloudVolume(f"file://{dst}", info=info, progress=False, delete_black_uploads=skip_absent)
-    out.image.to_sharded(uncompressed_shard_bytesize=shard_bytes, mip=0)
+    for mip in range(len(info["scales"])):
+        out.image.to_sharded(uncompressed_shard_bytesize=shard_bytes, mip=mip)
     out.commit_info()
-    arr = np.asarray(src[src.bounds])
-    lo = np.array(src.bounds.minpt, dtype=np.int64)
-    hi = np.array(src.bounds.maxpt, dtype=np.int64)
-    shape = np.array(out.image.shard_shape(0), dtype=np.int64)
-    for x in range(lo[0], hi[0], shape[0]):
-        for y in range(lo[1], hi[1], shape[1]):
-            for z in range(lo[2], hi[2], shape[2]):
-                a = np.array([x, y, z])
-                b = np.minimum(a + shape, hi)
-                part = arr[a[0] - lo[0] : b[0] - lo[0], a[1] - lo[1] : b[1] - lo[1],
-                           a[2] - lo[2] : b[2] - lo[2]]  # fmt: skip
-                out[Bbox(a, b)] = np.ascontiguousarray(part)
+    for mip in range(len(info["scales"])):
+        src_m = CloudVolume(src_url, mip=mip, progress=False, fill_missing=skip_absent)
+        out_m = CloudVolume(
+            f"file://{dst}", mip=mip, progress=False, delete_black_uploads=skip_absent
+        )
+        arr = np.asarray(src_m[src_m.bounds])
+        lo = np.array(src_m.bounds.minpt, dtype=np.int64)
+        hi = np.array(src_m.bounds.maxpt, dtype=np.int64)
+        shape = np.array(out_m.image.shard_shape(mip), dtype=np.int64)
+        for x in range(lo[0], hi[0], shape[0]):
+            for y in range(lo[1], hi[1], shape[1]):
+                for z in range(lo[2], hi[2], shape[2]):
+                    a = np.array([x, y, z])
+                    b = np.minimum(a + shape, hi)
+                    part = arr[a[0] - lo[0] : b[0] - lo[0], a[1] - lo[1] : b[1] - lo[1],
+                               a[2] - lo[2] : b[2] - lo[2]]  # fmt: skip
+                    out_m[Bbox(a, b)] = np.ascontiguousarray(part)
