@@ -385,10 +385,11 @@ class SliceDisplay(QObject):
         self._redraw_timer.stop()
         self.region, self.shown = None, None
         self.coarser = []
-        # nothing to read: the fetcher lets go of the reads under way and is idle again
-        # (one handed over to a re-request that now never comes would stay busy)
-        self._awaiting = None
-        self.fetcher.request([], self._source())
+        if not self.outside:
+            # nothing to read: the fetcher lets go of the reads under way and is idle
+            # again (one handed over to a re-request that now never comes would stay busy)
+            self._awaiting = None
+            self.fetcher.request([], self._source())
         for put in (
             self.canvas.set_em,
             self.canvas.set_overlay,
@@ -441,8 +442,8 @@ class SliceDisplay(QObject):
             if plan.level:
                 factor = self.coarser[plan.level - 1].resolution[0] / key.region.resolution[0]
                 notice += f"; showing {factor:g}x coarser until they arrive"
-        elif self._late() is not None and plan.slab_seconds:
-            factor = self._late().resolution[0] / key.region.resolution[0]
+        elif (late := self._late()) is not None and plan.slab_seconds:
+            factor = late.resolution[0] / key.region.resolution[0]
             notice = (
                 f"slices arrive late (reads take ~{plan.slab_seconds:.1f} s): "
                 f"showing {factor:g}x coarser until they arrive"
@@ -463,15 +464,15 @@ class SliceDisplay(QObject):
         light: list[SlabKey] = []  # coarser slabs read beside the full ones (fetcher)
         first_alone = key not in self.cache
         ckey = self.key_for(self.coarser[plan.level - 1]) if plan.level else None
-        late = self._late() or self._tight(plan, key)
-        if ckey is None and late is not None:
+        fallback = self._late() or self._tight(plan, key)
+        if ckey is None and fallback is not None:
             # A scrub outran reads that wait on round trips (a step found its slice
             # missing), or has no margin left for a slower read: the slabs of a coarser
             # slice (a sixteenth of the requests, so fewer retried stragglers) are read
             # beside the full ones, in a lane of their own, and this one first when it is
             # missing, so that the next steps have something to show while the full ones
             # come.
-            lkey = self.key_for(late)
+            lkey = self.key_for(fallback)
             assert lkey is not None
             light = self._slabs_from(lkey, plan.ahead + 1)
             head: list[SlabKey] = []
@@ -516,19 +517,23 @@ class SliceDisplay(QObject):
         """The coarser region to read beside the full one while slab reads take
         TIGHT_SHARE or more of the time a scrub spends in a slab (at its rate, or before
         one NOMINAL_RATE: the fallback is there for its first steps), else None."""
-        if not self.coarser or plan.slab_seconds is None:
+        if plan.slab_seconds is None:
             return None
         rate = plan.wanted if plan.wanted > 0 else NOMINAL_RATE
         if plan.slab_seconds * rate / max(key.depth, 1) < TIGHT_SHARE:
             return None
-        return self.coarser[min(LATE_LEVEL, len(self.coarser)) - 1]
+        return self._fallback()
 
     def _late(self) -> Region | None:
         """The coarser region to read first while a scrub outruns its reads (a step found
         its slice missing in the last LATE_S seconds), else None."""
-        if not self.coarser or self.plan.wanted <= 0 or not self._missed_lately():
+        if self.plan.wanted <= 0 or not self._missed_lately():
             return None
-        return self.coarser[min(LATE_LEVEL, len(self.coarser)) - 1]
+        return self._fallback()
+
+    def _fallback(self) -> Region | None:
+        """The LATE_LEVEL coarser region (or the coarsest there is; None: none)."""
+        return self.coarser[min(LATE_LEVEL, len(self.coarser)) - 1] if self.coarser else None
 
     def _missed_lately(self) -> bool:
         """A scrub step found its slice missing in the last LATE_S seconds."""

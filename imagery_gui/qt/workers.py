@@ -273,13 +273,12 @@ class FetchWorker(QObject):
                     # below included.
                     deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
                     read = _Read(key, self._start(key, request.source), deadline)
-                    # (coarser slabs are not measured: a slab read's time is a full one's)
-                    read.token = 0 if key in request.light else self.link.started()
                     active.append(read)
                     if key in request.light:
-                        lights += 1
+                        lights += 1  # (not measured: a slab read's time is a full one's)
                     else:
                         heavy += 1
+                        read.token = self.link.started()
                 if not active:
                     if failed or not todo:
                         if not self._orphans:
