@@ -100,6 +100,22 @@ def host_of(url: str) -> str:
     return urlsplit(inner).netloc
 
 
+def _recent_transfers(
+    window_s: float, hosts: frozenset[str] | None
+) -> list[tuple[float, float, float, int]]:
+    """(end, seconds, seconds to the answer's start, bytes) of the chunk reads of the last
+    ``window_s`` seconds (from ``hosts`` only, when given), newest first."""
+    cutoff = time.monotonic() - window_s
+    out = []
+    with _lock:
+        for t, host, seconds, wait, nbytes in reversed(_transfers):
+            if t < cutoff:
+                break
+            if hosts is None or host in hosts:
+                out.append((t, seconds, wait, nbytes))
+    return out
+
+
 def body_share(
     window_s: float = 8.0, least: int = 8, hosts: frozenset[str] | None = None
 ) -> float | None:
@@ -108,19 +124,10 @@ def body_share(
     trips, the server). Near 0 the link waits on round trips, and more reads at once
     deliver more; near 1 its bandwidth is the limit. None with fewer than ``least`` reads
     in the window."""
-    cutoff = time.monotonic() - window_s
-    total = waiting = 0.0
-    n = 0
-    with _lock:
-        for t, host, seconds, wait, _nbytes in reversed(_transfers):
-            if t < cutoff:
-                break
-            if hosts is not None and host not in hosts:
-                continue
-            total += seconds
-            waiting += min(wait, seconds)
-            n += 1
-    if n < least or total <= 0:
+    reads = _recent_transfers(window_s, hosts)
+    total = sum(seconds for _t, seconds, _w, _b in reads)
+    waiting = sum(min(wait, seconds) for _t, seconds, wait, _b in reads)
+    if len(reads) < least or total <= 0:
         return None
     return (total - waiting) / total
 
@@ -132,17 +139,9 @@ def body_rate(
     ``hosts`` only, when given): the bytes over the union of the times their bodies took.
     When the bandwidth is the limit (see :func:`body_share`) that is what the link
     carries. None without reads."""
-    cutoff = time.monotonic() - window_s
-    spans = []
-    nbytes = 0
-    with _lock:
-        for t, host, seconds, wait, size in reversed(_transfers):
-            if t < cutoff:
-                break
-            if hosts is not None and host not in hosts:
-                continue
-            spans.append((t - max(seconds - wait, 0.0), t))
-            nbytes += size
+    reads = _recent_transfers(window_s, hosts)
+    spans = [(t - max(seconds - wait, 0.0), t) for t, seconds, wait, _b in reads]
+    nbytes = sum(size for _t, _s, _w, size in reads)
     if not spans:
         return None
     spans.sort()
