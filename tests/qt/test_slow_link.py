@@ -54,24 +54,46 @@ def deep_raw(tmp_path_factory):
     return root
 
 
-def test_a_scrub_over_a_slow_link_shows_coarser_slices_and_says_so(qtbot, settings, deep_raw):
+def _open(qtbot, settings, srv):
+    """The real window on the server's layers, its first view complete."""
     from imagery_gui.app import create_window
 
+    settings.fetch_timeout_s = 60.0
+    win = create_window(settings=settings)
+    qtbot.addWidget(win)
+    win.resize(900, 650)
+    win.show()
+    center = [OFFSET[0] + 256, OFFSET[1] + 256, OFFSET[2] + 4]
+    with qtbot.waitSignal(win.datasetOpened, timeout=60_000):
+        win.open_sources(OpenRequest(srv.source("image"), srv.source("segmentation"), center, None))
+    qtbot.waitUntil(lambda: win.display.complete, timeout=60_000)
+    return win
+
+
+def _scrub(qtbot, win, steps: int) -> tuple[int, int]:
+    """``steps`` presses of Up at 10 slices/s: (steps that showed nothing, steps that
+    showed a coarser slice)."""
+    d = win.display
+    blank = coarser = 0
+    z0 = win.state.z
+    for i in range(steps):
+        qtbot.keyClick(win.canvas, Qt.Key.Key_Up)
+        qtbot.wait(100)
+        assert win.state.z == z0 + i + 1
+        got = d.current_slab()
+        if got is None:
+            blank += 1
+        elif got[0].key.region != d.region:
+            coarser += 1
+    return blank, coarser
+
+
+def test_a_scrub_over_a_slow_link_shows_coarser_slices_and_says_so(qtbot, settings, deep_raw):
     # A full slab of the view (512x512x8 image voxels, raw) is 2 MB: at 1 MB/s the link
     # carries about 4 slices a second of it, the scrub asks for 10; 4x coarser, 0.3 MB/s.
     with LoopbackServer(deep_raw, latency=0.02, bandwidth=1e6, seed=2) as srv:
-        settings.fetch_timeout_s = 60.0
-        win = create_window(settings=settings)
-        qtbot.addWidget(win)
-        win.resize(900, 650)
-        win.show()
-        center = [OFFSET[0] + 256, OFFSET[1] + 256, OFFSET[2] + 4]
-        with qtbot.waitSignal(win.datasetOpened, timeout=60_000):
-            win.open_sources(
-                OpenRequest(srv.source("image"), srv.source("segmentation"), center, None)
-            )
+        win = _open(qtbot, settings, srv)
         d = win.display
-        qtbot.waitUntil(lambda: d.complete, timeout=60_000)
         assert d.region is not None and d.region.image_mip == 0  # the view is at full res
         assert d.coarser, "the volume has coarser mips to fall back to"
         # after the first read the viewer knows the link's bandwidth is the limit, and
@@ -81,17 +103,7 @@ def test_a_scrub_over_a_slow_link_shows_coarser_slices_and_says_so(qtbot, settin
 
         notices: list[str] = []
         d.linkNotice.connect(notices.append)
-        blank = coarser = 0
-        z0 = win.state.z
-        for i in range(40):
-            qtbot.keyClick(win.canvas, Qt.Key.Key_Up)
-            qtbot.wait(100)
-            assert win.state.z == z0 + i + 1
-            got = d.current_slab()
-            if got is None:
-                blank += 1
-            elif got[0].key.region != d.region:
-                coarser += 1
+        blank, coarser = _scrub(qtbot, win, 40)
         assert blank == 0, f"{blank} of 40 steps showed nothing"
         assert coarser > 0  # the scrub left the full slab it started in
         text = win.status.link_label.text()
@@ -122,23 +134,12 @@ def test_over_a_link_slow_to_answer_coarser_slabs_are_read_ahead_and_no_step_is_
     slice is late shows the coarser one, never nothing."""
     from dataclasses import replace
 
-    from imagery_gui.app import create_window
     from imagery_gui.qt.display import LATE_LEVEL
 
     with LoopbackServer(deep_raw, latency=0.4, fail_rate=0.3, seed=4) as srv:
         srv.spare_metadata = True
-        settings.fetch_timeout_s = 60.0
-        win = create_window(settings=settings)
-        qtbot.addWidget(win)
-        win.resize(900, 650)
-        win.show()
-        center = [OFFSET[0] + 256, OFFSET[1] + 256, OFFSET[2] + 4]
-        with qtbot.waitSignal(win.datasetOpened, timeout=60_000):
-            win.open_sources(
-                OpenRequest(srv.source("image"), srv.source("segmentation"), center, None)
-            )
+        win = _open(qtbot, settings, srv)
         d = win.display
-        qtbot.waitUntil(lambda: d.complete, timeout=60_000)
         assert not d.plan.slow  # the bandwidth is not the limit: the answers are late
         key = d.key_for(d.region)
         lkey = d.key_for(d.coarser[LATE_LEVEL - 1])
@@ -149,17 +150,7 @@ def test_over_a_link_slow_to_answer_coarser_slabs_are_read_ahead_and_no_step_is_
         # at rest, the coarser slabs of the next slices are read ahead
         qtbot.waitUntil(lambda: all(k in d.cache for k in ahead), timeout=30_000)
 
-        blank = coarser = 0
-        z0 = win.state.z
-        for i in range(3 * key.depth):  # through three slabs at 10 slices/s
-            qtbot.keyClick(win.canvas, Qt.Key.Key_Up)
-            qtbot.wait(100)
-            assert win.state.z == z0 + i + 1
-            got = d.current_slab()
-            if got is None:
-                blank += 1
-            elif got[0].key.region != d.region:
-                coarser += 1
+        blank, coarser = _scrub(qtbot, win, 3 * key.depth)  # through three slabs
         assert blank == 0, f"{blank} of {3 * key.depth} steps showed nothing ({coarser} coarser)"
         # when the scrub stops, the full slice
         qtbot.waitUntil(lambda: d.complete and not d.showing_coarser, timeout=60_000)
