@@ -16,8 +16,10 @@ import atexit
 import contextlib
 import json
 import os
+import struct
 import tempfile
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
@@ -186,13 +188,66 @@ def _write_with(
     return os.fspath(path)
 
 
+#: PNG colour types of 8-bit images by channel count: grey, RGB, RGBA.
+_PNG_COLOR_TYPES = {1: 0, 3: 2, 4: 6}
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def encode_png(pixels: np.ndarray, level: int = 1, dpi: tuple[float, float] | None = None) -> bytes:
+    """An 8-bit grey, RGB or RGBA PNG of ``(h, w[, c])`` uint8 ``pixels``, deflated by the
+    standard library's zlib at ``level`` with no per-row filter (filter type 0), and the
+    resolution in a pHYs chunk when ``dpi`` is given (rounded as Pillow does).
+
+    Batch figures are written this way: on EM imagery at zlib level 1, Pillow's writer
+    spends more time choosing a filter for each row than deflating, and the files come out
+    no smaller; this takes about half the time for the same pixels.
+    """
+    a = np.asarray(pixels)
+    if a.dtype != np.uint8 or a.ndim not in (2, 3):
+        raise ValueError(f"encode_png takes (h, w[, c]) uint8 pixels, got {a.dtype} {a.shape}")
+    channels = 1 if a.ndim == 2 else a.shape[2]
+    if channels not in _PNG_COLOR_TYPES:
+        raise ValueError(f"encode_png takes 1, 3 or 4 channels, got {channels}")
+    h, w = a.shape[:2]
+    rows = np.zeros((h, 1 + w * channels), dtype=np.uint8)  # a 0 (no filter) before each row
+    rows[:, 1:] = a.reshape(h, w * channels)
+    header = struct.pack(">IIBBBBB", w, h, 8, _PNG_COLOR_TYPES[channels], 0, 0, 0)
+    out = [b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", header)]
+    if dpi is not None:
+        ppm = (int(dpi[0] / 0.0254 + 0.5), int(dpi[1] / 0.0254 + 0.5))
+        out.append(_png_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)))
+    out.append(_png_chunk(b"IDAT", zlib.compress(rows.tobytes(), level)))
+    out.append(_png_chunk(b"IEND", b""))
+    return b"".join(out)
+
+
 def save_png_atomic(
-    image: Any, path: str | os.PathLike, overwrite: bool = False, fsync: bool = True, **kwargs: Any
+    image: Any,
+    path: str | os.PathLike,
+    overwrite: bool = False,
+    fsync: bool = True,
+    fast: bool = False,
+    **kwargs: Any,
 ) -> str:
     """Write a PIL image or a ``(h, w[, c])`` uint8 array as PNG, atomically (``fsync``:
-    see :func:`atomic_open`)."""
+    see :func:`atomic_open`).
+
+    ``fast``: an L, RGB or RGBA image is written by :func:`encode_png` (``compress_level``
+    and ``dpi`` are its only options) instead of Pillow's writer; other modes go to
+    Pillow as before.
+    """
     from PIL import Image
 
+    if fast and set(kwargs) <= {"compress_level", "dpi"}:
+        pixels = image if isinstance(image, np.ndarray) else None
+        if pixels is None and image.mode in ("L", "RGB", "RGBA"):
+            pixels = np.asarray(image)
+        if pixels is not None:
+            data = encode_png(pixels, int(kwargs.get("compress_level", 1)), kwargs.get("dpi"))
+            return _write_with(path, lambda fh: fh.write(data), overwrite, fsync)
     if isinstance(image, np.ndarray):
         image = Image.fromarray(np.ascontiguousarray(image))
     return _write_with(path, lambda fh: image.save(fh, format="PNG", **kwargs), overwrite, fsync)

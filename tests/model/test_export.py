@@ -367,3 +367,37 @@ def test_root_ids_absent_or_invalid_warn_and_still_write(synthetic_small, tmp_pa
         tmp_path / "ok.png",
     )
     assert res.returncode == 0 and res.stderr.strip() == "", res.stderr
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_encode_png_reads_back_the_same_pixels_and_dpi(tmp_path, channels):
+    import io as pyio
+
+    rng = np.random.default_rng(channels)
+    shape = (37, 53) if channels == 1 else (37, 53, channels)
+    pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+    data = mio.encode_png(pixels, level=1, dpi=(300, 300))
+    back = Image.open(pyio.BytesIO(data))
+    back.load()  # Pillow checks every chunk's CRC
+    assert back.mode == {1: "L", 3: "RGB", 4: "RGBA"}[channels]
+    assert np.array_equal(np.asarray(back), pixels)
+    assert [round(v) for v in back.info["dpi"]] == [300, 300]
+    # the writer batch figures use: same pixels and dpi as Pillow's, and no bigger on EM-like
+    # images (smooth grey with structure), where Pillow's per-row filters buy nothing
+    path = mio.save_png_atomic(Image.fromarray(pixels), tmp_path / "f.png", fast=True,
+                               compress_level=1, dpi=(300, 300))  # fmt: skip
+    ref = mio.save_png_atomic(Image.fromarray(pixels), tmp_path / "r.png", dpi=(300, 300))
+    assert np.array_equal(np.asarray(Image.open(path)), np.asarray(Image.open(ref)))
+    assert Image.open(path).info["dpi"] == Image.open(ref).info["dpi"]
+
+
+def test_encode_png_refuses_what_it_cannot_write_and_the_fast_path_falls_back(tmp_path):
+    with pytest.raises(ValueError, match="uint8"):
+        mio.encode_png(np.zeros((4, 4), np.uint16))
+    with pytest.raises(ValueError, match="1, 3 or 4 channels"):
+        mio.encode_png(np.zeros((4, 4, 2), np.uint8))
+    # a palette image is not one encode_png writes: Pillow writes it, palette and all
+    pal = Image.fromarray(np.arange(16, dtype=np.uint8).reshape(4, 4)).convert("P")
+    path = mio.save_png_atomic(pal, tmp_path / "p.png", fast=True, compress_level=1)
+    assert Image.open(path).mode == "P"
+    assert np.array_equal(np.asarray(Image.open(path)), np.asarray(pal))
