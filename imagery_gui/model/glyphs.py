@@ -217,20 +217,77 @@ def draw_glyphs_cropped(
         return None, (0, 0)
     out = Image.new("RGBA", (x1 - x0, y1 - y0), (0, 0, 0, 0))
     draw = ImageDraw.Draw(out)  # RGBA pixels are written, not blended: later strokes win
+    marks = _Marks.of(glyphs, style, (x0, y0))
     for a in sorted(set(alphas[shown].tolist())):
-        rows = np.flatnonzero(alphas == a)
+        rows = np.flatnonzero(alphas == a).tolist()
         for halo in (True, False):  # every halo of the level under every stroke
-            for k in rows.tolist():
-                is_current = current is not None and int(glyphs.index[k]) == current
+            for k in rows:
+                is_current = current is not None and marks.index[k] == current
                 sw = w * (1.6 if is_current else 1.0)
                 if halo:  # one pixel (at scale 1) either side of the stroke
                     color, width, radius = style.halo_color, sw + 2 * scale, r + scale
                 else:
-                    role = int(glyphs.role[k])
-                    color = style.current_color if is_current else style.color(role)
+                    color = style.current_color if is_current else style.color(marks.role[k])
                     width, radius = sw, r
-                _draw_one(draw, glyphs, k, radius, width, (color, a), style, (x0, y0))
+                marks.draw(draw, k, radius, width, _with_alpha(color, a))
     return out, (x0, y0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Marks:
+    """What drawing reads of each glyph, as Python numbers in the crop's pixels, worked out
+    for all glyphs at once: drawing a few hundred glyphs per figure (batch's dense tables)
+    then costs the drawing calls, not numpy indexing per glyph."""
+
+    x: list[float]
+    y: list[float]
+    ends: list[tuple[float, float, float, float] | None]  # pre x, y, post x, y; None: no arrow
+    extent: list[tuple[float, float] | None]  # a box's or an ellipsoid's half sizes
+    kind: list[int]
+    role: list[int]
+    index: list[int]
+
+    @staticmethod
+    def of(g: Glyphs, style: GlyphStyle, origin: tuple[int, int]) -> _Marks:
+        ox, oy = origin
+        ends: list[tuple[float, float, float, float] | None] = [None] * len(g)
+        if style.arrows:
+            both = ~(np.isnan(g.pre).any(axis=1) | np.isnan(g.post).any(axis=1))
+            ab = np.c_[g.pre[:, 0] - ox, g.pre[:, 1] - oy, g.post[:, 0] - ox, g.post[:, 1] - oy]
+            for k in np.flatnonzero(both).tolist():
+                ends[k] = tuple(ab[k].tolist())
+        extent: list[tuple[float, float] | None] = [None] * len(g)
+        for k in np.flatnonzero(~np.isnan(g.extent).any(axis=1)).tolist():
+            extent[k] = (float(g.extent[k, 0]), float(g.extent[k, 1]))
+        return _Marks(
+            x=(g.center[:, 0] - ox).tolist(),
+            y=(g.center[:, 1] - oy).tolist(),
+            ends=ends,
+            extent=extent,
+            kind=g.kind.tolist(),
+            role=g.role.tolist(),
+            index=np.asarray(g.index).tolist(),
+        )
+
+    def draw(self, draw: ImageDraw.ImageDraw, k: int, r: float, width: float, col: RGBA) -> None:
+        cx, cy = self.x[k], self.y[k]
+        kind, ext = self.kind[k], self.extent[k]
+        if kind == KIND_BOX and ext is not None:
+            ex, ey = ext
+            draw.rectangle(
+                (cx - ex, cy - ey, cx + ex, cy + ey), outline=col, width=max(1, round(width))
+            )
+            return
+        if kind == KIND_ELLIPSOID and ext is not None:
+            ex, ey = ext
+            draw.ellipse(
+                (cx - ex, cy - ey, cx + ex, cy + ey), outline=col, width=max(1, round(width))
+            )
+            return
+        ends = self.ends[k]
+        if ends is not None:
+            _arrow(draw, ends[:2], ends[2:], (cx, cy), r, width * 0.75, r * 0.9, col)
+        _ring(draw, cx, cy, r, width, col, diamond=self.role[k] == ROLE_OUTPUT)
 
 
 def draw_glyphs(
@@ -248,39 +305,6 @@ def draw_glyphs(
     if part is not None:
         out.paste(part, offset)
     return out
-
-
-def _draw_one(
-    draw: ImageDraw.ImageDraw,
-    g: Glyphs,
-    k: int,
-    r: float,
-    width: float,
-    paint: tuple[RGB, float],
-    style: GlyphStyle,
-    origin: tuple[int, int],
-) -> None:
-    color, alpha = paint
-    ox, oy = origin
-    cx, cy = float(g.center[k, 0]) - ox, float(g.center[k, 1]) - oy
-    col = _with_alpha(color, alpha)
-    kind = int(g.kind[k])
-    if kind == KIND_BOX and not np.isnan(g.extent[k]).any():
-        ex, ey = float(g.extent[k, 0]), float(g.extent[k, 1])
-        draw.rectangle(
-            (cx - ex, cy - ey, cx + ex, cy + ey), outline=col, width=max(1, round(width))
-        )
-        return
-    if kind == KIND_ELLIPSOID and not np.isnan(g.extent[k]).any():
-        ex, ey = float(g.extent[k, 0]), float(g.extent[k, 1])
-        draw.ellipse((cx - ex, cy - ey, cx + ex, cy + ey), outline=col, width=max(1, round(width)))
-        return
-    has_arrow = style.arrows and not (np.isnan(g.pre[k]).any() or np.isnan(g.post[k]).any())
-    if has_arrow:
-        a = (float(g.pre[k, 0]) - ox, float(g.pre[k, 1]) - oy)
-        b = (float(g.post[k, 0]) - ox, float(g.post[k, 1]) - oy)
-        _arrow(draw, a, b, (cx, cy), r, width * 0.75, r * 0.9, col)
-    _ring(draw, cx, cy, r, width, col, diamond=int(g.role[k]) == ROLE_OUTPUT)
 
 
 class SiteColumns(Protocol):
