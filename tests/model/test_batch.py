@@ -391,3 +391,26 @@ def test_synapses_of_a_root_from_a_datastack(cave, token_file, graphene_table, t
     meta = json.loads((out / f"{frame[frame.status == 'done'].id.iloc[0]}.json").read_text())
     assert str(a) in (meta["site"]["pre_root"], meta["site"]["post_root"])
     assert meta["datastack"]["name"] == "test_stack"
+
+
+def test_local_cluster_workers_start_without_dasks_malloc_trim(monkeypatch):
+    """The local cluster's workers keep glibc's own malloc thresholds (Dask's
+    MALLOC_TRIM_THRESHOLD_ makes every figure-sized array a fresh mmap); a value the user
+    sets in the environment still reaches them."""
+    import distributed
+
+    from imagery_gui.model.batch import local_cluster
+
+    def environ(key):
+        return os.environ.get(key)
+
+    for value in (None, "131072"):
+        if value is None:
+            monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+        else:
+            monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", value)
+        with local_cluster(1) as cluster, distributed.Client(cluster) as client:
+            seen = client.run(environ, "MALLOC_TRIM_THRESHOLD_")
+            assert list(seen.values()) == [value]
+            # the rest of Dask's worker environment is kept
+            assert list(client.run(environ, "OMP_NUM_THREADS").values()) == ["1"]
