@@ -17,6 +17,9 @@ table, 300 sites at 4x4x40 nm) and MICrONS pinky40's real segmentation (8 nm,
 synapses made from its contacts (``model.contacts``, 300 sites).
 
     python benchmarks/bench_batch.py [--ic-sites N] [--json benchmarks/results/batch.json]
+
+``--plan N ...`` only times planning the tasks of N synthetic synapses (the box query per
+task: ``SiteIndex`` against ``SiteTable.in_box`` over the whole table).
 """
 
 from __future__ import annotations
@@ -130,12 +133,62 @@ def batch_run(img: str, seg: str, sites: Path, out: Path, workers: int) -> float
     return dt
 
 
+def plan_bench(n: int) -> dict:
+    """Planning a batch of ``n`` synapses spread over 100 x 100 um (2,000 sections): the
+    box query of every task of 64 sites through ``SiteIndex`` (what ``make_tasks`` uses)
+    against ``SiteTable.in_box`` over the whole table (what it did), the latter timed on
+    20 tasks and scaled to all. The answers are compared on those 20."""
+    import pandas as pd
+
+    from imagery_gui.model.sites import SiteIndex, read_sites
+
+    rng = np.random.default_rng(0)
+    c = np.c_[rng.uniform(0, 25000, (n, 2)), rng.uniform(0, 2000, n)].astype(int)
+    frame = pd.DataFrame(
+        {
+            "ctr_pt_position": list(c),
+            "pre_pt_position": list(c + rng.integers(-20, 20, (n, 3))),
+            "post_pt_position": list(c - rng.integers(-20, 20, (n, 3))),
+        }
+    )
+    table = read_sites(frame, resolution=(4, 4, 40))
+    tasks = max(1, n // 64)
+    half = np.array([2000.0, 2000.0, 200.0])  # a task's box (nm): 1 um figures and a margin
+    picks = rng.integers(0, n, tasks)
+    boxes = [(c[i] * [4, 4, 40] - half, c[i] * [4, 4, 40] + half) for i in picks]
+    t0 = time.perf_counter()
+    whole = [table.in_box(lo, hi, (1, 1, 1)) for lo, hi in boxes[:20]]
+    t_whole = (time.perf_counter() - t0) / len(whole) * tasks
+    t0 = time.perf_counter()
+    index = SiteIndex(table)
+    indexed = [index.in_box(lo, hi, (1, 1, 1)) for lo, hi in boxes]
+    t_index = time.perf_counter() - t0
+    assert all(np.array_equal(a, b) for a, b in zip(whole, indexed))
+    return {"sites": n, "tasks": tasks, "in_box_whole_table_s": t_whole, "site_index_s": t_index}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument(
+        "--plan",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="only time planning the tasks of N synthetic synapses (e.g. 30000 300000)",
+    )
     ap.add_argument("--ic-sites", type=int, default=0, help="sites for the IC loop (0: all)")
     ap.add_argument("--sites", type=int, default=300, help="sites per volume (synapses)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    if args.plan:
+        print("| sites | tasks | in_box over the whole table | SiteIndex | ratio |")
+        print("|---|---|---|---|---|")
+        for n in args.plan:
+            r = plan_bench(n)
+            ratio = r["in_box_whole_table_s"] / r["site_index_s"]
+            print(f"| {n} | {r['tasks']} | {r['in_box_whole_table_s']:.1f} s | "
+                  f"{r['site_index_s']:.2f} s | {ratio:.0f}x |", flush=True)  # fmt: skip
+        return
     from imagery_gui.model.sites import read_sites
 
     ncpu = os.cpu_count() or 1

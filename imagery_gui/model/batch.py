@@ -42,7 +42,7 @@ from .errors import ImageryGuiError
 from .export import FigureSpec, make_figure, write_figure
 from .geometry import bounds_from_center, normalize_bounds
 from .io import atomic_open, default_mode, fsync_files
-from .sites import SiteTable, sites_provenance
+from .sites import SiteIndex, SiteTable, sites_provenance
 from .style import OverlayStyle
 
 __all__ = [
@@ -291,10 +291,11 @@ def make_tasks(
     ds_args = dataset.replica_args(lru_bytes=lru_bytes, lru_encoding="raw")
     link_fig = fig
     tasks: list[Task] = []
+    index = SiteIndex(table)  # one box query per task, each in time of the sites near it
     for number, start in enumerate(range(0, len(ordered), task_size)):
         group = [int(r) for r in ordered[start : start + task_size]]
         lo, hi = _figure_boxes_nm(fig, table, group)
-        near = table.in_box(lo.tolist(), hi.tolist(), (1.0, 1.0, 1.0))
+        near = index.in_box(lo.tolist(), hi.tolist(), (1.0, 1.0, 1.0))
         keep = np.union1d(near, np.asarray(group, dtype=np.intp))  # sorted: table order
         position = {int(r): k for k, r in enumerate(keep.tolist())}
         sub = table.take(keep)

@@ -371,12 +371,17 @@ class SiteTable:
         )
 
     def in_box(
-        self, lo: Sequence[float], hi: Sequence[float], resolution: Sequence[float] | None = None
+        self,
+        lo: Sequence[float],
+        hi: Sequence[float],
+        resolution: Sequence[float] | None = None,
+        rows: IndexArray | None = None,
     ) -> IndexArray:
         """Rows whose centre, pre->post segment or box meets the box ``[lo, hi)``.
 
         ``lo``/``hi`` are in voxels of ``resolution`` (default: the table's). One
-        vectorised pass over the columns; no per-site Python.
+        vectorised pass over the columns; no per-site Python. ``rows``: look only at
+        these (ascending; e.g. a :class:`SiteIndex`'s candidates), not the whole table.
         """
         lo_a = np.asarray(lo, dtype=np.float64)
         hi_a = np.asarray(hi, dtype=np.float64)
@@ -384,21 +389,35 @@ class SiteTable:
             f = np.asarray(_res3(resolution, "the box resolution")) / np.asarray(self.resolution)
             lo_a, hi_a = lo_a * f, hi_a * f
         lo_a, hi_a = np.minimum(lo_a, hi_a), np.maximum(lo_a, hi_a)
-        c = self.centers
+        pick = slice(None) if rows is None else np.asarray(rows, dtype=np.intp)
+        c, pre, post = self.centers[pick], self.pre[pick], self.post[pick]
+        boxes, radii = self.boxes[pick], self.radii[pick]
         hit = np.asarray(((c >= lo_a) & (c < hi_a)).all(axis=1), dtype=bool)
-        seg = self.has_pre_post & ~hit
+        seg = _rows_finite(pre) & _rows_finite(post) & ~hit
         if seg.any():
-            hit[seg] = _segments_meet_box(self.pre[seg], self.post[seg], lo_a, hi_a)
-        boxed = np.isfinite(self.boxes).all(axis=(1, 2)) & ~hit
+            hit[seg] = _segments_meet_box(pre[seg], post[seg], lo_a, hi_a)
+        boxed = np.isfinite(boxes).all(axis=(1, 2)) & ~hit
         if boxed.any():
-            b = self.boxes[boxed]
+            b = boxes[boxed]
             blo, bhi = b.min(axis=1), b.max(axis=1)
             hit[boxed] = ((blo < hi_a) & (bhi >= lo_a)).all(axis=1)
-        ell = np.isfinite(self.radii).all(axis=1) & ~hit
+        ell = np.isfinite(radii).all(axis=1) & ~hit
         if ell.any():  # the ellipsoid's bounding box (a glyph near the edge is still drawn)
-            r = np.abs(self.radii[ell])
+            r = np.abs(radii[ell])
             hit[ell] = ((c[ell] - r < hi_a) & (c[ell] + r >= lo_a)).all(axis=1)
-        return np.flatnonzero(hit)
+        found = np.flatnonzero(hit)
+        return found if rows is None else np.asarray(pick, dtype=np.intp)[found]
+
+    def reach(self) -> FloatArray:
+        """Per row, how far (voxels, per axis) its pre/post points, box or ellipsoid reach
+        from its centre: what :meth:`in_box` can find a row by besides its centre."""
+        c = self.centers
+        out = np.zeros(c.shape, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            for pts in (self.pre, self.post, self.boxes[:, 0], self.boxes[:, 1]):
+                out = np.fmax(out, np.abs(pts - c))
+            out = np.fmax(out, np.abs(self.radii))
+        return out
 
     def column(self, name: str) -> npt.NDArray[Any]:
         """One column by name: ``id``, ``x``/``y``/``z`` (centre), ``pre_root``,
@@ -642,6 +661,54 @@ def _ranks(values: npt.NDArray[Any]) -> FloatArray:
     first = np.r_[True, sorted_v[1:] != sorted_v[:-1]] if len(values) else np.zeros(0, bool)
     ranks[order] = np.cumsum(first)
     return ranks
+
+
+class SiteIndex:
+    """Many :meth:`SiteTable.in_box` queries on one big table, each in time of the sites
+    near its box rather than of the whole table (batch asks once per task: over 300,000
+    sites that was 90 ms a task, 7 minutes before the first figure).
+
+    Rows are sorted by their centre's x; a box's candidates are the rows whose centre lies
+    within the table's widest reach of it in x (two binary searches) and then in y, plus
+    the few rows that reach farther than :data:`WIDE` voxels (a big box annotation) or
+    have no centre, which are always looked at. The answer is exactly ``in_box``'s."""
+
+    #: Rows reaching farther than this (voxels, in x or y) are candidates of every box.
+    WIDE = 1024.0
+
+    def __init__(self, table: SiteTable) -> None:
+        self.table = table
+        reach = np.nan_to_num(table.reach()[:, :2], nan=0.0)
+        wide = (reach > self.WIDE).any(axis=1)
+        self._wide = np.flatnonzero(wide)
+        narrow = np.flatnonzero(~wide)
+        x, y = table.centers[narrow, 0], table.centers[narrow, 1]
+        keep = np.isfinite(x) & np.isfinite(y)
+        unplaced = np.flatnonzero(~(np.isfinite(table.centers[:, :2]).all(axis=1)))
+        self._wide = np.union1d(self._wide, unplaced)
+        narrow, x, y = narrow[keep], x[keep], y[keep]
+        order = np.argsort(x, kind="stable")
+        self._rows, self._x, self._y = narrow[order], x[order], y[order]
+        self._reach = reach[narrow].max(axis=0) if len(narrow) else np.zeros(2)
+
+    def in_box(
+        self, lo: Sequence[float], hi: Sequence[float], resolution: Sequence[float] | None = None
+    ) -> IndexArray:
+        lo_a = np.asarray(lo, dtype=np.float64)
+        hi_a = np.asarray(hi, dtype=np.float64)
+        if resolution is not None:
+            f = np.asarray(_res3(resolution, "the box resolution")) / np.asarray(
+                self.table.resolution
+            )
+            lo_a, hi_a = lo_a * f, hi_a * f
+        rx, ry = float(self._reach[0]), float(self._reach[1])
+        x0, x1 = min(lo_a[0], hi_a[0]) - rx, max(lo_a[0], hi_a[0]) + rx
+        y0, y1 = min(lo_a[1], hi_a[1]) - ry, max(lo_a[1], hi_a[1]) + ry
+        a = int(np.searchsorted(self._x, x0, side="left"))
+        b = int(np.searchsorted(self._x, x1, side="right"))
+        ys = self._y[a:b]
+        cand = np.union1d(self._rows[a:b][(ys >= y0) & (ys <= y1)], self._wide)
+        return self.table.in_box(lo_a.tolist(), hi_a.tolist(), None, rows=cand)
 
 
 def _segments_meet_box(

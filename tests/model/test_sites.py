@@ -20,6 +20,7 @@ from imagery_gui.model.sites import (
     KIND_POINT,
     ROLE_INPUT,
     ROLE_OUTPUT,
+    SiteIndex,
     SiteTableError,
     parse_position_strings,
     read_sites,
@@ -578,3 +579,44 @@ def test_demo_synapse_table(demo):
     text = demo.synapses.read_text()
     demo_mod.write_synapses(demo.root, seg, demo_mod._scene())
     assert demo.synapses.read_text() == text
+
+
+def test_site_index_finds_exactly_what_in_box_finds():
+    """Batch asks SiteIndex once per task; it must give in_box's rows, whatever reaches
+    into the box: centres, pre->post segments, boxes (one spanning the table), ellipsoids,
+    and rows without a centre."""
+    rng = np.random.default_rng(7)
+    n = 3000
+    c = np.c_[rng.uniform(0, 20000, (n, 2)), rng.uniform(0, 200, n)]
+    df = pd.DataFrame(
+        {
+            "ctr_pt_position": list(c),
+            "pre_pt_position": list(c + rng.normal(0, 30, (n, 3))),
+            "post_pt_position": list(c + rng.normal(0, 30, (n, 3))),
+        }
+    )
+    t = read_sites(df, resolution=(4, 4, 40))
+    boxes = np.full((n, 2, 3), np.nan)
+    boxes[::50] = np.stack([c[::50] - 40, c[::50] + 60], axis=1)
+    boxes[7] = [[0, 0, 0], [20000, 20000, 200]]  # wider than SiteIndex.WIDE: every box's
+    radii = np.full((n, 3), np.nan)
+    radii[3::40] = rng.uniform(5, 300, (len(radii[3::40]), 3))
+    centers = t.centers.copy()
+    centers[11] = np.nan  # no centre: found by its segment only
+    t = t._replace(boxes=boxes, radii=radii, centers=centers)
+    index = SiteIndex(t)
+    found_any = 0
+    for k in range(200):
+        lo = rng.uniform(-500, 20000, 3) * [1, 1, 0.01]
+        hi = lo + rng.uniform(10, 3000, 3) * [1, 1, 0.02]
+        res = [(4, 4, 40), (8, 8, 40), (1, 1, 1)][k % 3]
+        if res == (1, 1, 1):
+            lo, hi = lo * [4, 4, 40], hi * [4, 4, 40]
+        elif res == (8, 8, 40):
+            lo, hi = lo / [2, 2, 1], hi / [2, 2, 1]
+        want = t.in_box(lo, hi, res)
+        np.testing.assert_array_equal(index.in_box(lo, hi, res), want)
+        found_any += len(want) > 1
+    assert found_any > 100  # the boxes find sites besides the table-wide one
+    row11 = t.pre[11]
+    assert 11 in index.in_box(row11 - 1, row11 + 1).tolist()
