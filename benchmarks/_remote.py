@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -246,12 +247,16 @@ class Heartbeat:
         self._timer.timeout.connect(self._tick)
         self._last = 0
 
+        self.last_tick = 0.0  # perf_counter of the last tick (for StallTracer)
+        self.tracer: StallTracer | None = StallTracer(self) if TRACE_STALLS else None
+
     def _tick(self) -> None:
         now = self._clock.nsecsElapsed()
         gap = (now - self._last) / 1e9
         self.gaps.append(gap)
+        self.last_tick = time.perf_counter()
         if gap >= STALL_S:
-            self.stalls.append((time.perf_counter(), gap))
+            self.stalls.append((self.last_tick, gap))
         self._last = now
 
     def start(self) -> None:
@@ -259,11 +264,122 @@ class Heartbeat:
         self.stalls.clear()
         self._clock.start()
         self._last = self._clock.nsecsElapsed()
+        self.last_tick = time.perf_counter()
         self._timer.start()
+        if self.tracer is not None:
+            self.tracer.start()
 
     def stop(self) -> float:
         self._timer.stop()
+        if self.tracer is not None:
+            self.tracer.stop()
         return max(self.gaps) if self.gaps else 0.0
+
+
+#: Innermost functions of a thread that is waiting, not running Python.
+_PARKED = {"wait", "_wait_for_tstate_lock", "select", "poll", "get", "accept", "recv_into",
+           "readinto", "_recv", "recv", "read", "sleep", "run_forever", "_run_once"}  # fmt: skip
+
+#: ``--trace-stalls``: every Heartbeat also runs a StallTracer.
+TRACE_STALLS = False
+
+
+class StallTracer:
+    """What the GUI thread was doing when it stalled: a thread that wakes every 5 ms and,
+    when the heartbeat is 30 ms overdue, records the GUI thread's innermost frames and how
+    late the tracer itself woke (late too: the GIL was held elsewhere, or no CPU was free);
+    and every garbage collection of 2 ms or more, in any thread. Costs a little GIL time,
+    so it is off unless asked for."""
+
+    def __init__(self, beat: Heartbeat) -> None:
+        import threading
+
+        self._beat = beat
+        self._main = threading.main_thread().ident
+        self._stop = threading.Event()
+        self._thread: Any = None
+        self.samples: list[dict] = []
+        self.collections: list[tuple[float, float, int]] = []  # (end, seconds, generation)
+        self._gc_t0 = 0.0
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            self._gc_t0 = now
+        elif now - self._gc_t0 >= 0.002:
+            self.collections.append((now, now - self._gc_t0, int(info.get("generation", -1))))
+
+    def _loop(self) -> None:
+        import threading
+        import traceback
+
+        period = 0.005
+        due = time.perf_counter() + period
+        while not self._stop.wait(max(0.0, due - time.perf_counter())):
+            now = time.perf_counter()
+            late = now - due
+            due = now + period
+            overdue = now - self._beat.last_tick
+            if overdue < 0.03:
+                continue
+            frames = sys._current_frames()
+            frame = frames.get(self._main)
+            stack = [
+                f"{Path(f.filename).name}:{f.lineno} {f.name}"
+                for f in (traceback.extract_stack(frame)[-6:] if frame is not None else [])
+            ]
+            names = {t.ident: t.name for t in threading.enumerate()}
+            busy = []  # other threads not parked in a wait: (name, innermost frame)
+            for ident, f in frames.items():
+                if ident in (self._main, threading.get_ident()):
+                    continue
+                top = f"{Path(f.f_code.co_filename).name}:{f.f_lineno} {f.f_code.co_name}"
+                if f.f_code.co_name not in _PARKED:
+                    busy.append(f"{names.get(ident, ident)}: {top}")
+            self.samples.append(
+                {"t": now, "overdue_ms": overdue * 1e3, "tracer_late_ms": late * 1e3,
+                 "gui_stack": stack, "busy_threads": sorted(busy)}
+            )  # fmt: skip
+
+    def start(self) -> None:
+        import gc
+        import threading
+
+        self.samples.clear()
+        self.collections.clear()
+        gc.callbacks.append(self._on_gc)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="stall-tracer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        import gc
+
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(1)
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._on_gc)
+
+    def during(self, end: float, gap: float) -> dict:
+        """What was seen during the stall that ended at ``end`` after ``gap`` seconds."""
+        lo = end - gap - 0.005
+        seen = [s for s in self.samples if lo <= s["t"] <= end + 0.005]
+        gcs = [
+            (round(g * 1e3, 1), gen) for e, g, gen in self.collections if e >= lo and e - g <= end
+        ]
+        stacks: list[list[str]] = []
+        busy: list[str] = []
+        for s in seen:
+            if s["gui_stack"] not in stacks:
+                stacks.append(s["gui_stack"])
+            busy += [b for b in s["busy_threads"] if b not in busy]
+        return {
+            "busy_threads": busy[:8],
+            "tracer_latest_ms": round(max((s["tracer_late_ms"] for s in seen), default=0.0), 1),
+            "gc_ms_and_generation": gcs,
+            "gui_stacks": stacks[:3],
+        }
 
 
 _IDLE_CODE = """
@@ -327,7 +443,9 @@ class IdleReference:
         return self.late
 
 
-def stalls_report(stalls: list[tuple[float, float]], ref: IdleReference) -> dict:
+def stalls_report(
+    stalls: list[tuple[float, float]], ref: IdleReference, beats: tuple[Heartbeat, ...] = ()
+) -> dict:
     """GUI stalls of STALL_S or more, each marked whether an idle process woke late (by 20
     ms or more) at the same time, i.e. whether a CPU stood still then; the idle processes'
     latest wake-up (0 when never 20 ms late); CPU time stolen by the host meanwhile.
@@ -338,6 +456,10 @@ def stalls_report(stalls: list[tuple[float, float]], ref: IdleReference) -> dict
         return any(e > end - gap - 0.005 and e - g < end + 0.005 for e, g in idle)
 
     rows = [{"ms": round(g * 1e3, 1), "machine_stalled_too": shared(e, g)} for e, g in stalls]
+    for row, (e, g) in zip(rows, stalls):
+        for beat in beats:  # with --trace-stalls: what the tracers saw meanwhile
+            if beat.tracer is not None and (seen := beat.tracer.during(e, g))["gui_stacks"]:
+                row.update(seen)
     return {
         "gui_stalls_over_50ms": rows,
         "idle_process_longest_late_wakeup_ms": round(max((g for _, g in idle), default=0) * 1e3, 1),

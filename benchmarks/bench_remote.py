@@ -34,7 +34,10 @@ requests wait that much longer in every condition. The volume is the demo's voxe
 chunks, so the open's prefetch holds most of a 64-step scrub; at 256 the scrub starts 128
 slices from the open); ``--chunks X Y Z`` rewrites it with other chunks, ``--sharded`` as
 sharded Precomputed. The scrub rows also count steps that showed a coarser slice while
-the full one was on its way, and record the status bar's link notices.
+the full one was on its way, and record the status bar's link notices. ``--trace-stalls``
+adds to each GUI stall of 50 ms or more what a sampling thread saw meanwhile: the GUI
+thread's innermost frames, the other threads running Python, garbage collections, and
+how late the sampler itself woke (``_remote.StallTracer``).
 """
 
 from __future__ import annotations
@@ -181,7 +184,7 @@ def run(cond: tuple[float, ...], app, demo, t_ref: tuple[float, float]) -> dict:
         "longest_gui_stall_ms": stall * 1e3,
         "gui_stall_p99_ms": p99 * 1e3,
         "status_said_retrying": bool(retry_notes),
-        **_remote.stalls_report(hb_open.stalls + hb.stalls, idle),
+        **_remote.stalls_report(hb_open.stalls + hb.stalls, idle, (hb_open, hb)),
     }
 
 
@@ -364,10 +367,17 @@ def main() -> int:
         "demo's own 64 it starts at the first slice, and the open's prefetch holds most of it",
     )
     ap.add_argument("--scrub-only", action="store_true", help="only the first image and scrub rows")
+    ap.add_argument(
+        "--trace-stalls",
+        action="store_true",
+        help="record the GUI thread's stack and garbage collections during each stall of "
+        "50 ms or more (a sampling thread: costs a little)",
+    )
     ap.add_argument("--cold-open", nargs=2, metavar=("URL", "DELAY"), help=argparse.SUPPRESS)
     _remote.add_server_option(ap)
     args = ap.parse_args()
     _remote.use_server(args)
+    _remote.TRACE_STALLS = args.trace_stalls
     if args.cold_open:
         print(json.dumps(cold_open(args.cold_open[0], float(args.cold_open[1]))))
         return 0
