@@ -626,8 +626,9 @@ def _dask(
 #: at once; that also pins glibc's mmap threshold at 128 KiB, so every figure-sized array
 #: (a 256x256 RGBA slice is 256 KiB) is a fresh mmap whose pages fault in again: measured
 #: here on 3000 demo figures, a fifth more CPU (system time: 15.5 s against 5.8 s with one
-#: worker) and 12-16% fewer figures per second. Unset, glibc keeps such arrays on its heap; a batch worker's memory is bounded
-#: by its LRU anyway. A variable set in the environment still wins (Dask's rule).
+#: worker) and 12-16% fewer figures per second. Unset, glibc keeps such arrays on its
+#: heap; a batch worker's memory is bounded by its LRU anyway. A variable set in the
+#: environment still wins (Dask's rule).
 LOCAL_WORKER_ENVIRON: dict[str, str | None] = {"MALLOC_TRIM_THRESHOLD_": None}
 
 

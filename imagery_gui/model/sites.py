@@ -383,12 +383,7 @@ class SiteTable:
         vectorised pass over the columns; no per-site Python. ``rows``: look only at
         these (ascending; e.g. a :class:`SiteIndex`'s candidates), not the whole table.
         """
-        lo_a = np.asarray(lo, dtype=np.float64)
-        hi_a = np.asarray(hi, dtype=np.float64)
-        if resolution is not None:
-            f = np.asarray(_res3(resolution, "the box resolution")) / np.asarray(self.resolution)
-            lo_a, hi_a = lo_a * f, hi_a * f
-        lo_a, hi_a = np.minimum(lo_a, hi_a), np.maximum(lo_a, hi_a)
+        lo_a, hi_a = self.box_voxels(lo, hi, resolution)
         pick = slice(None) if rows is None else np.asarray(rows, dtype=np.intp)
         c, pre, post = self.centers[pick], self.pre[pick], self.post[pick]
         boxes, radii = self.boxes[pick], self.radii[pick]
@@ -407,6 +402,18 @@ class SiteTable:
             hit[ell] = ((c[ell] - r < hi_a) & (c[ell] + r >= lo_a)).all(axis=1)
         found = np.flatnonzero(hit)
         return found if rows is None else np.asarray(pick, dtype=np.intp)[found]
+
+    def box_voxels(
+        self, lo: Sequence[float], hi: Sequence[float], resolution: Sequence[float] | None = None
+    ) -> tuple[FloatArray, FloatArray]:
+        """The box ``[lo, hi)`` given in voxels of ``resolution`` (default: the table's) in
+        the table's voxels, its corners ordered."""
+        lo_a = np.asarray(lo, dtype=np.float64)
+        hi_a = np.asarray(hi, dtype=np.float64)
+        if resolution is not None:
+            f = np.asarray(_res3(resolution, "the box resolution")) / np.asarray(self.resolution)
+            lo_a, hi_a = lo_a * f, hi_a * f
+        return np.minimum(lo_a, hi_a), np.maximum(lo_a, hi_a)
 
     def reach(self) -> FloatArray:
         """Per row, how far (voxels, per axis) its pre/post points, box or ellipsoid reach
@@ -694,16 +701,10 @@ class SiteIndex:
     def in_box(
         self, lo: Sequence[float], hi: Sequence[float], resolution: Sequence[float] | None = None
     ) -> IndexArray:
-        lo_a = np.asarray(lo, dtype=np.float64)
-        hi_a = np.asarray(hi, dtype=np.float64)
-        if resolution is not None:
-            f = np.asarray(_res3(resolution, "the box resolution")) / np.asarray(
-                self.table.resolution
-            )
-            lo_a, hi_a = lo_a * f, hi_a * f
+        lo_a, hi_a = self.table.box_voxels(lo, hi, resolution)
         rx, ry = float(self._reach[0]), float(self._reach[1])
-        x0, x1 = min(lo_a[0], hi_a[0]) - rx, max(lo_a[0], hi_a[0]) + rx
-        y0, y1 = min(lo_a[1], hi_a[1]) - ry, max(lo_a[1], hi_a[1]) + ry
+        x0, x1 = lo_a[0] - rx, hi_a[0] + rx
+        y0, y1 = lo_a[1] - ry, hi_a[1] + ry
         a = int(np.searchsorted(self._x, x0, side="left"))
         b = int(np.searchsorted(self._x, x1, side="right"))
         ys = self._y[a:b]
