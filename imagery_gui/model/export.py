@@ -34,7 +34,7 @@ from .glyphs import GlyphStyle
 from .io import check_writable, save_json_atomic, save_png_atomic
 from .palette import to_hex
 from .scalebar import ScaleBar
-from .segments import unique_ids, warn_absent_ids
+from .segments import warn_absent_ids
 from .style import OverlayStyle, Selection
 
 # Re-exported: redact_url was defined here first (tests and scripts import it from export).
@@ -162,8 +162,7 @@ def make_figure(dataset: Dataset, spec: FigureSpec, progress: Progress | None = 
         float((box[1][1] - box[0][1]) * res[1] / height),
     )
     if seg is not None:
-        ids = [int(v) for v in unique_ids(seg)]
-        index = render.label_index(seg, ids)
+        ids, index = render.ids_and_index(seg)
     else:
         ids, index = [], None
     table = segment_colors(ids, spec.style, spec.selection.explicit)

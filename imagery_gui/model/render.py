@@ -114,6 +114,18 @@ def label_index(labels: np.ndarray, ids: Sequence[int] | np.ndarray) -> np.ndarr
     return table[renum]
 
 
+def ids_and_index(labels: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """The sorted nonzero ids of ``labels`` and each pixel's index into them (int32, -1
+    on 0): ``label_index(labels, unique_ids(labels))`` in one pass over the pixels
+    (fastremap's renumbering) instead of two."""
+    renum, mapping = fastremap.renumber(labels, preserve_zero=True, in_place=False)
+    pairs = sorted((int(orig), int(new)) for orig, new in mapping.items() if orig)
+    table = np.full(len(mapping) + 1, -1, dtype=np.int32)
+    for rank, (_, new) in enumerate(pairs):
+        table[new] = rank
+    return [orig for orig, _ in pairs], table[renum]
+
+
 def _index_edges(index: np.ndarray) -> np.ndarray:
     """Pixels with a 4-neighbour (inside the frame) of a different index."""
     edges = np.zeros(index.shape, dtype=bool)

@@ -401,3 +401,25 @@ def test_encode_png_refuses_what_it_cannot_write_and_the_fast_path_falls_back(tm
     path = mio.save_png_atomic(pal, tmp_path / "p.png", fast=True, compress_level=1)
     assert Image.open(path).mode == "P"
     assert np.array_equal(np.asarray(Image.open(path)), np.asarray(pal))
+
+
+@pytest.mark.parametrize("case", ["mixed", "no_zero", "all_zero", "huge_ids", "3d"])
+def test_ids_and_index_is_label_index_of_the_unique_ids(case):
+    """The figure's ids and pixel index in one renumbering equal the two-pass answer."""
+    from imagery_gui.model.render import ids_and_index, label_index
+    from imagery_gui.model.segments import unique_ids
+
+    rng = np.random.default_rng(7)
+    big = np.uint64(864691135611984218)
+    labels = {
+        "mixed": rng.choice(np.array([0, 5, 3, 900, 17], dtype=np.uint64), (64, 48)),
+        "no_zero": rng.choice(np.array([2, 1, 8], dtype=np.uint64), (32, 32)),
+        "all_zero": np.zeros((16, 16), dtype=np.uint64),
+        "huge_ids": rng.choice(np.array([0, big, big + 7, 2**64 - 1], dtype=np.uint64), (40, 40)),
+        "3d": rng.choice(np.array([0, 4, 4000, 11], dtype=np.uint64), (3, 20, 30)),
+    }[case]
+    ids, index = ids_and_index(labels)
+    want_ids = [int(v) for v in unique_ids(labels)]
+    assert ids == want_ids
+    assert index.dtype == np.int32 and index.shape == labels.shape
+    np.testing.assert_array_equal(index, label_index(labels, want_ids))
