@@ -118,6 +118,25 @@ def test_bundle_export_equals_the_api(run_bundle, demo):
     assert (run_bundle.work / "fig.json").is_file()
 
 
+def test_bundle_batch_equals_the_api(run_bundle, demo, tmp_path):
+    """The bundle's batch (in its own process) writes the figures the package's does."""
+    import pandas as pd
+
+    table = run_bundle.work / "sites.csv"
+    pd.read_csv(demo.synapses).head(3).to_csv(table, index=False)
+    sources = ["--image-source", demo.image_source, "--segmentation-source",
+               demo.segmentation_source]  # fmt: skip
+    res = run_bundle("batch", "--sites", table, *sources, "--size", 96, 96, "--workers", 0,
+                     "-o", run_bundle.work / "figs")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    frame = ig.batch(tmp_path / "figs", table, image_source=demo.image_source,
+                     segmentation_source=demo.segmentation_source, size=(96, 96), workers=0)  # fmt: skip
+    assert list(frame.status) == ["done"] * 3
+    for name in frame.file:
+        mine = np.asarray(Image.open(run_bundle.work / "figs" / name))
+        np.testing.assert_array_equal(mine, np.asarray(Image.open(tmp_path / "figs" / name)))
+
+
 def test_bundle_export_bad_source_is_one_line(run_bundle):
     res = run_bundle(
         "export",

@@ -396,11 +396,41 @@ def test_encode_png_refuses_what_it_cannot_write_and_the_fast_path_falls_back(tm
         mio.encode_png(np.zeros((4, 4), np.uint16))
     with pytest.raises(ValueError, match="1, 3 or 4 channels"):
         mio.encode_png(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ValueError, match="level of 0 to 12"):
+        mio.encode_png(np.zeros((4, 4), np.uint8), level=13)
     # a palette image is not one encode_png writes: Pillow writes it, palette and all
     pal = Image.fromarray(np.arange(16, dtype=np.uint8).reshape(4, 4)).convert("P")
     path = mio.save_png_atomic(pal, tmp_path / "p.png", fast=True, compress_level=1)
     assert Image.open(path).mode == "P"
     assert np.array_equal(np.asarray(Image.open(path)), np.asarray(pal))
+
+
+def test_batch_png_level_is_no_bigger_than_zlib_on_em(tmp_path):
+    """Batch's PNGs of real EM (the demo's image, a 256x256 RGB figure-like crop with a
+    coloured overlay) are no bigger than zlib's level 1, which batch used before, nor
+    than Pillow's writer at its default level; and they hold the same pixels."""
+    import io as pyio
+    import zlib
+
+    from cloudvolume import CloudVolume
+
+    from imagery_gui.model.batch import PNG_COMPRESS_LEVEL
+    from imagery_gui.model.demo import ensure_demo
+
+    cv = CloudVolume(ensure_demo().image_source.replace("precomputed://", ""), progress=False)
+    x0, y0, z0 = (int(v) for v in cv.bounds.minpt)
+    em = np.asarray(cv[x0 : x0 + 256, y0 : y0 + 256, z0 : z0 + 1])[:, :, 0, 0].T
+    rgb = np.repeat(em[..., None], 3, axis=2)
+    rgb[40:120, 60:200] = (rgb[40:120, 60:200] * 0.7 + np.array([0, 120, 200]) * 0.3).astype(
+        np.uint8
+    )
+    data = mio.encode_png(rgb, level=PNG_COMPRESS_LEVEL)
+    assert np.array_equal(np.asarray(Image.open(pyio.BytesIO(data))), rgb)
+    rows = np.zeros((256, 1 + 256 * 3), np.uint8)
+    rows[:, 1:] = rgb.reshape(256, -1)
+    assert len(data) <= len(zlib.compress(rows.tobytes(), 1)) + 100  # (+ the PNG chunks)
+    ref = mio.save_png_atomic(rgb, tmp_path / "r.png")  # Pillow, its filters and level 6
+    assert len(data) <= os.path.getsize(ref)
 
 
 @pytest.mark.parametrize("case", ["mixed", "no_zero", "all_zero", "huge_ids", "3d"])
