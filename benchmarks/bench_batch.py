@@ -18,6 +18,7 @@ synapses made from its contacts (``model.contacts``, 300 sites).
 
     python benchmarks/bench_batch.py [--ic-sites N] [--json benchmarks/results/batch.json]
 
+``--no-annotate``: batch draws no site glyphs, so its figures show what the loop's do.
 ``--plan N ...`` only times planning the tasks of N synthetic synapses (the box query per
 task: ``SiteIndex`` against ``SiteTable.in_box`` over the whole table).
 """
@@ -113,7 +114,9 @@ def ic_loop(img: str, seg: str, table, rows: list[int], out: Path) -> float:
     return time.perf_counter() - t0
 
 
-def batch_run(img: str, seg: str, sites: Path, out: Path, workers: int) -> float:
+def batch_run(
+    img: str, seg: str, sites: Path, out: Path, workers: int, annotate: bool = True
+) -> float:
     import imagery_gui
     from imagery_gui.model import batch as engine
 
@@ -127,6 +130,7 @@ def batch_run(img: str, seg: str, sites: Path, out: Path, workers: int) -> float
         segmentation_source=seg,
         size=(SIZE, SIZE),
         workers=workers,
+        no_annotate=not annotate,
     )
     dt = time.perf_counter() - t0
     assert set(frame.status) == {"done"}, frame[frame.status != "done"].head()
@@ -178,6 +182,11 @@ def main() -> None:
     )
     ap.add_argument("--ic-sites", type=int, default=0, help="sites for the IC loop (0: all)")
     ap.add_argument("--sites", type=int, default=300, help="sites per volume (synapses)")
+    ap.add_argument(
+        "--no-annotate",
+        action="store_true",
+        help="batch draws no glyphs: figures with what the ImageryClient loop's show",
+    )
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     if args.plan:
@@ -205,9 +214,10 @@ def main() -> None:
         t_ic = ic_loop(img, seg, table, rows, work / "ic")
         ic_rate = len(rows) / t_ic
         row = {"volume": name, "sites": n, "imageryclient_sites": len(rows)}
+        row["batch_glyphs"] = not args.no_annotate
         row["imageryclient_fps"] = ic_rate
         for label, w in (("in_process", 0), ("1_worker", 1), (f"{ncpu}_workers", ncpu)):
-            dt = batch_run(img, seg, sites, work / f"b_{w}", w)
+            dt = batch_run(img, seg, sites, work / f"b_{w}", w, annotate=not args.no_annotate)
             row[f"batch_{label}_fps"] = n / dt
         results.append(row)
         print(json.dumps(row), flush=True)
