@@ -188,6 +188,9 @@ def _write_with(
     return os.fspath(path)
 
 
+#: libdeflate's level for :func:`encode_png` when none is given (see there).
+PNG_LEVEL = 2
+
 #: PNG colour types of 8-bit images by channel count: grey, RGB, RGBA.
 _PNG_COLOR_TYPES = {1: 0, 3: 2, 4: 6}
 
@@ -196,7 +199,9 @@ def _png_chunk(kind: bytes, data: bytes | bytearray) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def encode_png(pixels: np.ndarray, level: int = 2, dpi: tuple[float, float] | None = None) -> bytes:
+def encode_png(
+    pixels: np.ndarray, level: int = PNG_LEVEL, dpi: tuple[float, float] | None = None
+) -> bytes:
     """An 8-bit grey, RGB or RGBA PNG of ``(h, w[, c])`` uint8 ``pixels``, deflated by
     libdeflate (the ``deflate`` package) at ``level`` (0-12) with no per-row filter (filter
     type 0), and the resolution in a pHYs chunk when ``dpi`` is given (rounded as Pillow
@@ -213,7 +218,8 @@ def encode_png(pixels: np.ndarray, level: int = 2, dpi: tuple[float, float] | No
     a = np.asarray(pixels)
     if a.dtype != np.uint8 or a.ndim not in (2, 3):
         raise ValueError(f"encode_png takes (h, w[, c]) uint8 pixels, got {a.dtype} {a.shape}")
-    if not 0 <= int(level) <= 12:
+    level = int(level)
+    if not 0 <= level <= 12:
         raise ValueError(f"encode_png takes a level of 0 to 12, got {level!r}")
     channels = 1 if a.ndim == 2 else a.shape[2]
     if channels not in _PNG_COLOR_TYPES:
@@ -226,7 +232,7 @@ def encode_png(pixels: np.ndarray, level: int = 2, dpi: tuple[float, float] | No
     if dpi is not None:
         ppm = (int(dpi[0] / 0.0254 + 0.5), int(dpi[1] / 0.0254 + 0.5))
         out.append(_png_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)))
-    out.append(_png_chunk(b"IDAT", deflate.zlib_compress(rows.tobytes(), int(level))))
+    out.append(_png_chunk(b"IDAT", deflate.zlib_compress(rows.tobytes(), level)))
     out.append(_png_chunk(b"IEND", b""))
     return b"".join(out)
 
@@ -253,7 +259,9 @@ def save_png_atomic(
         if pixels is None and image.mode in ("L", "RGB", "RGBA"):
             pixels = np.asarray(image)
         if pixels is not None:
-            data = encode_png(pixels, int(kwargs.get("compress_level", 2)), kwargs.get("dpi"))
+            data = encode_png(
+                pixels, int(kwargs.get("compress_level", PNG_LEVEL)), kwargs.get("dpi")
+            )
             return _write_with(path, lambda fh: fh.write(data), overwrite, fsync)
     if isinstance(image, np.ndarray):
         image = Image.fromarray(np.ascontiguousarray(image))
