@@ -13,6 +13,7 @@ cutout is stretched onto the finer one's grid by nearest neighbour (see
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -552,7 +553,12 @@ def start_thread(job: Callable[[], Any]) -> Callable[..., Any]:
         except BaseException as exc:  # noqa: BLE001 - re-raised in the waiting thread
             out["error"] = exc
 
-    thread = threading.Thread(target=run, name="imagery-gui-read-labels", daemon=True)
+    # in a copy of the caller's context: a read's rank in the chunk pool (chunkpool.ranked)
+    # holds for both of its layers
+    context = contextvars.copy_context()
+    thread = threading.Thread(
+        target=context.run, args=(run,), name="imagery-gui-read-labels", daemon=True
+    )
     thread.start()
 
     def result(timeout: float | None = None) -> Any:

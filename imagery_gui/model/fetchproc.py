@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .. import startlog
-from . import netwatch
+from . import chunkpool, netwatch
 from .errors import SourceError, SourceUnavailableError
 
 #: Datasets the child keeps open (the newest ones); older reads of a dropped one fail.
@@ -59,6 +59,9 @@ class ChildConfig:
     # chunks in flight per layer read: a 1024x1024 view at 4 nm over 128x128 chunks is 64
     # image chunks per slab, so one round trip brings the whole slab (20 took four)
     download_threads: int = 64
+    # every read's chunks in one pool, the slab on screen first (chunkpool)
+    chunk_pool: bool = True
+    chunk_threads: int = chunkpool.THREADS
     viewer_retries: bool = True
     nice: int = 10  # lower CPU priority than the viewer (POSIX; ignored elsewhere)
 
@@ -101,6 +104,7 @@ class FetchProcess:
         self._warm = threading.Event()  # the child has imported and warmed up its readers
         self._send_lock = threading.Lock()
         self._pending: dict[int, Outcome] = {}
+        self._tags: dict[int, Any] = {}  # rid -> its caller's tag (rerank), while pending
         self._pending_lock = threading.Lock()
         self._rids = itertools.count(1)
         self.dead: str | None = None  # why the child is gone
@@ -129,22 +133,37 @@ class FetchProcess:
         """Make the dataset built from ``dataset_args`` readable as ``serial``."""
         self._send(("open", serial, dataset_args))
 
-    def fetch(self, key: Any) -> Any:
-        """Read one slab (a :class:`~imagery_gui.model.view.SlabKey`); blocks until done."""
+    def fetch(self, key: Any, rank: int = chunkpool.AHEAD, tag: Any = None) -> Any:
+        """Read one slab (a :class:`~imagery_gui.model.view.SlabKey`); blocks until done.
+        ``rank``: its chunks' place in the child's queue (chunkpool.URGENT: the view waits
+        for it; AHEAD: read ahead, served in the order reads started); ``tag``: what
+        :meth:`rerank` knows this read by (default: its key)."""
         rid = next(self._rids)
         pending = Outcome()
         with self._pending_lock:
             self._pending[rid] = pending
+            self._tags[rid] = key if tag is None else tag
         try:
-            self._send(("fetch", rid, key))
+            self._send(("fetch", rid, key, int(rank)))
         except BaseException:
             with self._pending_lock:
                 self._pending.pop(rid, None)
+                self._tags.pop(rid, None)
             raise
         pending.done.wait()
         if pending.error is not None:
             raise pending.error
         return pending.value
+
+    def rerank(self, tag: Any, rank: int) -> None:
+        """Serve the chunks of the reads tagged ``tag`` under way by ``rank`` from now on
+        (chunkpool.UNWANTED: no view wants it any more, its chunks wait for the others;
+        DROPPED: given up on, its chunks not yet asked for are not)."""
+        with self._pending_lock:
+            rids = [rid for rid, t in self._tags.items() if t is tag or t == tag]
+        for rid in rids:
+            with contextlib.suppress(SourceUnavailableError):
+                self._send(("rank", rid, int(rank)))
 
     def is_warm(self) -> bool:
         """Whether reads here are fast now: connected, alive, and the child has imported
@@ -196,6 +215,7 @@ class FetchProcess:
         self._warm.set()  # nobody waits for a dead child to warm up (is_warm() stays False)
         with self._pending_lock:
             pending, self._pending = self._pending, {}
+            self._tags.clear()
         for p in pending.values():
             p.error = SourceUnavailableError(f"the read process stopped ({self.dead})")
             p.done.set()
@@ -203,6 +223,7 @@ class FetchProcess:
     def _finish(self, rid: int, value: Any = None, error: BaseException | None = None) -> None:
         with self._pending_lock:
             p = self._pending.pop(rid, None)
+            self._tags.pop(rid, None)
         if p is not None:
             p.value, p.error = value, error
             p.done.set()
@@ -366,6 +387,8 @@ def _child_main(conn: Any, config: ChildConfig) -> None:
     from .view import fetch_slab
 
     rx.DEFAULT_THREADS = config.download_threads
+    if config.chunk_pool:
+        chunkpool.install(config.chunk_threads)
     if config.nice:
         # Decoding must not take the CPU from the GUI thread when cores are scarce (on
         # two cores, with 20% of requests failing, one scrub in two without this had a
@@ -415,8 +438,9 @@ def _child_main(conn: Any, config: ChildConfig) -> None:
                 os._exit(0)  # the viewer is gone
 
     first_read = [True]
+    tickets: dict[int, chunkpool.Ticket] = {}  # reads under way: their place in the queue
 
-    def read(rid: int, key: Any) -> None:
+    def read(rid: int, key: Any, rank: int = chunkpool.AHEAD) -> None:
         msg: tuple[Any, ...]  # ("error", rid, pickled, text) or ("slab", rid, key, layout)
         buffers: list[np.ndarray]
         try:
@@ -425,7 +449,9 @@ def _child_main(conn: Any, config: ChildConfig) -> None:
                 raise SourceUnavailableError("that data was closed; open it again")
             if isinstance(ds, BaseException):
                 raise ds
-            slab = fetch_slab(ds, key)
+            with chunkpool.ranked(rank) as ticket:
+                tickets[rid] = ticket
+                slab = fetch_slab(ds, key)
         except BaseException as exc:  # noqa: BLE001 - handed to the parent
             try:
                 blob = pickle.dumps(exc)
@@ -443,6 +469,7 @@ def _child_main(conn: Any, config: ChildConfig) -> None:
             if first_read[0]:
                 first_read[0] = False
                 startlog.mark("read process first slab")
+        tickets.pop(rid, None)
         with contextlib.suppress(OSError, ValueError):  # the parent is gone
             # the HTTP outcomes of this read first: the viewer says "retrying" by them, and
             # a read whose retries took less than one forwarding period would otherwise
@@ -469,6 +496,11 @@ def _child_main(conn: Any, config: ChildConfig) -> None:
         kind = msg[0]
         if kind == "fetch":
             threading.Thread(target=read, args=msg[1:], name="read", daemon=True).start()
+        elif kind == "rank":
+            _, rid, rank = msg
+            ticket = tickets.get(rid)
+            if ticket is not None:
+                ticket.rerank(rank)
         elif kind == "open":
             _, serial, args = msg
             try:

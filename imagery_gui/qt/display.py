@@ -13,11 +13,12 @@ import itertools
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
-from ..model import fetchproc, netwatch, render, source
+from ..model import chunkpool, fetchproc, netwatch, render, source
 from ..model.dataset import Dataset
 from ..model.fetchproc import FetchProcess
 from ..model.glyphs import GlyphStyle, Picture, draw_glyphs_cropped
@@ -107,7 +108,14 @@ class ReadSource:
     replica: dict | None
     use_reader: bool
 
-    def load(self, key: SlabKey) -> SlabData:
+    def rerank(self, tag: Any, rank: int) -> None:
+        """The read tagged ``tag`` (:meth:`load`), if under way in the read process, is
+        served by ``rank`` (chunkpool) from now on; reads here are not ranked."""
+        reader = fetchproc.current()
+        if self.use_reader and reader is not None and reader.alive:
+            reader.rerank(tag, rank)
+
+    def load(self, key: SlabKey, rank: int = chunkpool.AHEAD, tag: Any = None) -> SlabData:
         if self.use_reader:
             reader = fetchproc.current()
             if (reader is None or not reader.alive) and self.replica is not None:
@@ -115,13 +123,13 @@ class ReadSource:
                 reader = fetchproc.shared()
                 reader.set_dataset(self.serial, self.replica)
             if reader is not None and (reader.is_warm() or self.dataset is None):
-                return reader.fetch(key)
+                return reader.fetch(key, rank, tag)
             # The read process is still starting (it imports cloud-volume and its codecs,
             # about a second at launch): if this process has them already, the first views
             # are read here rather than wait; if not, importing them here would take as
             # long and compete with the window for the GIL, so the read waits for it.
             if reader is not None and not source.is_warm() and reader.wait_warm(READER_WARM_WAIT_S):
-                return reader.fetch(key)
+                return reader.fetch(key, rank, tag)
         assert self.dataset is not None
         return fetch_slab(self.dataset, key)
 

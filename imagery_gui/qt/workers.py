@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from ..model import netwatch, render
+from ..model import chunkpool, netwatch, render
 from ..model.errors import ImageryGuiError, SourceTimeoutError, SourceUnavailableError
 from ..model.fetchproc import Outcome
 from ..model.linkmeter import MIN_PARALLEL, LinkMeter
@@ -152,13 +152,16 @@ class FetchWorker(QObject):
             "or very slow); change the limit in Settings > Fetch timeout"
         )
 
-    def _start(self, key: SlabKey, source: Any) -> Outcome:
-        """Start reading one slab in a daemon thread."""
+    def _start(self, key: SlabKey, source: Any, rank: int = chunkpool.AHEAD) -> Outcome:
+        """Start reading one slab in a daemon thread; ``rank``: its chunks' place in the
+        read process's queue, for sources that rank reads (display.ReadSource)."""
         outcome = Outcome()
+        ranked = hasattr(source, "rerank")
 
         def target() -> None:
             try:
-                outcome.value = source.load(key)
+                # tagged by its outcome: a retry of the same slab is another read
+                outcome.value = source.load(key, rank, outcome) if ranked else source.load(key)
             except BaseException as exc:  # noqa: BLE001 - handed to the GUI as a message
                 outcome.error = exc
             finally:
@@ -177,8 +180,11 @@ class FetchWorker(QObject):
         for read in carried:
             if read.key in request.keys and not self.stopping:
                 keep.append(read)
+                if request.first_alone and read.key == request.keys[0]:
+                    read.rerank(chunkpool.URGENT)  # now on screen: its chunks first
             else:
                 self._orphans.append(read)
+                read.rerank(chunkpool.UNWANTED)
         self._settle_orphans()
         return keep
 
@@ -193,6 +199,7 @@ class FetchWorker(QObject):
         for read in self._orphans:
             if now - read.started > ORPHAN_WAIT_S:
                 self.link.ended(read.token)  # given up on (it may still end, unheard)
+                read.rerank(chunkpool.DROPPED)
             elif read.outcome.done.is_set():
                 value = read.outcome.value
                 self.link.ended(read.token, getattr(value, "nbytes", None))
@@ -272,7 +279,14 @@ class FetchWorker(QObject):
                     # The user's fetch timeout bounds the whole wait for this slab, tries
                     # below included.
                     deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
-                    read = _Read(key, self._start(key, request.source), deadline)
+                    rank = (
+                        chunkpool.URGENT
+                        if (request.first_alone and key == first) or key in request.light
+                        else chunkpool.AHEAD
+                    )
+                    read = _Read(
+                        key, self._start(key, request.source, rank), deadline, request.source, rank
+                    )
                     active.append(read)
                     if key in request.light:
                         lights += 1  # (not measured: a slab read's time is a full one's)
@@ -309,10 +323,12 @@ class FetchWorker(QObject):
                     if not self._wanted(request.generation, read.key):
                         active.remove(read)  # superseded: left to finish on its own
                         self._orphans.append(read)
+                        read.rerank(chunkpool.UNWANTED)
                         continue
                     if not read.outcome.done.is_set():
                         if read.deadline is not None and now > read.deadline:
                             read.outcome.error = self._timeout_error()
+                            read.rerank(chunkpool.DROPPED)  # its chunks not yet asked for
                         else:
                             continue
                     err = read.outcome.error
@@ -325,7 +341,7 @@ class FetchWorker(QObject):
                         # for one chunk among many) gets two more tries before the user
                         # hears of it.
                         self.activity.emit(True, f"{err}; trying again")
-                        read.outcome = self._start(read.key, request.source)
+                        read.outcome = self._start(read.key, request.source, read.rank)
                         read.attempts += 1
                         read.noted = True
                         continue
@@ -360,6 +376,7 @@ class FetchWorker(QObject):
             if self.stopping:
                 for read in active:
                     self.link.ended(read.token)
+                    read.rerank(chunkpool.DROPPED)
 
 
 @dataclass(slots=True)
@@ -369,10 +386,21 @@ class _Read:
     key: SlabKey
     outcome: Outcome
     deadline: float | None
+    source: Any = None  # what it reads through
+    rank: int = chunkpool.AHEAD  # its chunks' place in the read process's queue
     attempts: int = 1
     started: float = field(default_factory=time.monotonic)
     noted: bool = False  # the status bar was told of retries while it ran
     token: int = 0  # its LinkMeter token
+
+    def rerank(self, rank: int) -> None:
+        """Serve its chunks not yet started by ``rank`` (sources that rank reads)."""
+        if rank == self.rank:
+            return
+        self.rank = rank
+        rerank = getattr(self.source, "rerank", None)
+        if rerank is not None:
+            rerank(self.outcome, rank)
 
 
 class OutlineWorker(QObject):
