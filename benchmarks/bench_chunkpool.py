@@ -114,8 +114,9 @@ def measure(layout: str, cond: tuple[float, float], slabs: int, rounds: int) -> 
                 cwd=ROOT,
                 capture_output=True,
                 text=True,
-                check=True,
             )
+            if proc.returncode != 0:  # a read failed for good: said, not hidden
+                raise SystemExit(f"{layout} {cond} {mode}: {proc.stderr.strip()[-2000:]}")
             got = json.loads(proc.stdout.strip().splitlines()[-1])["rounds"]
             row[mode] = {k: statistics.median(r[k] for r in got) for k in got[0]}
     return row

@@ -14,6 +14,7 @@ BENCHES = [
     ("bench_render.py", ["--json", str(HERE / "results" / "render.json")]),
     ("bench_viewer.py", ["--json", str(HERE / "results" / "viewer.json")]),
     ("bench_remote.py", ["--json", str(HERE / "results" / "remote.json")]),
+    ("bench_chunkpool.py", ["--json", str(HERE / "results" / "chunkpool.json")]),
     ("bench_longrun.py", ["--json", str(HERE / "results" / "longrun.json")]),
 ]
 

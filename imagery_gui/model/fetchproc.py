@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -59,8 +59,11 @@ class ChildConfig:
     # chunks in flight per layer read: a 1024x1024 view at 4 nm over 128x128 chunks is 64
     # image chunks per slab, so one round trip brings the whole slab (20 took four)
     download_threads: int = 64
-    # every read's chunks in one pool, the slab on screen first (chunkpool)
-    chunk_pool: bool = True
+    # every read's chunks in one pool, the slab on screen first (chunkpool);
+    # IMAGERY_GUI_NO_CHUNK_POOL=1: cloud-volume's threads per read (for benchmarks' A/B)
+    chunk_pool: bool = field(
+        default_factory=lambda: not os.environ.get("IMAGERY_GUI_NO_CHUNK_POOL")
+    )
     chunk_threads: int = chunkpool.THREADS
     viewer_retries: bool = True
     nice: int = 10  # lower CPU priority than the viewer (POSIX; ignored elsewhere)

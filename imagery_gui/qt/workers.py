@@ -268,6 +268,10 @@ class FetchWorker(QObject):
                             continue
                     self._readers = [t for t in self._readers if t.is_alive()]
                     if len(self._readers) - len(active) >= MAX_PENDING_READS:
+                        # Reads no request wants hold up this one: their chunks not yet
+                        # asked for are dropped (served last, they might wait for long).
+                        for orphan in self._orphans:
+                            orphan.rerank(chunkpool.DROPPED)
                         if not active:
                             self.activity.emit(
                                 True,

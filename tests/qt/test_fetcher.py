@@ -415,3 +415,76 @@ def test_waiting_behind_unanswered_reads_still_ends_within_the_fetch_timeout(
     assert k == key(99) and isinstance(err, SourceTimeoutError)
     assert key(99) not in source.started
     assert fetcher.close()
+
+
+class RankedSource(GatedSource):
+    """A source that ranks its reads, as display.ReadSource does for the read process:
+    records each read's rank and every rerank of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ranks: dict[SlabKey, list[int]] = {}
+        self.tags: dict[int, SlabKey] = {}
+
+    def load(self, k: SlabKey, rank: int = 1, tag=None) -> SlabData:
+        with self.lock:
+            self.ranks.setdefault(k, []).append(rank)
+            self.tags[id(tag)] = k
+        return super().load(k)
+
+    def rerank(self, tag, rank: int) -> None:
+        with self.lock:
+            self.ranks[self.tags[id(tag)]].append(rank)
+
+
+def test_reads_are_ranked_when_started_and_when_no_longer_wanted(qtbot, make_fetcher):
+    from imagery_gui.model.chunkpool import AHEAD, DROPPED, UNWANTED, URGENT
+    from imagery_gui.qt.workers import MAX_PENDING_READS
+
+    src = RankedSource()
+    fetcher = Fetcher(timeout_s=None)
+    try:
+        # the slab on screen is read first and urgent; when it is there, the view asks
+        # for the rest, read ahead
+        fetcher.request([key(0), key(1), key(2)], src, first_alone=True)
+        qtbot.waitUntil(lambda: key(0) in src.started, timeout=5000)
+        assert src.ranks[key(0)] == [URGENT]
+        src.open(key(0))
+        fetcher.request([key(1), key(2)], src)
+        qtbot.waitUntil(lambda: key(2) in src.started, timeout=5000)
+        assert src.ranks[key(1)] == [AHEAD] and src.ranks[key(2)] == [AHEAD]
+        # a jump: the reads under way are wanted no more; their chunks wait for the others
+        fetcher.request([key(50)], src)
+        qtbot.waitUntil(lambda: key(50) in src.started, timeout=5000)
+        assert src.ranks[key(1)] == [AHEAD, UNWANTED] and src.ranks[key(2)] == [AHEAD, UNWANTED]
+        # more jumps, until reads no request wants would hold up the next one: they are
+        # given up on (their chunks not yet asked for dropped), and the view waits for them
+        # no longer than their running chunks take
+        for z in range(60, 60 + MAX_PENDING_READS):
+            fetcher.request([key(z)], src)
+            qtbot.waitUntil(
+                lambda z=z: DROPPED in src.ranks[key(1)] or key(z) in src.started, timeout=5000
+            )
+        qtbot.waitUntil(lambda: DROPPED in src.ranks[key(1)], timeout=5000)
+        assert src.ranks[key(1)][-1] == DROPPED and src.ranks[key(2)][-1] == DROPPED
+    finally:
+        for g in list(src.gates.values()):
+            g.set()
+        assert fetcher.close()
+
+
+def test_a_read_past_its_timeout_is_given_up_on(qtbot, make_fetcher):
+    from imagery_gui.model.chunkpool import DROPPED, URGENT
+
+    src = RankedSource()
+    fetcher = Fetcher(timeout_s=0.3)
+    failed = []
+    fetcher.signals.slabFailed.connect(lambda g, k, e: failed.append(k))
+    try:
+        fetcher.request([key(7)], src, first_alone=True)
+        qtbot.waitUntil(lambda: bool(failed), timeout=10000)
+        assert failed == [key(7)] and src.ranks[key(7)] == [URGENT, DROPPED]
+    finally:
+        for g in list(src.gates.values()):
+            g.set()
+        assert fetcher.close()
