@@ -52,6 +52,7 @@ def child(url: str, mode: str, slabs: int, rounds: int) -> dict:
 
     from imagery_gui.model import chunkpool, fetchproc, netwatch
     from imagery_gui.model.dataset import Dataset, start_thread
+    from imagery_gui.model.errors import SourceUnavailableError
 
     rx.DEFAULT_THREADS = fetchproc.ChildConfig().download_threads
     netwatch.install(viewer_retries=True)
@@ -62,18 +63,26 @@ def child(url: str, mode: str, slabs: int, rounds: int) -> dict:
     res = ds.resolution
     (x0, y0, z0), (x1, y1, z1) = ds.volume_bounds().astype(int)
     depth = 16
+    retried: list[int] = []
 
     def read(k: int, rank: int, ended: dict) -> None:
         z = z0 + depth * k
         box = np.array([[x0, y0, z], [min(x1, x0 + 1024), min(y1, y0 + 1024), z + depth]], float)
-        with chunkpool.ranked(rank) if pooled else contextlib.nullcontext():
-            labels = start_thread(
-                lambda: ds.read_segmentation_with_missing(
-                    box, ds.segmentation_mip, res, None, None, True
-                )
-            )
-            ds.read_image_with_missing(box, ds.image_mip, res, fill_outside=True)
-            labels()
+        for attempt in range(3):  # as the viewer: a read failed for good is tried again twice
+            try:
+                with chunkpool.ranked(rank) if pooled else contextlib.nullcontext():
+                    labels = start_thread(
+                        lambda: ds.read_segmentation_with_missing(
+                            box, ds.segmentation_mip, res, None, None, True
+                        )
+                    )
+                    ds.read_image_with_missing(box, ds.image_mip, res, fill_outside=True)
+                    labels()
+                break
+            except SourceUnavailableError:
+                if attempt == 2:
+                    raise
+                retried.append(k)
         ended[k] = time.monotonic()
 
     read((z1 - z0) // depth - 1, chunkpool.AHEAD, {})  # connections and metadata warm
@@ -100,6 +109,7 @@ def child(url: str, mode: str, slabs: int, rounds: int) -> dict:
                 "first_ahead_s": min(ahead),
                 "all_s": max(ended.values()) - t0,
                 "cpu_s": ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime,
+                "reads_tried_again": sum(1 for k in retried if k in ks),
             }
         )
     return {"rounds": out}
@@ -119,6 +129,7 @@ def measure(layout: str, cond: tuple[float, float], slabs: int, rounds: int) -> 
                 raise SystemExit(f"{layout} {cond} {mode}: {proc.stderr.strip()[-2000:]}")
             got = json.loads(proc.stdout.strip().splitlines()[-1])["rounds"]
             row[mode] = {k: statistics.median(r[k] for r in got) for k in got[0]}
+            row[mode]["reads_tried_again"] = sum(r["reads_tried_again"] for r in got)
     return row
 
 

@@ -95,9 +95,20 @@ def _net(cond: tuple[float, ...]) -> dict:
 
 
 def reference(cond: tuple[float, ...], demo) -> tuple[float, float]:
-    """Plain cloud-volume (its own retry policy): measured before any viewer exists."""
+    """Plain cloud-volume (its own retry policy): measured before any viewer exists. With
+    30% of requests failing, its 7 tries of a chunk can all fail (the read raises): such a
+    run is said and left out, and a third is made; NaN if none of 3 ends."""
+    runs = []
     with http_server(demo.root, cond[0], cond[1], seed=2, **_net(cond)) as url:
-        runs = [slice_read_time(url, demo.center, None) for _ in range(2)]
+        for _ in range(3):
+            try:
+                runs.append(slice_read_time(url, demo.center, None))
+            except Exception as exc:  # noqa: BLE001 - reported, the benchmark goes on
+                print(f"plain cloud-volume failed at {cond}: {type(exc).__name__}: {exc}")
+            if len(runs) == 2:
+                break
+    if not runs:
+        return float("nan"), float("nan")
     return min(r[0] for r in runs), min(r[1] for r in runs)
 
 
