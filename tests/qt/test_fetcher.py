@@ -488,3 +488,40 @@ def test_a_read_past_its_timeout_is_given_up_on(qtbot, make_fetcher):
         for g in list(src.gates.values()):
             g.set()
         assert fetcher.close()
+
+
+@pytest.mark.parametrize(("body_share", "beside"), [(0.1, True), (0.9, False), (None, False)])
+def test_slabs_ahead_start_beside_the_one_on_screen_only_over_a_link_slow_to_answer(
+    qtbot, body_share, beside
+):
+    """With a source that ranks reads, the slabs ahead start while the one on screen is
+    read (ranked after it), over a link measured to wait on round trips; where bodies take
+    the time (the bandwidth is the limit), or before anything is measured, it is read
+    alone, as with any other source."""
+    from imagery_gui.model.linkmeter import LinkMeter
+
+    src = RankedSource()
+    fetcher = Fetcher(timeout_s=None)
+    link = LinkMeter(body_share=lambda: body_share, body_rate=lambda w: None)
+    link.ended(link.started(), 1000)  # one read measured
+    fetcher.worker.link = link
+    try:
+        fetcher.request([key(0), key(1), key(2)], src, first_alone=True)
+        qtbot.waitUntil(lambda: key(0) in src.started, timeout=5000)
+        if beside:
+            qtbot.waitUntil(lambda: key(2) in src.started, timeout=5000)
+        else:
+            qtbot.wait(300)
+            assert src.started == [key(0)]
+        src.open(key(0))
+        fetcher.request([key(1), key(2)], src)
+        qtbot.waitUntil(lambda: key(2) in src.started, timeout=5000)
+        assert src.started[0] == key(0) and sorted(src.started, key=lambda k: k.z0) == [
+            key(0),
+            key(1),
+            key(2),
+        ]
+    finally:
+        for g in list(src.gates.values()):
+            g.set()
+        assert fetcher.close()
