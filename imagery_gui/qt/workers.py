@@ -141,12 +141,6 @@ class FetchWorker(QObject):
             )
         return status.retrying
 
-    def _round_trip_bound(self) -> bool:
-        """Whether chunk reads are measured to spend their time waiting for answers to
-        start rather than receiving bodies (linkmeter.BODY_BOUND)."""
-        snap = self.link.snapshot()
-        return snap.body_share is not None and not snap.bandwidth_bound
-
     def _timeout_error(self) -> SourceTimeoutError:
         status = netwatch.recent(self.timeout_s or 3.0)
         if status.errors:
@@ -245,18 +239,10 @@ class FetchWorker(QObject):
                     return
                 # start what may start
                 # A slab the view waits for is read first: only coarser slabs (a sixteenth
-                # of its requests) start beside it, the network is its own. Where the
-                # source ranks reads (the read process's chunk pool serves the slab on
-                # screen first) the slabs ahead start beside it too, ranked after it: they
-                # then get a head start of that read's time, which over a link slow to
-                # answer is what a scrub starting right after needs. Only over a link known
-                # to wait on round trips: where the bandwidth is the limit (or before it is
-                # known, as at opening) chunks under way share it, whatever their rank.
+                # of its requests) start beside it, the network is its own.
                 first = request.keys[0]
-                waiting_for_first = (
-                    request.first_alone
-                    and not (hasattr(request.source, "rerank") and self._round_trip_bound())
-                    and ((todo and todo[0] == first) or any(r.key == first for r in active))
+                waiting_for_first = request.first_alone and (
+                    (todo and todo[0] == first) or any(r.key == first for r in active)
                 )
                 limit = max(int(request.parallel), 1)
                 heavy = sum(1 for r in active if r.key not in request.light)
