@@ -163,7 +163,7 @@ class FetchProcess:
         (chunkpool.UNWANTED: no view wants it any more, its chunks wait for the others;
         DROPPED: given up on, its chunks not yet asked for are not)."""
         with self._pending_lock:
-            rids = [rid for rid, t in self._tags.items() if t is tag or t == tag]
+            rids = [rid for rid, t in self._tags.items() if t == tag]
         for rid in rids:
             with contextlib.suppress(SourceUnavailableError):
                 self._send(("rank", rid, int(rank)))

@@ -52,12 +52,18 @@ def _wait_queued(pool: ChunkPool, n: int) -> None:
         time.sleep(0.005)
 
 
-def test_jobs_run_by_rank_then_in_the_order_reads_started():
+def _held_pool() -> tuple[ChunkPool, _Gate, threading.Thread]:
+    """A pool of one thread, held by a gate job (release: ``gate.release.set()``)."""
     pool = ChunkPool(1)
     gate = _Gate()
     holder = threading.Thread(target=pool.run, args=([gate], pool.ticket(AHEAD)))
     holder.start()
     assert gate.running.wait(5)
+    return pool, gate, holder
+
+
+def test_jobs_run_by_rank_then_in_the_order_reads_started():
+    pool, gate, holder = _held_pool()
     ran: list[str] = []
     lock = threading.Lock()
     first = pool.ticket(AHEAD)  # started first, read ahead
@@ -76,11 +82,7 @@ def test_jobs_run_by_rank_then_in_the_order_reads_started():
 
 
 def test_a_read_no_longer_wanted_waits_for_the_others():
-    pool = ChunkPool(1)
-    gate = _Gate()
-    holder = threading.Thread(target=pool.run, args=([gate], pool.ticket(AHEAD)))
-    holder.start()
-    assert gate.running.wait(5)
+    pool, gate, holder = _held_pool()
     ran: list[str] = []
     lock = threading.Lock()
     old, new = pool.ticket(AHEAD), pool.ticket(AHEAD)
@@ -112,11 +114,7 @@ def test_a_failed_job_fails_its_call_and_drops_the_rest_of_it():
 
 
 def test_a_read_given_up_on_drops_its_waiting_chunks_and_schedules_no_more():
-    pool = ChunkPool(1)
-    gate = _Gate()
-    holder = threading.Thread(target=pool.run, args=([gate], pool.ticket(AHEAD)))
-    holder.start()
-    assert gate.running.wait(5)
+    pool, gate, holder = _held_pool()
     ran: list[str] = []
     lock = threading.Lock()
     given_up = pool.ticket(AHEAD)
