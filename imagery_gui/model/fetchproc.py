@@ -442,6 +442,7 @@ def _child_main(conn: Any, config: ChildConfig) -> None:
 
     first_read = [True]
     tickets: dict[int, chunkpool.Ticket] = {}  # reads under way: their place in the queue
+    reranks: dict[int, int] = {}  # ranks for reads whose ticket is not made yet
 
     def read(rid: int, key: Any, rank: int = chunkpool.AHEAD) -> None:
         msg: tuple[Any, ...]  # ("error", rid, pickled, text) or ("slab", rid, key, layout)
@@ -452,7 +453,8 @@ def _child_main(conn: Any, config: ChildConfig) -> None:
                 raise SourceUnavailableError("that data was closed; open it again")
             if isinstance(ds, BaseException):
                 raise ds
-            with chunkpool.ranked(rank) as ticket:
+            # a rerank that came before this thread made its ticket holds (reranks[rid])
+            with chunkpool.ranked(reranks.pop(rid, rank)) as ticket:
                 tickets[rid] = ticket
                 slab = fetch_slab(ds, key)
         except BaseException as exc:  # noqa: BLE001 - handed to the parent
@@ -473,6 +475,7 @@ def _child_main(conn: Any, config: ChildConfig) -> None:
                 first_read[0] = False
                 startlog.mark("read process first slab")
         tickets.pop(rid, None)
+        reranks.pop(rid, None)
         with contextlib.suppress(OSError, ValueError):  # the parent is gone
             # the HTTP outcomes of this read first: the viewer says "retrying" by them, and
             # a read whose retries took less than one forwarding period would otherwise
@@ -504,6 +507,8 @@ def _child_main(conn: Any, config: ChildConfig) -> None:
             ticket = tickets.get(rid)
             if ticket is not None:
                 ticket.rerank(rank)
+            else:  # its read thread has not made its ticket yet (or it has ended)
+                reranks[rid] = rank
         elif kind == "open":
             _, serial, args = msg
             try:
