@@ -758,15 +758,22 @@ class Layer:
         mask: np.ndarray | None = None
         # No lock here: cloud-volume's reads (and its LRU, which has its own lock) are safe
         # to run concurrently, and a read that outlived its timeout must not block the next.
+        # With an LRU, plain reads go through the strict CloudVolume too, so one LRU holds
+        # every decoded chunk; only a read that meets a missing chunk is made again through
+        # the filling one (whose LRU holds the zeros it fills in, which the strict one must
+        # never serve). With an LRU each, the reads with and without the missing mask
+        # (a batch's held runs and its single figures) decoded the same chunks twice.
+        strict_first = with_missing or (self._lru_bytes > 0 and self._fill_missing)
         with translate_errors(self.label):
-            if with_missing:
+            if strict_first:
                 try:
                     cut = self._strict().download(Bbox(lo_a, hi_a), mip=mip, **kwargs)
                 except EmptyVolumeException:
                     cut = cv.download(Bbox(lo_a, hi_a), mip=mip, **kwargs)
-                    mask = self.missing_mask(lo_a, hi_a, mip)
-                    if not mask.any():
-                        mask = None
+                    if with_missing:
+                        mask = self.missing_mask(lo_a, hi_a, mip)
+                        if not mask.any():
+                            mask = None
             else:
                 cut = cv.download(Bbox(lo_a, hi_a), mip=mip, **kwargs)
         arr = np.asarray(cut)

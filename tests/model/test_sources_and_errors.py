@@ -302,3 +302,48 @@ def test_http_not_found(synthetic_small):
         pytest.raises(E.SourceNotFoundError, match="no 'info' file"),
     ):
         Layer(srv.source("no-such-layer"), "image").open()
+
+
+def _chunk_reads(srv: LoopbackServer) -> int:
+    return sum(1 for p in srv.log if "/4_4_40/" in p)
+
+
+@pytest.mark.parametrize("encoding", ["same", "raw"])
+def test_one_lru_serves_reads_with_and_without_the_missing_mask(synthetic_big, tmp_path, encoding):
+    """A layer with an LRU decodes a chunk once whether it is read with the missing mask
+    (a batch's held runs, the viewer) or without (a figure, the API): before, each kind of
+    read had its own CloudVolume and LRU, and the second read of a box fetched and decoded
+    every chunk again. Chunks that are missing stay missing for the mask, in either order."""
+    import shutil
+
+    root = tmp_path / "holes"
+    shutil.copytree(synthetic_big.image_path.parent, root)
+    for p in (root / "image" / "4_4_40").iterdir():
+        if "_100-108" in p.name:
+            p.unlink()
+    box_lo, box_hi = [2100, 4100, 108], [2164, 4148, 111]  # complete chunks only
+    holes_lo, holes_hi = [2100, 4100, 106], [2164, 4148, 110]  # half in missing chunks
+    with LoopbackServer(root) as srv:
+        layer = Layer(srv.source("image"), "image", lru_bytes=64 * 1024**2, lru_encoding=encoding)
+        with_mask, mask = layer.read_with_missing(box_lo, box_hi, 0)
+        assert mask is None
+        first = _chunk_reads(srv)
+        assert first > 0
+        np.testing.assert_array_equal(layer.read(box_lo, box_hi, 0), with_mask)
+        assert _chunk_reads(srv) == first  # served by the same LRU: nothing fetched again
+        # The other order: a plain read first, then with the mask.
+        other = Layer(srv.source("image"), "image", lru_bytes=64 * 1024**2, lru_encoding=encoding)
+        plain = other.read(box_lo, box_hi, 0)
+        before = _chunk_reads(srv)
+        again, mask = other.read_with_missing(box_lo, box_hi, 0)
+        assert mask is None and _chunk_reads(srv) == before
+        np.testing.assert_array_equal(again, plain)
+        # Missing chunks: a plain read fills them with zeros (its own CloudVolume), which a
+        # later read with the mask must not take for data, whichever read came first.
+        filled = layer.read(holes_lo, holes_hi, 0)
+        assert not filled[:2].any() and filled[2:].any()
+        got, mask = layer.read_with_missing(holes_lo, holes_hi, 0)
+        np.testing.assert_array_equal(got, filled)
+        assert mask is not None and mask[:2].all() and not mask[2:].any()
+        assert layer.read_with_missing(holes_lo, holes_hi, 0)[1] is not None
+        np.testing.assert_array_equal(layer.read(holes_lo, holes_hi, 0), filled)
