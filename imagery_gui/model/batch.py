@@ -290,7 +290,7 @@ def make_tasks(
     ordered = rows_a[morton_order(centers_nm)]
     # Decoded chunks in the LRU: neighbouring figures read the same chunks, so each is
     # decoded once per worker instead of once per figure.
-    ds_args = dataset.replica_args(lru_bytes=lru_bytes, lru_encoding="raw")
+    ds_args = dataset.replica_args(lru_bytes=lru_bytes, lru_encoding="raw", section_reads=True)
     link_fig = fig
     tasks: list[Task] = []
     index = SiteIndex(table)  # one box query per task, each in time of the sites near it

@@ -87,6 +87,11 @@ class Dataset:
     lru_encoding : str
         How that cache holds chunks: ``"same"`` as stored (compact), ``"raw"`` decoded (a
         chunk read again costs no decoding: batch figures of neighbouring sites).
+    section_reads : bool
+        Read boxes a few sections deep (figures) by sections: of a chunk only the
+        sections asked for are decoded where its encoding allows (compressed_segmentation),
+        and the chunk is kept (``lru_bytes`` of its own) instead of going through
+        cloud-volume's reads (:mod:`.sections`). Batch figures use it.
     disk_cache : bool or str
         cloud-volume's disk cache (off by default).
     """
@@ -105,6 +110,7 @@ class Dataset:
         disk_cache: bool | str = False,
         use_https: bool = True,
         lru_encoding: str = "same",
+        section_reads: bool = False,
         _infos: tuple[dict | None, dict | None] = (None, None),
     ) -> None:
         if image_source is None and segmentation_source is None:
@@ -121,6 +127,7 @@ class Dataset:
             disk_cache=disk_cache,
             use_https=use_https,
             lru_encoding=lru_encoding,
+            section_reads=section_reads,
         )
         common = dict(
             secrets=secrets,
@@ -128,6 +135,7 @@ class Dataset:
             disk_cache=disk_cache,
             use_https=use_https,
             lru_encoding=lru_encoding,
+            section_reads=section_reads,
         )
         self.image: Layer | None = (
             Layer(image_source, "image", info=_infos[0], **common)

@@ -39,6 +39,8 @@ from .errors import (
     UnsupportedSourceError,
 )
 from .secrets import scrub, token_help
+from .sections import MAX_DEPTH as SECTION_MAX_DEPTH
+from .sections import SectionReader
 
 REMOTE_PROTOCOLS = ("http", "https", "gs", "s3")
 GRAPHENE_PROTOCOLS = ("http", "https", "middleauth+https")
@@ -363,6 +365,7 @@ class Layer:
         fill_missing: bool = True,
         info: dict | None = None,
         lru_encoding: str = "same",
+        section_reads: bool = False,
     ) -> None:
         self.spec = parse_source(source)
         self._given_info = info
@@ -378,6 +381,10 @@ class Layer:
         self._info: dict | None = None  # read and checked (open_meta)
         self._strict_cv: Any = None
         self._held: list[_Held] = []  # regions read once and served from memory (holding)
+        # Boxes a few sections deep read by sections.SectionReader (per mip; None: that
+        # scale is read through cloud-volume), with lru_bytes of its own.
+        self._section_reads = bool(section_reads) and not self.spec.is_graphene
+        self._sections: dict[int, SectionReader | None] = {}
         self._scales: list[Scale] | None = None
         self._lock = threading.RLock()
 
@@ -755,6 +762,14 @@ class Layer:
             got = self._from_held(lo_a, hi_a, mip, segids, with_missing)
             if got is not None:
                 return got
+        if self._section_reads and hi_a[2] - lo_a[2] <= SECTION_MAX_DEPTH:
+            reader = self._section_reader(mip)
+            if reader is not None:
+                with translate_errors(self.label):
+                    out, gaps = reader.read(lo_a, hi_a, fill_missing=self._fill_missing)
+                if segids is not None:
+                    out = _keep_only(out, segids)
+                return out, (gaps if with_missing else None)
         mask: np.ndarray | None = None
         # No lock here: cloud-volume's reads (and its LRU, which has its own lock) are safe
         # to run concurrently, and a read that outlived its timeout must not block the next.
@@ -788,6 +803,27 @@ class Layer:
                 f"{self.label}: read returned shape {out.shape}, expected {expected}"
             )
         return out, mask
+
+    def _section_reader(self, mip: int) -> SectionReader | None:
+        """The section reader of scale ``mip``, or None if cloud-volume reads that scale."""
+        if mip not in self._sections:
+            cv = self.open()
+            with self._lock:
+                if mip not in self._sections:
+                    info = self.info
+                    scale = info["scales"][mip]
+                    self._sections[mip] = (
+                        SectionReader(
+                            cv.meta.cloudpath,
+                            scale,
+                            self.dtype,
+                            lru_bytes=self._lru_bytes,
+                            secrets=self._secrets,
+                        )
+                        if SectionReader.supports(info, scale)
+                        else None
+                    )
+        return self._sections[mip]
 
     @contextlib.contextmanager
     def holding(
@@ -830,15 +866,21 @@ class Layer:
             a, b = lo - h.lo, hi - h.lo
             cut = (slice(a[2], b[2]), slice(a[1], b[1]), slice(a[0], b[0]))
             out = h.data[cut].copy()
-            if segids is not None:  # as cloud-volume's download(segids=...) masks
-                import fastremap
-
-                out = fastremap.mask_except(out, list(segids), in_place=True, value=0)
+            if segids is not None:
+                out = _keep_only(out, segids)
             mask = None
             if with_missing and h.mask is not None and h.mask[cut].any():
                 mask = h.mask[cut].copy()
             return out, mask
         return None
+
+
+def _keep_only(out: np.ndarray, segids: Sequence[int]) -> np.ndarray:
+    """Every id but ``segids`` set to 0, as cloud-volume's ``download(segids=...)`` does."""
+    import fastremap
+
+    result: np.ndarray = fastremap.mask_except(out, list(segids), in_place=True, value=0)
+    return result
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity (it holds arrays)
