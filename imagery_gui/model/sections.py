@@ -34,6 +34,19 @@ ENCODINGS = ("raw", "jpeg", "compressed_segmentation")
 MAX_DEPTH = 8
 
 
+#: Masks of the low ``bits`` bits of a word, for bits 0-32.
+_MASKS = np.array([(1 << b) - 1 for b in range(33)], dtype=np.uint32)
+_WITHIN: dict[tuple[int, int, int], npt.NDArray[np.int32]] = {}
+
+
+def _plane_voxels(bx: int, by: int, bz: int) -> npt.NDArray[np.int32]:
+    """(bz, by, bx): each voxel's index in its block, plane by plane (x fastest)."""
+    got = _WITHIN.get((bx, by, bz))
+    if got is None:
+        got = _WITHIN[(bx, by, bz)] = np.arange(bx * by * bz, dtype=np.int32).reshape(bz, by, bx)
+    return got
+
+
 def decode_cseg_sections(
     data: bytes | memoryview,
     shape: Sequence[int],
@@ -68,26 +81,28 @@ def decode_cseg_sections(
     base = int(words[0])
     n = len(words)
     wide = dt.itemsize == 8
-    iy, ix = np.meshgrid(np.arange(by), np.arange(bx), indexing="ij")
+    within = _plane_voxels(bx, by, bz)
     out: dict[int, npt.NDArray[Any]] = {}
     for z in zs:
         if not 0 <= z < sz:
             raise IndexError(f"section {z} outside a chunk {sz} deep")
         kz, dz = divmod(int(z), bz)
-        blocks = kx[None, :] + gx * (ky[:, None] + gy * kz)  # (rows, cols) of blocks
-        head = base + 2 * blocks
-        w0, w1 = words[head].astype(np.intp), words[head + 1].astype(np.intp)
-        table, bits = w0 & 0xFFFFFF, w0 >> 24
-        voxel = ix + bx * (iy + by * dz)  # (by, bx): this plane's voxels in the block
-        pos = voxel[None, None] * bits[..., None, None]  # bit positions
-        word = np.minimum(base + w1[..., None, None] + (pos >> 5), n - 1)
-        mask = ((np.uint64(1) << bits.astype(np.uint64)) - np.uint64(1)).astype(np.uint32)
-        idx = (words[word] >> (pos & 31).astype(np.uint32)) & mask[..., None, None]
-        entry = base + table[..., None, None] + (idx.astype(np.intp) << int(wide))
+        head = base + 2 * (kx[None, :] + gx * (ky[:, None] + gy * kz))  # (rows, cols)
+        w0 = words[head]
+        bits = (w0 >> 24).astype(np.int32)[..., None, None]
+        pos = within[dz] * bits  # bit positions of this plane's voxels, (rows, cols, by, bx)
+        word = (words[head + 1].astype(np.intp) + base)[..., None, None] + (pos >> 5)
+        np.minimum(word, n - 1, out=word)
+        idx = words[word] >> (pos & 31).astype(np.uint32)
+        idx &= _MASKS[bits]
+        entry = idx.astype(np.intp)
         if wide:
-            values = words[entry].astype(np.uint64) | (
-                words[entry + 1].astype(np.uint64) << np.uint64(32)
-            )
+            entry <<= 1
+        entry += ((w0 & 0xFFFFFF).astype(np.intp) + base)[..., None, None]
+        if wide:
+            values = words[entry + 1].astype(np.uint64)
+            values <<= np.uint64(32)
+            values |= words[entry]
         else:
             values = words[entry]
         plane = values.transpose(0, 2, 1, 3).reshape(len(ky) * by, len(kx) * bx)
@@ -120,6 +135,7 @@ class SectionReader:
         self._secrets = secrets
         self._kept: OrderedDict[Any, Any] = OrderedDict()
         self._kept_bytes = 0
+        self._asked: set[tuple[str, int]] = set()  # sections decoded in part once
         self._lock = threading.Lock()
         self._files: Any = None
 
@@ -194,15 +210,18 @@ class SectionReader:
         sx, sy, sz = (int(v) for v in shape)
         if self.encoding == "compressed_segmentation":
             return content
+        from cloudvolume.exceptions import DecodingError
+
         if self.encoding == "jpeg":  # cloud-volume's own decoder: the same pixels
             from cloudvolume.chunks import decode_jpeg
 
-            img = decode_jpeg(content, shape=(sx, sy, sz, 1), dtype=np.uint8)
+            try:
+                img = decode_jpeg(content, shape=(sx, sy, sz, 1), dtype=np.uint8)
+            except ValueError as exc:
+                raise DecodingError(f"{self.key}/{name}: cannot decode the JPEG ({exc})") from exc
             return img[..., 0].transpose(2, 1, 0)  # (z, y, x), C order: no copy
         arr = np.frombuffer(content, dtype=self.dtype)
         if arr.size != sx * sy * sz:
-            from cloudvolume.exceptions import DecodingError
-
             raise DecodingError(
                 f"{self.key}/{name}: {arr.size} voxels where the chunk holds {sx * sy * sz}"
             )
@@ -210,18 +229,51 @@ class SectionReader:
 
     def _sections(
         self,
+        name: str,
         chunk: Any,
         shape: Sequence[int],
         zs: list[int],
         region: tuple[int, int, int, int],
     ) -> dict[int, npt.NDArray[Any]]:
-        """Sections ``zs`` of a kept chunk, cut to ``region`` (x0, x1, y0, y1)."""
+        """Sections ``zs`` of a kept chunk, cut to ``region`` (x0, x1, y0, y1).
+
+        Of a compressed_segmentation chunk, a section asked for the first time is decoded
+        only under ``region`` (a figure's few sections of a chunk are seldom asked for
+        again when sites are far apart); asked for again (neighbouring figures), it is
+        decoded whole and kept."""
         x0, x1, y0, y1 = region
         if self.encoding != "compressed_segmentation":
             return {z: chunk[z, y0:y1, x0:x1] for z in zs}
-        # Decoded where the figure lies and no more: a figure's few sections of a chunk
-        # are seldom asked for again, and decoding costs about what copying would.
-        return decode_cseg_sections(chunk, shape, self.dtype, self.block, zs, region)
+        out: dict[int, npt.NDArray[Any]] = {}
+        first, again = [], []
+        for z in zs:
+            plane = self._get((name, z))
+            if plane is not None:
+                out[z] = plane[y0:y1, x0:x1]
+            elif (name, z) in self._asked:
+                again.append(z)
+            else:
+                first.append(z)
+        try:
+            if first:
+                out.update(
+                    decode_cseg_sections(chunk, shape, self.dtype, self.block, first, region)
+                )
+                if len(self._asked) > 1 << 16:  # a long batch: forget the oldest history
+                    self._asked.clear()
+                self._asked.update((name, z) for z in first)
+            if again:
+                for z, plane in decode_cseg_sections(
+                    chunk, shape, self.dtype, self.block, again
+                ).items():
+                    self._put((name, z), plane, plane.nbytes)
+                    self._asked.discard((name, z))
+                    out[z] = plane[y0:y1, x0:x1]
+        except (IndexError, ValueError) as exc:
+            from cloudvolume.exceptions import DecodingError
+
+            raise DecodingError(f"{self.key}/{name}: cannot decode the chunk ({exc})") from exc
+        return out
 
     def read(
         self, lo: Sequence[int] | np.ndarray, hi: Sequence[int] | np.ndarray, *, fill_missing: bool
@@ -280,7 +332,7 @@ class SectionReader:
             zs = list(range(int(s_lo[2] - a[2]), int(s_hi[2] - a[2])))
             c_lo, c_hi = (s_lo - a).tolist(), (s_hi - a).tolist()
             region = (c_lo[0], c_hi[0], c_lo[1], c_hi[1])
-            planes = self._sections(chunks[name], (b - a).tolist(), zs, region)
+            planes = self._sections(name, chunks[name], (b - a).tolist(), zs, region)
             for k, z in enumerate(zs):
                 out[o_lo[2] + k, dst[0], dst[1]] = planes[z]
         return out, mask

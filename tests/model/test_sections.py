@@ -201,3 +201,20 @@ def test_what_is_kept_stays_within_its_bytes(demo_pair):
     reader = layer._section_reader(0)
     assert reader is not None
     assert reader._kept_bytes <= 3 * 128 * 128 * 16 and len(reader._kept) == 3
+
+
+@pytest.mark.parametrize("layer", ["image", "segmentation"])
+def test_a_corrupt_chunk_is_reported_as_corrupt(demo_pair, tmp_path, layer):
+    root = tmp_path / "corrupt"
+    source = demo_pair.image if layer == "image" else demo_pair.segmentation
+    folder = source.split("file://", 1)[1]
+    shutil.copytree(folder, root)
+    probe = Layer(f"file://{root}", layer, section_reads=True, lru_bytes=2**26)
+    scale = probe.info["scales"][0]["key"]
+    first = sorted((root / scale).iterdir())[0]
+    box = [int(v) for part in first.name.split(".")[0].split("_") for v in part.split("-")]
+    first.write_bytes(
+        gzip.compress(b"\xff\x00 not a chunk " * 40) if first.suffix == ".gz" else b"x" * 64
+    )
+    with pytest.raises(E.DataCorruptError, match=r"decode|voxels"):
+        probe.read([box[0], box[2], box[4]], [box[0] + 8, box[2] + 8, box[4] + 1], 0)
