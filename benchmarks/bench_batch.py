@@ -16,7 +16,14 @@ table, 300 sites at 4x4x40 nm) and MICrONS pinky40's real segmentation (8 nm,
 128x128x64 chunks) under a 4 nm image made from it (256x256x4 chunks; bench_api's), with
 synapses made from its contacts (``model.contacts``, 300 sites).
 
-    python benchmarks/bench_batch.py [--ic-sites N] [--json benchmarks/results/batch.json]
+A third case, ``--density real`` (or ``both``): pinky40's whole segmentation (8 x 8 x
+20 um) under an 8 nm image made from it in 128x128x16 JPEG chunks, with synapses made from
+its contacts at about 1 per um^3, the density of synapses in cortex: a figure shows its
+own site and one or two neighbours, and shares few chunks with the next figures, where
+the dense tables above draw 67-221 glyphs a figure and share most of their chunks.
+
+    python benchmarks/bench_batch.py [--ic-sites N] [--density dense|real|both]
+        [--json benchmarks/results/batch.json]
 
 ``--no-annotate``: batch draws no site glyphs, so its figures show what the loop's do.
 ``--plan N ...`` only times planning the tasks of N synthetic synapses (the box query per
@@ -97,6 +104,84 @@ def pinky_case(work: Path, n: int) -> tuple[str, str, Path] | None:
     return img, seg, table
 
 
+#: Sites per cubic micrometre of the realistic-density case: about the synapse density of
+#: mouse cortex (roughly 1 per um^3), so a 256x256 figure at 8 nm (2 x 2 um, the glyphs'
+#: fade range of 5 sections = 0.2 um) shows its own site and about one neighbour.
+REAL_DENSITY = 1.0
+
+
+def pinky_full_image(em: Path) -> str:
+    """An 8 nm image made from all of pinky40's segmentation (1024x1024x512 at 8x8x40 nm:
+    8 x 8 x 20 um), in 128x128x16 JPEG chunks (the demo's layout), made once and cached."""
+    from cloudvolume import CloudVolume
+
+    from tests.helpers.volumes import image_from_labels
+
+    folder = Path.home() / ".cache" / "imagery-gui" / "bench" / "pinky40_image_8nm_full"
+    if (folder / "done").is_file():
+        return f"precomputed://file://{folder}"
+    shutil.rmtree(folder, ignore_errors=True)
+    seg = CloudVolume(f"file://{em / 'precomputed' / 'pinky40' / 'segmentation'}", progress=False)
+    info = CloudVolume.create_new_info(
+        num_channels=1,
+        layer_type="image",
+        data_type="uint8",
+        encoding="jpeg",
+        resolution=[8, 8, 40],
+        voxel_offset=[0, 0, 0],
+        chunk_size=[128, 128, 16],
+        volume_size=[1024, 1024, 512],
+    )
+    out = CloudVolume(f"file://{folder}", info=info, progress=False, compress=False)
+    out.commit_info()
+    rng = np.random.default_rng(0)
+    for z in range(0, 512, 64):
+        labels = np.asarray(seg[0:1024, 0:1024, z : z + 64])[..., 0]
+        out[0:1024, 0:1024, z : z + 64] = image_from_labels(labels, 1, rng)
+    (folder / "done").write_text("")
+    return f"precomputed://file://{folder}"
+
+
+def sparse_case(work: Path, n: int) -> tuple[str, str, Path] | None:
+    """pinky40's whole segmentation under an 8 nm image made from it, with synapses made
+    from its contacts at about REAL_DENSITY per um^3 through the whole volume (at most
+    ``n``, figures inside the volume): what a real synapse table looks like in a figure."""
+    from cloudvolume import CloudVolume
+
+    from imagery_gui.model.contacts import synapse_frame, touching_contacts
+    from tests.helpers.volumes import em_data_dir
+
+    em = em_data_dir()
+    if em is None:
+        return None
+    img = pinky_full_image(em)
+    seg_path = em / "precomputed" / "pinky40" / "segmentation"
+    seg = CloudVolume(f"file://{seg_path}", progress=False)
+    half = SIZE // 2
+    slab_um3 = (1024 - SIZE) * (1024 - SIZE) * 64 * 8 * 8 * 40 / 1e9
+    per_slab = max(1, round(slab_um3 * REAL_DENSITY))
+    frames = []
+    for k, z in enumerate(range(0, 512, 64)):
+        labels = np.asarray(seg[half : 1024 - half, half : 1024 - half, z : z + 64])[..., 0]
+        contacts = touching_contacts(labels, max_sites=per_slab, seed=5 + k, z_spacing=1)
+        frames.append(
+            synapse_frame(
+                contacts,
+                label_offset=(half, half, z),
+                factor=(2, 2, 1),  # 4x4x40 nm points, as CAVE gives them
+                first_id=700000001 + 10000 * k,
+                seed=6 + k,
+            )
+        )
+    import pandas as pd
+
+    df = pd.concat(frames, ignore_index=True)
+    df = df.iloc[np.random.default_rng(7).permutation(len(df))].head(n)
+    table = work / "pinky_sparse_synapses.csv"
+    df.to_csv(table, index=False)
+    return img, f"precomputed://file://{seg_path}", table
+
+
 def ic_loop(img: str, seg: str, table, rows: list[int], out: Path) -> float:
     import imageryclient as ic
 
@@ -131,10 +216,19 @@ def batch_run(
         size=(SIZE, SIZE),
         workers=workers,
         no_annotate=not annotate,
+        sites_resolution=[4, 4, 40],  # every case's table is in 4x4x40 nm voxels, as CAVE's
     )
     dt = time.perf_counter() - t0
     assert set(frame.status) == {"done"}, frame[frame.status != "done"].head()
     return dt
+
+
+def glyphs_per_figure(out: Path) -> float:
+    """Mean number of sites drawn per figure (from the figures' provenance)."""
+    counts = [
+        len(json.loads(f.read_text())["sites"]["drawn_ids"]) for f in sorted(out.glob("*.json"))
+    ]
+    return float(np.mean(counts)) if counts else 0.0
 
 
 def plan_bench(n: int) -> dict:
@@ -187,6 +281,14 @@ def main() -> None:
         action="store_true",
         help="batch draws no glyphs: figures with what the ImageryClient loop's show",
     )
+    ap.add_argument(
+        "--density",
+        choices=("dense", "real", "both"),
+        default="dense",
+        help="dense: the demo's and pinky40's dense contact tables (tens to hundreds of "
+        "glyphs a figure); real: pinky40 whole, sites at about 1 per um^3 (a figure shows "
+        "1-3), 8 nm figures over 128x128x16 image chunks; both",
+    )
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     if args.plan:
@@ -202,10 +304,18 @@ def main() -> None:
 
     ncpu = os.cpu_count() or 1
     work = Path(tempfile.mkdtemp(prefix="bench-batch-"))
-    cases = {"demo (128x128x16 chunks)": demo_case(work, args.sites)}
-    pinky = pinky_case(work, args.sites)
-    if pinky is not None:
-        cases["pinky40 seg + made image (128x128x64 / 256x256x4 chunks)"] = pinky
+    cases: dict[str, tuple[str, str, Path]] = {}
+    if args.density in ("dense", "both"):
+        cases["demo (128x128x16 chunks)"] = demo_case(work, args.sites)
+        pinky = pinky_case(work, args.sites)
+        if pinky is not None:
+            cases["pinky40 seg + made image (128x128x64 / 256x256x4 chunks)"] = pinky
+    if args.density in ("real", "both"):
+        sparse = sparse_case(work, args.sites)
+        if sparse is None:
+            print("note: ../shared/em_data not found; the real-density case skipped")
+        else:
+            cases["pinky40 whole, real density, 8 nm (128x128x64 / 128x128x16 chunks)"] = sparse
     results = []
     for name, (img, seg, sites) in cases.items():
         table = read_sites(sites, default_resolution=(4, 4, 40))
@@ -219,20 +329,23 @@ def main() -> None:
         for label, w in (("in_process", 0), ("1_worker", 1), (f"{ncpu}_workers", ncpu)):
             dt = batch_run(img, seg, sites, work / f"b_{w}", w, annotate=not args.no_annotate)
             row[f"batch_{label}_fps"] = n / dt
+            if w == 0:
+                row["glyphs_per_figure"] = glyphs_per_figure(work / f"b_{w}")
         results.append(row)
         print(json.dumps(row), flush=True)
     print()
     print(
-        f"| volume | sites | ImageryClient loop | batch, in process | batch, 1 worker | "
+        f"| volume | sites | glyphs a figure | ImageryClient loop | batch, in process | batch, 1 worker | "
         f"batch, {ncpu} workers | vs ImageryClient ({ncpu} workers) | {ncpu} vs 1 worker |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         best = r[f"batch_{ncpu}_workers_fps"]
         print(
-            f"| {r['volume']} | {r['sites']} | {r['imageryclient_fps']:.2f} fig/s | "
+            f"| {r['volume']} | {r['sites']} | {r['glyphs_per_figure']:.1f} | "
+            f"{r['imageryclient_fps']:.2f} fig/s | "
             f"{r['batch_in_process_fps']:.1f} fig/s | {r['batch_1_worker_fps']:.1f} fig/s | "
-            f"{best:.1f} fig/s | {best / r['imageryclient_fps']:.0f}x | "
+            f"{best:.1f} fig/s | {best / r['imageryclient_fps']:.1f}x | "
             f"{best / r['batch_1_worker_fps']:.2f}x |"
         )
     if args.json:
