@@ -179,6 +179,7 @@ class FetchWorker(QObject):
         keep = []
         for read in carried:
             if read.key in request.keys and not self.stopping:
+                read.adopted = True
                 keep.append(read)
                 if request.first_alone and read.key == request.keys[0]:
                     read.rerank(chunkpool.URGENT)  # now on screen: its chunks first
@@ -331,6 +332,17 @@ class FetchWorker(QObject):
                         continue
                     if not read.outcome.done.is_set():
                         if read.deadline is not None and now > read.deadline:
+                            if read.adopted and self.timeout_s:
+                                # Started for an earlier request (while the server was
+                                # down, say): this request's wait began when it took the
+                                # read over, so it gets one read of its own first.
+                                rank = read.rank
+                                read.rerank(chunkpool.DROPPED)
+                                read.rank = rank
+                                read.outcome = self._start(read.key, request.source, rank)
+                                read.deadline = now + self.timeout_s
+                                read.adopted = False
+                                continue
                             read.outcome.error = self._timeout_error()
                             read.rerank(chunkpool.DROPPED)  # its chunks not yet asked for
                         else:
@@ -395,6 +407,7 @@ class _Read:
     attempts: int = 1
     started: float = field(default_factory=time.monotonic)
     noted: bool = False  # the status bar was told of retries while it ran
+    adopted: bool = False  # taken over from an earlier request, not yet read again for it
     token: int = 0  # its LinkMeter token
 
     def rerank(self, rank: int) -> None:

@@ -488,3 +488,47 @@ def test_a_read_past_its_timeout_is_given_up_on(qtbot, make_fetcher):
         for g in list(src.gates.values()):
             g.set()
         assert fetcher.close()
+
+
+class FirstReadHangs(GatedSource):
+    """The first read of each slab hangs (a server that was down when it started); the
+    ones after it answer at once."""
+
+    def load(self, k: SlabKey) -> SlabData:
+        with self.lock:
+            first = k not in self.started
+            self.started.append(k)
+        if first:
+            self.gate(k).wait(30)
+        return SlabData(k, np.full((1, 8, 8), k.z0, np.uint8), None)
+
+
+def test_a_read_taken_over_from_an_earlier_request_is_read_again_at_its_timeout(
+    qtbot, make_fetcher
+):
+    """A newer request that takes over a read started for an earlier one (while the server
+    was down, say) does not fail with it at that read's deadline: it reads the slab once
+    more within its own timeout, and the slab arrives. (The viewer showed the outage's
+    timeout again after the server was back, and stayed blank until the next step.)"""
+    src = FirstReadHangs()
+    fetcher = make_fetcher(src, timeout_s=0.8)
+    got, failed = [], []
+    fetcher.signals.slabReady.connect(lambda g, s: got.append((g, s.key)))
+    fetcher.signals.slabFailed.connect(lambda g, k, e: failed.append((g, k)))
+    try:
+        fetcher.request([key(5)])
+        qtbot.waitUntil(lambda: src.started == [key(5)], timeout=5000)
+        qtbot.wait(300)
+        newer = fetcher.request([key(5), key(6)])  # takes over the read of 5
+        qtbot.waitUntil(lambda: (newer, key(5)) in got, timeout=5000)
+        assert not failed
+        assert src.started.count(key(5)) == 2  # taken over, then read again once
+        # A read that times out under the request that started it still fails.
+        src.started.clear()
+        last = fetcher.request([key(9)])
+        qtbot.waitUntil(lambda: bool(failed), timeout=5000)
+        assert failed == [(last, key(9))] and src.started == [key(9)]
+    finally:
+        for g in list(src.gates.values()):
+            g.set()
+        assert fetcher.close()
