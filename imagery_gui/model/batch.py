@@ -288,8 +288,9 @@ def make_tasks(
         return []
     centers_nm = table.centers[rows_a] * np.asarray(table.resolution)
     ordered = rows_a[morton_order(centers_nm)]
-    # Decoded chunks in the LRU: neighbouring figures read the same chunks, so each is
-    # decoded once per worker instead of once per figure.
+    # Chunks kept in the worker: neighbouring figures read the same chunks, so each is
+    # read once per worker instead of once per figure; of a chunk, a figure decodes only
+    # the sections it shows where the encoding allows (model.sections).
     ds_args = dataset.replica_args(lru_bytes=lru_bytes, lru_encoding="raw", section_reads=True)
     link_fig = fig
     tasks: list[Task] = []
