@@ -298,6 +298,7 @@ class SectionReader:
         ]
         boxes = [self._chunk_box(g) for g in cells]
         names = [self._name(a, b) for a, b in boxes]
+        box_of = dict(zip(names, boxes))
         chunks: dict[str, Any] = {}
         missing: set[str] = set()
         for name in names:
@@ -310,7 +311,7 @@ class SectionReader:
                 if content is None:
                     missing.add(name)
                     continue
-                a, b = boxes[names.index(name)]
+                a, b = box_of[name]
                 kept = self._chunk(name, content, (b - a).tolist())
                 self._put(name, kept, len(kept) if isinstance(kept, bytes) else kept.nbytes)
                 chunks[name] = kept
@@ -321,7 +322,7 @@ class SectionReader:
                 f"{self.key}: missing chunk files: {', '.join(sorted(missing)[:4])}"
             )
         mask = np.zeros(out.shape, dtype=bool) if missing else None
-        for name, (a, b) in zip(names, boxes):
+        for name, (a, b) in box_of.items():
             s_lo, s_hi = np.maximum(a, inner_lo), np.minimum(b, inner_hi)
             o_lo, o_hi = s_lo - lo_a, s_hi - lo_a
             dst = (slice(o_lo[1], o_hi[1]), slice(o_lo[0], o_hi[0]))
