@@ -21,14 +21,17 @@ its address, or none at all (``workers=0``: the same tasks in this process).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
 import io
 import json
 import math
 import os
+import queue
 import re
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -326,10 +329,14 @@ def make_tasks(
 _DATASETS: dict[str, Dataset] = {}
 
 
+def _dataset_key(args: dict[str, Any]) -> str:
+    return repr(sorted((k, repr(v)) for k, v in args.items() if k != "_infos"))
+
+
 def _dataset(args: dict[str, Any]) -> Dataset:
     """This process's dataset for ``args``, opened once and kept (its LRU serves every
     task this worker runs)."""
-    key = repr(sorted((k, repr(v)) for k, v in args.items() if k != "_infos"))
+    key = _dataset_key(args)
     ds = _DATASETS.get(key)
     if ds is None:
         if len(_DATASETS) > 4:  # a long-lived worker serving many batches
@@ -545,63 +552,182 @@ def _fmt_seconds(s: float | None) -> str:
 
 
 # -- running -----------------------------------------------------------------------------------
-@dataclass
 class _Executor:
-    """Runs tasks and yields their results as they complete."""
+    """Runs tasks and yields their results as they complete (this one: in this process)."""
 
-    run: Callable[[list[Task]], Iterator[tuple[Task, list[SiteResult]]]]
-    close: Callable[[], None]
+    #: Where the tasks run: Dask's dashboard link, the number of workers (0: here).
     dashboard: str | None = None
     workers: int = 0
+    #: Figures made in this process (all of them here; on a local cluster, those made
+    #: while it started).
+    made_here: int = 0
 
-
-def _in_process() -> _Executor:
-    def run(tasks: list[Task]) -> Iterator[tuple[Task, list[SiteResult]]]:
+    def run(self, tasks: list[Task]) -> Iterator[tuple[Task, list[SiteResult]]]:
         for t in tasks:
-            yield t, run_task(t)
+            results = run_task(t)
+            self.made_here += len(results)
+            yield t, results
 
-    return _Executor(run, lambda: None, None, 0)
+    def close(self) -> None:
+        pass
 
 
-def _dask(
-    workers: int | None, scheduler: str | None, threads_per_worker: int, log: Callable[[str], None]
-) -> _Executor:
+def _import_distributed() -> Any:
     import importlib
 
     try:
         # Any: distributed's own annotations are partial (untyped calls under --strict)
-        distributed: Any = importlib.import_module("distributed")
+        return importlib.import_module("distributed")
     except ImportError:  # pragma: no cover - a dependency
         raise BatchError(
             "batch needs Dask's distributed package: pip install 'dask[distributed]', or "
             "run in this process with --workers 0"
         ) from None
 
-    cluster: Any = None
-    try:
-        if scheduler:
-            client = distributed.Client(scheduler, timeout="20s")
-        else:
-            cluster = local_cluster(workers or os.cpu_count() or 1, threads_per_worker)
-            client = distributed.Client(cluster)
-    except OSError as exc:
-        where = scheduler or "a local cluster"
-        raise BatchError(f"cannot reach the Dask scheduler at {where}: {exc}") from None
-    dashboard = None
-    try:
-        dashboard = client.dashboard_link if _has_dashboard(client) else None
-    except Exception:  # noqa: BLE001 - no dashboard is fine
-        dashboard = None
-    n_workers = len(client.scheduler_info().get("workers", {}))
 
-    def run(tasks: list[Task]) -> Iterator[tuple[Task, list[SiteResult]]]:
+class _Helper:
+    """Runs tasks in this process, from the front of the queue the cluster gets the rest
+    of, until stopped; each result is put on ``events``. Each task is taken by exactly one
+    of the two (``deque.popleft`` is atomic)."""
+
+    def __init__(self, pending: collections.deque[Task], events: queue.Queue[Any]) -> None:
+        self.pending = pending
+        self.events = events
+        self.stopping = threading.Event()
+        self.datasets: set[str] = set()
+        self.thread = threading.Thread(target=self._loop, name="imagery-gui-batch", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                try:
+                    task = self.pending.popleft()
+                except IndexError:
+                    break
+                self.datasets.add(_dataset_key(task.dataset))
+                try:
+                    results = run_task(task)
+                except Exception as exc:  # noqa: BLE001 - the task's error, for each site
+                    results = [SiteResult(n, FAILED, "", _one_line(exc)) for n in task.names]
+                self.events.put(("result", task, results))
+        finally:
+            self.events.put(("helper done",))
+
+    def join(self) -> None:
+        """Take no new task, wait for the one under way (its files are never cut short),
+        and let go of the datasets it opened (this process keeps no worker's LRU)."""
+        self.stopping.set()
+        self.thread.join()
+        for key in self.datasets:
+            _DATASETS.pop(key, None)
+
+
+class _Dask(_Executor):
+    """Tasks on Dask: a running scheduler at ``scheduler``, else a LocalCluster of
+    ``workers`` processes on this machine.
+
+    A local cluster starts in a thread while this process makes the first tasks' figures
+    itself (its CPU is otherwise idle then: the fork server imports its modules on one
+    core, about 1.5 s here); the workers get the rest as soon as they are up, and this
+    process finishes the task it is making and makes no more."""
+
+    def __init__(
+        self,
+        workers: int | None,
+        scheduler: str | None,
+        threads_per_worker: int,
+        log: Callable[[str], None],
+    ) -> None:
+        self.distributed = _import_distributed()
+        self.scheduler = scheduler
+        self.log = log
+        self.workers = workers or os.cpu_count() or 1
+        self.client: Any = None
+        self.cluster: Any = None
+        self.error: BaseException | None = None
+        self.ready = threading.Event()
+        self.events: queue.Queue[Any] = queue.Queue()
+        self.helper: _Helper | None = None
+        self._said = False
+        if scheduler:  # a scheduler answers at once; its workers are up already
+            self._connect(threads_per_worker)
+            self._client()
+        else:
+            threading.Thread(
+                target=self._connect,
+                args=(threads_per_worker,),
+                name="imagery-gui-cluster",
+                daemon=True,
+            ).start()
+
+    def _connect(self, threads_per_worker: int) -> None:
+        try:
+            if self.scheduler:
+                self.client = self.distributed.Client(self.scheduler, timeout="20s")
+            else:
+                self.cluster = local_cluster(self.workers, threads_per_worker)
+                self.client = self.distributed.Client(self.cluster)
+        except (OSError, TimeoutError, RuntimeError) as exc:
+            where = self.scheduler or "a local cluster"
+            self.error = BatchError(f"cannot reach the Dask scheduler at {where}: {exc}")
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+            self.error = exc
+        finally:
+            self.ready.set()
+            self.events.put(("ready",))
+
+    def _client(self) -> Any:
+        """The client once connected (BatchError if it could not be); says where once."""
+        self.ready.wait()
+        if self.error is not None:
+            raise self.error
+        client = self.client
+        if not self._said:
+            self._said = True
+            try:
+                self.dashboard = client.dashboard_link if _has_dashboard(client) else None
+            except Exception:  # noqa: BLE001 - no dashboard is fine
+                self.dashboard = None
+            self.workers = max(1, len(client.scheduler_info().get("workers", {})))
+            dash = f"; dashboard {self.dashboard}" if self.dashboard else ""
+            self.log(f"Dask: {self.workers} workers at {client.scheduler.address}{dash}")
+        return client
+
+    def run(self, tasks: list[Task]) -> Iterator[tuple[Task, list[SiteResult]]]:
+        pending = collections.deque(tasks)
+        helper_done = True
+        if not self.ready.is_set():
+            self.helper = _Helper(pending, self.events)
+            helper_done = False
+            while not self.ready.is_set() and not helper_done:
+                event = self.events.get()
+                if event[0] == "result":
+                    self.made_here += len(event[2])
+                    yield event[1], event[2]
+                helper_done = event[0] == "helper done"
+            self.helper.stopping.set()
+        rest = []
+        while pending:
+            with contextlib.suppress(IndexError):  # the helper took the last one
+                rest.append(pending.popleft())
         by_key: dict[Any, Task] = {}
         futures = []
-        for t in tasks:
-            fut = client.submit(run_task, t, key=f"imagery-gui-batch-{t.run_id}-{t.number}")
-            by_key[fut.key] = t
-            futures.append(fut)
-        for fut in distributed.as_completed(futures):
+        if rest:
+            client = self._client()
+            for t in rest:
+                fut = client.submit(run_task, t, key=f"imagery-gui-batch-{t.run_id}-{t.number}")
+                by_key[fut.key] = t
+                futures.append(fut)
+        while not helper_done:  # the task the helper was making when the workers came
+            event = self.events.get()
+            if event[0] == "result":
+                self.made_here += len(event[2])
+                yield event[1], event[2]
+            helper_done = event[0] == "helper done"
+        if not futures:  # the helper made them all
+            return
+        for fut in self.distributed.as_completed(futures):
             t = by_key[fut.key]
             # result(), not the status: a result held by a worker that died after
             # finishing is lost, and the scheduler recomputes it while we wait here.
@@ -612,16 +738,16 @@ def _dask(
             yield t, results
             fut.release()
 
-    def close() -> None:
+    def close(self) -> None:
+        if self.helper is not None:
+            self.helper.join()
+        self.ready.wait()  # a cluster still starting is closed once up
         try:
-            client.close(timeout=10)
+            if self.client is not None:
+                self.client.close(timeout=10)
         finally:
-            if cluster is not None:
-                cluster.close(timeout=10)
-
-    log_dash = f"; dashboard {dashboard}" if dashboard else ""
-    log(f"Dask: {n_workers} workers at {client.scheduler.address}{log_dash}")
-    return _Executor(run, close, dashboard, n_workers)
+            if self.cluster is not None:
+                self.cluster.close(timeout=10)
 
 
 #: What the local cluster's worker processes start with in place of Dask's defaults.
@@ -728,6 +854,8 @@ class BatchSummary:
     manifest: str = ""
     contact_sheet: str | None = None
     dashboard: str | None = None
+    #: Of a cluster's run: figures made in this process while the cluster started.
+    made_here: int = 0
 
     def line(self) -> str:
         rate = self.done_now / self.seconds if self.seconds > 0 else 0.0
@@ -738,10 +866,11 @@ class BatchSummary:
         parts.append(f"{self.failed} failed")
         if self.skipped:
             parts.append(f"{self.skipped} skipped")
+        here = f"; {self.made_here} made here while the cluster started" if self.made_here else ""
         return (
             f"{self.total} sites: "
             + ", ".join(parts)
-            + f" in {self.seconds:.1f} s ({rate:.1f} figures/s); manifest {self.manifest}"
+            + f" in {self.seconds:.1f} s ({rate:.1f} figures/s{here}); manifest {self.manifest}"
         )
 
 
@@ -926,10 +1055,9 @@ def _run_locked(
     try:
         if todo:
             if workers == 0 and not scheduler:
-                executor = _in_process()
+                executor = _Executor()
             else:
-                executor = _dask(workers, scheduler, threads_per_worker, say)
-            s.dashboard = executor.dashboard
+                executor = _Dask(workers, scheduler, threads_per_worker, say)
             size = task_size or default_task_size(len(todo), executor.workers or 1)
             tasks = make_tasks(
                 dataset,
@@ -969,6 +1097,9 @@ def _run_locked(
         s.seconds = time.perf_counter() - t0
         flush()
         if executor is not None:
+            s.dashboard = executor.dashboard
+            if isinstance(executor, _Dask):
+                s.made_here = executor.made_here
             executor.close()
         # Every task has ended (or this process is stopping): temporary files now are
         # what a worker killed mid-write left behind.

@@ -445,3 +445,37 @@ def test_local_workers_are_forked_with_the_batch_modules_imported():
         seen = client.run(imported)
     assert len(seen) == 2
     assert all(v == sorted(FORKSERVER_PRELOAD) for v in seen.values())
+
+
+def test_this_process_makes_figures_while_the_local_cluster_starts(demo, tmp_path):
+    """The first tasks are made here while the cluster starts, the rest on its workers;
+    every site once, each figure the same as in a run in this process alone."""
+    from imagery_gui.batch_cli import batch_parser, prepare
+    from imagery_gui.model.batch import BatchSummary, run_batch
+
+    table = _sites_csv(demo, tmp_path / "s.csv", 48)
+    args = batch_parser().parse_args(
+        ["--demo", "--sites", str(table), "--size", "64", "64", "-o", str(tmp_path / "x")]
+    )
+    dataset, figure, sites = prepare(args)
+    from imagery_gui.model import batch as engine
+
+    frames, summaries = {}, {}
+    for name, workers in (("here", 0), ("cluster", 2)):
+        engine._DATASETS.clear()
+        summaries[name] = BatchSummary()
+        frames[name] = run_batch(
+            dataset, figure, sites, tmp_path / name, workers=workers, task_size=4,
+            summary=summaries[name],
+        )  # fmt: skip
+        assert set(frames[name].status) == {"done"} and len(frames[name]) == 48
+    assert engine._DATASETS == {}  # the helper let go of the dataset (and LRU) it opened
+    here, cluster = summaries["here"], summaries["cluster"]
+    assert here.made_here == 0  # only a cluster's run counts what this process made
+    assert 4 <= cluster.made_here <= 48 and cluster.made_here % 4 == 0  # whole tasks
+    assert "made here while the cluster started" in cluster.line()
+    assert _visible_files(tmp_path / "here") == _visible_files(tmp_path / "cluster")
+    for n in _visible_files(tmp_path / "here"):
+        if n.endswith(".png"):
+            a, b = tmp_path / "here" / n, tmp_path / "cluster" / n
+            assert np.array_equal(_pixels(a), _pixels(b)), n
