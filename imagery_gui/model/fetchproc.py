@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .. import startlog
-from . import chunkpool, netwatch
+from . import chunkpool, netwatch, shardindex
 from .errors import SourceError, SourceUnavailableError
 
 #: Datasets the child keeps open (the newest ones); older reads of a dropped one fail.
@@ -65,6 +65,11 @@ class ChildConfig:
         default_factory=lambda: not os.environ.get("IMAGERY_GUI_NO_CHUNK_POOL")
     )
     chunk_threads: int = chunkpool.THREADS
+    # shard and minishard indexes fetched once per session (shardindex);
+    # IMAGERY_GUI_NO_SHARD_INDEXES=1: fetched again by every read (for benchmarks' A/B)
+    shard_indexes: bool = field(
+        default_factory=lambda: not os.environ.get("IMAGERY_GUI_NO_SHARD_INDEXES")
+    )
     viewer_retries: bool = True
     nice: int = 10  # lower CPU priority than the viewer (POSIX; ignored elsewhere)
 
@@ -392,6 +397,8 @@ def _child_main(conn: Any, config: ChildConfig) -> None:
     rx.DEFAULT_THREADS = config.download_threads
     if config.chunk_pool:
         chunkpool.install(config.chunk_threads)
+    if config.shard_indexes:
+        shardindex.install()
     if config.nice:
         # Decoding must not take the CPU from the GUI thread when cores are scarce (on
         # two cores, with 20% of requests failing, one scrub in two without this had a

@@ -118,6 +118,7 @@ class LoopbackServer(BoundedServer):
         self.max_seconds = max_seconds
         self.counts: Counter[str] = Counter()
         self.log: list[str] = []  # paths requested, in order
+        self.ranges: list[tuple[str, str]] = []  # (path, Range header or "") in order
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
 
@@ -213,6 +214,7 @@ class LoopbackServer(BoundedServer):
                 with srv._lock:
                     srv.counts["requests"] += 1
                     srv.log.append(path if self.command == "GET" else f"{self.command} {path}")
+                    srv.ranges.append((path, self.headers.get("Range", "")))
                 if srv._decide_failure(path):
                     with srv._lock:
                         srv.counts["failed"] += 1
