@@ -325,6 +325,30 @@ class Dataset:
         none are)."""
         return self._read_image(bounds, mip, resolution, fill_outside, with_missing=True)
 
+    def sharded_scales(self) -> bool | None:
+        """Whether a layer has a sharded scale (from infos at hand; None: not known yet)."""
+        known = [ly.sharded_scales() for ly in (self.image, self.segmentation) if ly is not None]
+        if any(k for k in known):
+            return True
+        return None if any(k is None for k in known) else False
+
+    def warm_shard_indexes(
+        self, bounds: Any, image_mip: Any, segmentation_mip: Any, resolution: Any
+    ) -> bool:
+        """Fetch the shard indexes of both layers' chunks over ``bounds`` (see
+        :meth:`Layer.warm_shard_indexes`); True when a layer is sharded there."""
+        box = normalize_bounds(bounds)
+        res = self.coord_resolution(resolution)
+        any_sharded = False
+        for layer, mip in ((self.image, image_mip), (self.segmentation, segmentation_mip)):
+            if layer is None:
+                continue
+            m = layer.resolve_mip(mip)
+            lo, hi, outside = self._mip_box(layer, box, res, m, fill_outside=True)
+            if not outside:
+                any_sharded |= layer.warm_shard_indexes(lo, hi, m)
+        return any_sharded
+
     def _read_image(
         self, bounds: Any, mip: Any, resolution: Any, fill_outside: bool, with_missing: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:

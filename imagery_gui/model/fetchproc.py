@@ -50,6 +50,8 @@ CONNECT_TIMEOUT_S = 30.0
 MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}
 #: The bundled app's argument that makes it the read process.
 READER_FLAG = "--imagery-gui-read-process"
+#: Slabs each way around a read of a sharded layer whose shard indexes are fetched beside it.
+SHARD_WARM_SLABS = 4
 #: How often the child forwards HTTP outcomes to the parent.
 NET_FORWARD_S = 0.2
 
@@ -392,7 +394,7 @@ def _child_main(conn: Any, config: ChildConfig) -> None:
     import cloudvolume.datasource.precomputed.image.rx as rx
 
     from .dataset import Dataset
-    from .view import fetch_slab
+    from .view import fetch_slab, warm_slab_indexes
 
     rx.DEFAULT_THREADS = config.download_threads
     if config.chunk_pool:
@@ -448,6 +450,39 @@ def _child_main(conn: Any, config: ChildConfig) -> None:
                 os._exit(0)  # the viewer is gone
 
     first_read = [True]
+    indexes_asked: set[tuple[Any, ...]] = set()  # (dataset, region, z window) warmed
+    unsharded: set[int] = set()  # datasets with no sharded layer
+
+    def warm_indexes(ds: Any, key: Any) -> None:
+        """At a read of a sharded layer, fetch the shard indexes of the slabs around it
+        (SHARD_WARM_SLABS each way) beside it, once per window: the reads ahead then
+        ask for their chunks alone instead of a chain of index, minishard index and
+        chunk requests, each retried on its own (4-5 s at 400 ms with 30% failing)."""
+        if not config.shard_indexes or key.dataset in unsharded:
+            return
+        sharded = ds.sharded_scales()
+        if not sharded:
+            if sharded is False:
+                unsharded.add(key.dataset)
+            return
+        span = SHARD_WARM_SLABS * max(1, key.depth)
+        window = (key.dataset, key.region, key.timestamp, key.z0 // span)
+        if window in indexes_asked:
+            return
+        if len(indexes_asked) > 4096:
+            indexes_asked.clear()
+        indexes_asked.add(window)
+        z_lo = (key.z0 // span - 1) * span
+        z_hi = (key.z0 // span + 2) * span
+
+        def run() -> None:
+            # after every wanted read's chunks: never ahead of the slab on screen
+            with contextlib.suppress(Exception), chunkpool.ranked(chunkpool.UNWANTED):
+                if not warm_slab_indexes(ds, key, z_lo, z_hi):
+                    unsharded.add(key.dataset)
+
+        threading.Thread(target=run, name="shard-indexes", daemon=True).start()
+
     tickets: dict[int, chunkpool.Ticket] = {}  # reads under way: their place in the queue
     reranks: dict[int, int] = {}  # ranks for reads whose ticket is not made yet
 
@@ -460,6 +495,7 @@ def _child_main(conn: Any, config: ChildConfig) -> None:
                 raise SourceUnavailableError("that data was closed; open it again")
             if isinstance(ds, BaseException):
                 raise ds
+            warm_indexes(ds, key)
             # a rerank that came before this thread made its ticket holds (reranks[rid])
             with chunkpool.ranked(reranks.pop(rid, rank)) as ticket:
                 tickets[rid] = ticket

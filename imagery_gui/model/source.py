@@ -650,6 +650,32 @@ class Layer:
                 mask[a[2] : b[2], a[1] : b[1], a[0] : b[0]] = True
         return mask
 
+    def sharded_scales(self) -> bool | None:
+        """Whether any scale of the layer is sharded, from its info if it is at hand (no
+        request); None when it is not yet."""
+        info = self._info if self._info is not None else self._given_info
+        if not isinstance(info, dict):
+            return None
+        return any("sharding" in sc for sc in info.get("scales", []) if isinstance(sc, dict))
+
+    def warm_shard_indexes(self, lo: np.ndarray, hi: np.ndarray, mip: int) -> bool:
+        """Fetch the shard and minishard indexes of the chunks over ``[lo, hi)`` at ``mip``
+        (nothing else), so that a later read of them asks for their data alone: where
+        :mod:`.shardindex` keeps indexes across reads (the read process). True when the
+        scale is sharded."""
+        from cloudvolume import Bbox
+
+        cv = self.open()
+        if not cv.image.is_sharded(mip):
+            return False
+        vlo, vhi = self.bounds(mip)
+        inner = Bbox(np.maximum(lo, vlo), np.minimum(hi, vhi))
+        if np.any(np.asarray(inner.maxpt) <= np.asarray(inner.minpt)):
+            return True
+        with translate_errors(self.label):
+            self._absent_sharded(cv, inner, mip)
+        return True
+
     def _absent_sharded(self, cv: Any, inner: Any, mip: int) -> list:
         """The chunk boxes within ``inner`` that a sharded scale does not hold: asked of
         the shards' indexes (cloud-volume's ``image.exists`` looks for unsharded chunk

@@ -139,6 +139,16 @@ def localize(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return local, ids
 
 
+def warm_slab_indexes(dataset: Dataset, key: SlabKey, z_lo: int, z_hi: int) -> bool:
+    """Fetch the shard indexes of ``key``'s region over slices ``[z_lo, z_hi)`` in both
+    layers (see :meth:`Dataset.warm_shard_indexes`); False when neither is sharded."""
+    reg = key.region
+    box = np.array([[reg.lo[0], reg.lo[1], z_lo], [reg.hi[0], reg.hi[1], z_hi]], dtype=np.float64)
+    return dataset.warm_shard_indexes(
+        box, reg.image_mip, reg.segmentation_mip, np.asarray(reg.resolution)
+    )
+
+
 def fetch_slab(dataset: Dataset, key: SlabKey) -> SlabData:
     """Read a slab through the dataset's aligned-cutout path (zeros outside the volume)."""
     reg = key.region

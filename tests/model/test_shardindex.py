@@ -182,3 +182,30 @@ def test_the_caches_are_bounded_and_keep_what_was_just_found():
         assert 0 not in cache  # another scale's key of the same name
     finally:
         shardindex._PLACE.reset(token)
+
+
+def test_warmed_indexes_leave_a_later_read_its_chunks_alone(sharded2, synthetic_big, installed):
+    """What the read process does beside a read of a sharded layer: the indexes of the
+    slabs around it fetched first, a later read there then asks for chunks alone, and its
+    voxels are the layer's. An unsharded layer says so and asks for nothing."""
+    from imagery_gui.model.dataset import Dataset
+    from imagery_gui.model.view import Region, SlabKey, warm_slab_indexes
+
+    with LoopbackServer(sharded2, latency=0.0, seed=1) as srv:
+        ds = Dataset(srv.source("image"))
+        res = tuple(float(v) for v in ds.image.resolution(0))
+        region = Region(0, 0, (2112, 4112), (2240, 4240), res)
+        key = SlabKey(region, 100, 104)
+        before = len(srv.ranges)
+        assert warm_slab_indexes(ds, key, 96, 112)
+        length = _index_length(ds.image.open(), 0)
+        assert _kinds(srv.ranges[before:], length)["index"] > 0
+        before = len(srv.ranges)
+        got = ds.read_image([[2112, 4112, 105], [2240, 4240, 110]], 0, res)
+        kinds = _kinds(srv.ranges[before:], length)
+        assert kinds["index"] == 0 and kinds["other"] > 0
+    plain = Dataset(synthetic_big.image)
+    np.testing.assert_array_equal(
+        got, plain.read_image([[2112, 4112, 105], [2240, 4240, 110]], 0, res)
+    )
+    assert not warm_slab_indexes(plain, key, 96, 112)
