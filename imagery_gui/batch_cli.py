@@ -279,10 +279,10 @@ def batch_main(argv: Sequence[str]) -> int:
 
 def _run(args: argparse.Namespace, api: bool = False) -> Any:
     from .model.batch import BatchSummary, run_batch, start_worker_server
+    from .model.cave import scrub
 
     if _workers(args) != 0 and not args.scheduler:
         start_worker_server()  # the workers' imports, beside this process's start
-    from .model.cave import scrub
 
     def fail(msg: str) -> int:
         print(f"imagery-gui batch: error: {scrub(msg)}", file=sys.stderr)

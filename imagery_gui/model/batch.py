@@ -558,15 +558,12 @@ class _Executor:
     #: Where the tasks run: Dask's dashboard link, the number of workers (0: here).
     dashboard: str | None = None
     workers: int = 0
-    #: Figures made in this process (all of them here; on a local cluster, those made
-    #: while it started).
+    #: Of a cluster's run: figures made in this process while the cluster started.
     made_here: int = 0
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[Task, list[SiteResult]]]:
         for t in tasks:
-            results = run_task(t)
-            self.made_here += len(results)
-            yield t, results
+            yield t, run_task(t)
 
     def close(self) -> None:
         pass
@@ -594,6 +591,7 @@ class _Helper:
         self.pending = pending
         self.events = events
         self.stopping = threading.Event()
+        self.done = False  # its last result taken (set by the consumer of ``events``)
         self.datasets: set[str] = set()
         self.thread = threading.Thread(target=self._loop, name="imagery-gui-batch", daemon=True)
         self.thread.start()
@@ -696,16 +694,9 @@ class _Dask(_Executor):
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[Task, list[SiteResult]]]:
         pending = collections.deque(tasks)
-        helper_done = True
         if not self.ready.is_set():
             self.helper = _Helper(pending, self.events)
-            helper_done = False
-            while not self.ready.is_set() and not helper_done:
-                event = self.events.get()
-                if event[0] == "result":
-                    self.made_here += len(event[2])
-                    yield event[1], event[2]
-                helper_done = event[0] == "helper done"
+            yield from self._helper_results(until_ready=True)
             self.helper.stopping.set()
         rest = []
         while pending:
@@ -719,12 +710,8 @@ class _Dask(_Executor):
                 fut = client.submit(run_task, t, key=f"imagery-gui-batch-{t.run_id}-{t.number}")
                 by_key[fut.key] = t
                 futures.append(fut)
-        while not helper_done:  # the task the helper was making when the workers came
-            event = self.events.get()
-            if event[0] == "result":
-                self.made_here += len(event[2])
-                yield event[1], event[2]
-            helper_done = event[0] == "helper done"
+        # the task the helper was making when the workers came
+        yield from self._helper_results(until_ready=False)
         if not futures:  # the helper made them all
             return
         for fut in self.distributed.as_completed(futures):
@@ -737,6 +724,19 @@ class _Dask(_Executor):
                 results = [SiteResult(n, FAILED, "", _one_line(exc)) for n in t.names]
             yield t, results
             fut.release()
+
+    def _helper_results(self, until_ready: bool) -> Iterator[tuple[Task, list[SiteResult]]]:
+        """The helper's results as they come, until it is done (or, ``until_ready``, the
+        cluster is up first)."""
+        while self.helper is not None and not self.helper.done:
+            if until_ready and self.ready.is_set():
+                return
+            event = self.events.get()
+            if event[0] == "result":
+                self.made_here += len(event[2])
+                yield event[1], event[2]
+            elif event[0] == "helper done":
+                self.helper.done = True
 
     def close(self) -> None:
         if self.helper is not None:
@@ -1097,9 +1097,7 @@ def _run_locked(
         s.seconds = time.perf_counter() - t0
         flush()
         if executor is not None:
-            s.dashboard = executor.dashboard
-            if isinstance(executor, _Dask):
-                s.made_here = executor.made_here
+            s.dashboard, s.made_here = executor.dashboard, executor.made_here
             executor.close()
         # Every task has ended (or this process is stopping): temporary files now are
         # what a worker killed mid-write left behind.
