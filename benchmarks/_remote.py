@@ -125,19 +125,24 @@ def rechunked_demo(chunk: tuple[int, int, int] = (128, 128, 16), depth: int = 64
     return root
 
 
-def sharded_demo(depth: int = 64) -> Path:
+def sharded_demo(depth: int = 64, chunk: tuple[int, int, int] = (128, 128, 16)) -> Path:
     """The demo volume with its coarser scales (``depth`` slices deep, as
     :func:`rechunked_demo`) written again as sharded Precomputed (both layers, every scale,
-    the demo's 128x128x16 chunks, about 8 MB of voxels per shard), as H01 and MICrONS
-    serve theirs (made once, cached)."""
+    in ``chunk``-sized chunks, by default the demo's 128x128x16; about 8 MB of voxels per
+    shard), as H01 and MICrONS serve theirs (made once, cached)."""
     from imagery_gui.model.demo import cache_root, ensure_demo
     from tests.helpers.volumes import sharded_copy
 
+    chunk = (int(chunk[0]), int(chunk[1]), int(chunk[2]))
     deep = f"-z{depth}" if depth != 64 else ""
-    root = cache_root() / f"bench-demo-sharded{deep}-v2"
+    shape = "" if chunk == (128, 128, 16) else "-c" + "x".join(str(c) for c in chunk)
+    root = cache_root() / f"bench-demo-sharded{deep}{shape}-v2"
     if (root / "image" / "info").is_file():
         return root
-    src = ensure_demo().root if depth == 64 else rechunked_demo(depth=depth)
+    if depth == 64 and not shape:
+        src = ensure_demo().root
+    else:
+        src = rechunked_demo(chunk, depth=depth)
     tmp = root.with_name(root.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     for name in ("image", "segmentation"):

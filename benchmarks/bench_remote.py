@@ -33,7 +33,7 @@ requests wait that much longer in every condition. The volume is the demo's voxe
 ``--depth`` slices deep (default 256: the demo's own 64 slices hold only four 16-deep
 chunks, so the open's prefetch holds most of a 64-step scrub; at 256 the scrub starts 128
 slices from the open); ``--chunks X Y Z`` rewrites it with other chunks, ``--sharded`` as
-sharded Precomputed. The scrub rows also count steps that showed a coarser slice while
+sharded Precomputed (both: sharded, in those chunks). The scrub rows also count steps that showed a coarser slice while
 the full one was on its way, and record the status bar's link notices. ``--trace-stalls``
 adds to each GUI stall of 50 ms or more what a sampling thread saw meanwhile: the GUI
 thread's innermost frames, the other threads running Python, garbage collections, and
@@ -367,7 +367,8 @@ def main() -> int:
     ap.add_argument(
         "--sharded",
         action="store_true",
-        help="serve the demo's full-resolution scale rewritten as sharded Precomputed",
+        help="serve the demo rewritten as sharded Precomputed (every scale; in the chunks "
+        "of --chunks if given)",
     )
     ap.add_argument(
         "--depth",
@@ -411,7 +412,10 @@ def main() -> int:
     if args.sharded:
         import types
 
-        demo = types.SimpleNamespace(root=_remote.sharded_demo(args.depth), center=demo.center)
+        chunks = tuple(args.chunks) if args.chunks else (128, 128, 16)
+        demo = types.SimpleNamespace(
+            root=_remote.sharded_demo(args.depth, chunks), center=demo.center
+        )
     elif args.chunks or args.depth != 64:
         import types
 
