@@ -68,6 +68,9 @@ BODY_BOUND = 0.5
 #: The scrub rate assumed before the user scrubs (the rate the viewer is built for), so
 #: that a slow link is known before the first step of a scrub needs it.
 NOMINAL_RATE = 10.0
+#: Slab reads taking this share of the time a scrub spends in a slab, or more, over a link
+#: that waits on round trips: the slabs ahead are read beside the first after a jump.
+BESIDE_SHARE = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +295,9 @@ class PrefetchPlan:
     delivered: float | None  # full-resolution slices a second the link can carry
     wanted: float  # slices a second the scrub asks for (0: not scrubbing)
     slab_seconds: float | None = None  # what a slab read takes (LinkSnapshot)
+    # Read the slabs ahead beside the one the view waits for, not after it (the fetcher):
+    # see plan_prefetch.
+    ahead_beside: bool = False
 
     @property
     def behind(self) -> bool:
@@ -317,7 +323,16 @@ def plan_prefetch(
     taking ``T`` alone (Little's law), within MIN/MAX_PARALLEL; as many ahead, within the
     memory bound. The link is slow when its bandwidth is the limit (see the module) and
     the scrub, or before one NOMINAL_RATE, needs more than BEHIND_ENTER of what it carries
-    (it stays slow above BEHIND_LEAVE); then the coarsest level needed is read ahead."""
+    (it stays slow above BEHIND_LEAVE); then the coarsest level needed is read ahead.
+
+    ``ahead_beside``: after a jump the slabs ahead are read beside the one the view waits
+    for, instead of once it is there, when the link is known to wait on round trips (its
+    bandwidth not the limit: reads beside each other do not slow each other down) and a
+    read takes BESIDE_SHARE or more of the time a scrub (at its rate, or NOMINAL_RATE)
+    spends in a slab: otherwise a scrub starting at once would reach the next slab before
+    a read started after the first could deliver it (thin slabs over a link slow to
+    answer). Deep slabs read fast enough need not compete with the first for the CPU
+    that decodes them."""
     depth = max(int(depth), 1)
     room = max(MIN_AHEAD, min(MAX_AHEAD, int(fit_slabs) - 2))  # current and one behind
     ahead, parallel = MIN_AHEAD, MIN_PARALLEL
@@ -327,7 +342,13 @@ def plan_prefetch(
         parallel = max(MIN_PARALLEL, min(MAX_PARALLEL, need, ahead + 1))
     capacity = link.capacity
     if capacity is None or slab_bytes <= 0:
-        return PrefetchPlan(ahead, parallel, False, 0, None, scrub_rate, link.slab_seconds)
+        beside = (
+            link.body_share is not None
+            and not link.bandwidth_bound
+            and link.slab_seconds is not None
+            and link.slab_seconds * max(scrub_rate, NOMINAL_RATE) / depth >= BESIDE_SHARE
+        )
+        return PrefetchPlan(ahead, parallel, False, 0, None, scrub_rate, link.slab_seconds, beside)
     delivered = capacity / slab_bytes * depth
     share = max(scrub_rate, NOMINAL_RATE) / delivered if delivered > 0 else math.inf
     slow = share > (BEHIND_LEAVE if was_slow else BEHIND_ENTER)

@@ -519,6 +519,7 @@ class SliceDisplay(QObject):
             first_alone=first_alone,
             parallel=plan.parallel,
             light=frozenset(light),
+            beside=plan.ahead_beside,
         )
 
     def _tight(self, plan: PrefetchPlan, key: SlabKey) -> Region | None:

@@ -70,6 +70,11 @@ class FetchRequest:
     # up to LIGHT_PARALLEL at once, not counted in ``parallel``: long full reads under
     # way never hold up the fallback a scrub step may need.
     light: frozenset[SlabKey] = frozenset()
+    # With ``first_alone``: the slabs ahead start beside the first all the same (up to
+    # ``parallel``; the chunk pool serves the first's chunks before theirs), where reading
+    # the first alone would cost them a whole read's time that a scrub starting after a
+    # jump does not have (linkmeter.plan_prefetch: ``ahead_beside``).
+    beside: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,8 +247,10 @@ class FetchWorker(QObject):
                 # A slab the view waits for is read first: only coarser slabs (a sixteenth
                 # of its requests) start beside it, the network is its own.
                 first = request.keys[0]
-                waiting_for_first = request.first_alone and (
-                    (todo and todo[0] == first) or any(r.key == first for r in active)
+                waiting_for_first = (
+                    request.first_alone
+                    and not request.beside
+                    and ((todo and todo[0] == first) or any(r.key == first for r in active))
                 )
                 limit = max(int(request.parallel), 1)
                 heavy = sum(1 for r in active if r.key not in request.light)
@@ -542,15 +549,19 @@ class Fetcher(_Threaded):
         first_alone: bool = False,
         parallel: int = MIN_PARALLEL,
         light: frozenset[SlabKey] = frozenset(),
+        beside: bool = False,
     ) -> int:
         """Ask for slabs (in order of need) read through ``source``, up to ``parallel`` at
         once (and up to LIGHT_PARALLEL of the coarser ones in ``light`` beside them);
         supersedes every earlier request. ``first_alone``: the first is on screen now, so
-        it is read before the others start (they would share its network)."""
+        it is read before the others start (they would share its network), unless
+        ``beside`` (see FetchRequest)."""
         self.generation += 1
         self.worker.latest = (self.generation, frozenset(keys))
         # (sent even without keys: the worker then lets go of the reads under way)
-        self._send(FetchRequest(self.generation, tuple(keys), source, first_alone, parallel, light))
+        self._send(
+            FetchRequest(self.generation, tuple(keys), source, first_alone, parallel, light, beside)
+        )
         return self.generation
 
     def set_timeout(self, seconds: float | None) -> None:

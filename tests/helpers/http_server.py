@@ -119,6 +119,8 @@ class LoopbackServer(BoundedServer):
         self.counts: Counter[str] = Counter()
         self.log: list[str] = []  # paths requested, in order
         self.ranges: list[tuple[str, str]] = []  # (path, Range header or "") in order
+        # (time.monotonic() when the request came in, before any delay; path)
+        self.arrivals: list[tuple[float, str]] = []
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
 
@@ -206,6 +208,8 @@ class LoopbackServer(BoundedServer):
             def do_GET(self) -> None:
                 srv = server_ref
                 path = unquote(urlsplit(self.path).path)
+                with srv._lock:
+                    srv.arrivals.append((time.monotonic(), path))
                 if srv.hang:
                     time.sleep(srv.hang)
                 delay = srv._delay()

@@ -174,6 +174,25 @@ def test_the_same_rate_over_a_link_waiting_on_round_trips_is_not_slow():
     assert not plan.slow and plan.level == 0 and plan.delivered is None
 
 
+def test_slabs_ahead_are_read_beside_the_first_only_over_round_trips_slower_than_a_slab():
+    """A link known to wait on round trips whose slab reads take as long as a scrub at
+    10/s spends in a slab, or longer: the slabs ahead are read beside the first. Deep
+    slabs, an unknown link, or one whose bandwidth is the limit: the first alone."""
+    rtt = LinkSnapshot(2.0, 1e9, 10, 0.05)  # 2 s a read, bodies 5% of the time
+    assert plan_prefetch(rtt, 0.0, 16, 10**6, 100).ahead_beside  # 2 s against 1.6 s a slab
+    assert plan_prefetch(rtt, 10.0, 16, 10**6, 100).ahead_beside
+    assert plan_prefetch(rtt, 0.0, 20, 10**6, 100).ahead_beside  # 2 s, just as long
+    assert not plan_prefetch(rtt, 0.0, 64, 10**6, 100).ahead_beside  # 6.4 s in a slab
+    assert plan_prefetch(rtt, 40.0, 64, 10**6, 100).ahead_beside  # unless scrubbed fast
+    for unknown in (LinkSnapshot(None, None, 0), LinkSnapshot(2.0, 1e9, 10, None)):
+        assert not plan_prefetch(unknown, 0.0, 16, 10**6, 100).ahead_beside
+    # bandwidth the limit, whether or not the link is slow for this rate
+    for rate in (0.0, 10.0):
+        bound = plan_prefetch(LinkSnapshot(5.0, 2e6, 5, 0.95), rate, 16, 10**7, 100, (0.25,))
+        assert not bound.ahead_beside
+        assert not plan_prefetch(LinkSnapshot(5.0, 1e9, 5, 0.95), rate, 16, 10**5, 100).ahead_beside
+
+
 def test_slow_has_hysteresis():
     # 10 MB slabs, 16 deep: 8 MB/s carries 12.8 slices/s; 10/12.8 = 0.78
     link = LinkSnapshot(1.0, 8e6, 5, 0.9)

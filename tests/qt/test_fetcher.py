@@ -331,6 +331,32 @@ def test_a_slab_on_screen_now_is_read_alone_then_the_prefetch_together(qtbot, so
     assert fetcher.close()
 
 
+def test_over_a_link_waiting_on_round_trips_the_prefetch_starts_beside_the_first(
+    qtbot, source, make_fetcher
+):
+    """``beside``: the slabs ahead start with the one on screen (up to ``parallel``), not
+    a whole read later; the fetcher still hands over once the first is there."""
+    fetcher = make_fetcher(source, timeout_s=None)
+    got = []
+    fetcher.signals.slabReady.connect(lambda g, s: got.append(s.key.z0))
+    keys = [key(5), key(6), key(7), key(8)]
+    Fetcher.request(fetcher, keys, source, first_alone=True, parallel=3, beside=True)
+    qtbot.waitUntil(lambda: len(source.started) == 3, timeout=5000)
+    qtbot.wait(150)
+    assert source.started == keys[:3]  # the first, then two ahead: parallel 3
+    source.open(key(6))  # one ahead ends first: delivered, and the fourth starts
+    qtbot.waitUntil(lambda: got == [6] and key(8) in source.started, timeout=5000)
+    source.open(key(5))
+    qtbot.waitUntil(lambda: got == [6, 5], timeout=5000)
+    # the first is there: the view asks again; the reads under way are carried over
+    Fetcher.request(fetcher, keys[2:], source, parallel=3)
+    source.open(key(7))
+    source.open(key(8))
+    qtbot.waitUntil(lambda: sorted(got) == [5, 6, 7, 8], timeout=5000)
+    assert sorted(k.z0 for k in source.started) == [5, 6, 7, 8]  # each read once
+    assert fetcher.close()
+
+
 COARSE = Region(2, 2, (0, 0), (2, 2), (16.0, 16.0, 40.0))
 
 

@@ -156,3 +156,43 @@ def test_over_a_link_slow_to_answer_coarser_slabs_are_read_ahead_and_no_step_is_
         qtbot.waitUntil(lambda: d.complete and not d.showing_coarser, timeout=60_000)
         assert d.id_at_nm(*d.camera.center_nm[:2]) >= BIG
         win.close()
+
+
+def test_over_a_link_slow_to_answer_a_jump_reads_the_next_slabs_beside_its_own(
+    qtbot, settings, deep_raw
+):
+    """Once the viewer has measured that the link waits on round trips (900 ms an answer)
+    and that a read takes longer than a scrub at 10/s spends in a slab (8 slices), a jump
+    (the End key) asks for the slabs read ahead at once, beside the slab on screen,
+    instead of a whole read later: their requests reach the server before the slab on
+    screen is delivered."""
+    with LoopbackServer(deep_raw, latency=0.9, seed=3) as srv:
+        win = _open(qtbot, settings, srv)
+        d = win.display
+        qtbot.waitUntil(lambda: d.plan.ahead_beside, timeout=30_000)
+        delivered: dict = {}
+        d.fetcher.signals.slabReady.connect(
+            lambda g, s: delivered.setdefault(s.key, time.monotonic())
+        )
+        qtbot.keyClick(win.canvas, Qt.Key.Key_End)
+        key = d.key_for(d.region)
+        assert key is not None and key not in d.cache
+        others = [k for k in d._slabs_from(key, d.plan.ahead) if k != key]
+        assert others, "the last slab has one behind it to read"
+        qtbot.waitUntil(lambda: key in delivered, timeout=30_000)
+        qtbot.waitUntil(lambda: all(k in delivered for k in others), timeout=30_000)
+
+        def first_request(k) -> float:
+            """When the first image chunk of slab ``k`` was asked for (chunk names end in
+            ``_z0-z1``; the slabs are one chunk deep)."""
+            times = [
+                t
+                for t, path in list(srv.arrivals)
+                if path.startswith("/image/4_4_40/") and path.endswith(f"_{k.z0}-{k.z1}")
+            ]
+            assert times, f"no request for the image chunks of {k}"
+            return min(times)
+
+        for k in others:
+            assert first_request(k) < delivered[key], (k, key)
+        win.close()
