@@ -148,6 +148,7 @@ class TileWorker(QObject):
             job = self.job
             while job is not None and len(self._in_flight) < 2 * max(1, self.processes):
                 batch: list[tuple[int, int | None]] = []
+                newer = False
                 while len(batch) < TILES_PER_CALL:
                     try:
                         epoch, row, dz = self.queue.popleft()
@@ -155,6 +156,16 @@ class TileWorker(QObject):
                         break
                     if epoch == job.epoch:
                         batch.append((row, dz))
+                    elif epoch > job.epoch:
+                        # The GUI thread set a newer job (a restyle) after ``job`` was read
+                        # here, and asked for its tiles: they are kept for it, not dropped
+                        # as stale (nothing would ask for them again until the next scroll).
+                        self.queue.appendleft((epoch, row, dz))
+                        newer = True
+                        break
+                if newer and not batch:
+                    job = self.job
+                    continue
                 if not batch:
                     break
                 if not self.pool_ready:
