@@ -98,7 +98,7 @@ def settle_heap(everything: bool = False) -> None:
 
     After the imports and an open there are some 290,000 long-lived objects (modules,
     functions, Qt wrappers, cloud-volume's, seaborn's and caveclient's state); a full
-    collection, which any thread may trigger, walks all of them while holding the GIL:
+    collection walks all of them while holding the GIL:
     60-240 ms with every thread stopped, a visible hitch in the middle of scrubbing.
 
     Called with ``everything`` once the window is built (before it is shown): all of
@@ -110,11 +110,19 @@ def settle_heap(everything: bool = False) -> None:
     later end up in such cycles are the replaced dataset's cloud-volume bookkeeping,
     about 100 objects and 13 KB per open: the viewer's own dataset keeps no chunk LRU
     (its reads go to the read process), the one cycle that could have held chunk data.
+
+    The collection runs on the GUI thread (:mod:`imagery_gui.qt.heap`): called from
+    another thread (the open's, the warm-up's), it is handed over and this returns at once.
     """
-    if everything:
-        gc.unfreeze()
-    gc.collect()
-    gc.freeze()
+    from .qt import heap
+
+    def settle() -> None:
+        if everything:
+            gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+
+    heap.on_gui_thread(settle)
 
 
 def create_window(settings: Any = None, synchronous: bool = False, quick: bool = False) -> Any:
@@ -128,9 +136,11 @@ def create_window(settings: Any = None, synchronous: bool = False, quick: bool =
     imports cloud-volume (it needs both first anyway); the rest of the warm-up and the
     freezing of the heap are left to :func:`finish_start` once the first view is drawn
     (``run_viewer`` connects it; a ``--screenshot`` ends with that view)."""
+    from .qt import heap
     from .qt.main_window import MainWindow
 
     configure_gui_process(network=not quick)
+    heap.install()
     window = MainWindow(settings=settings, synchronous=synchronous)
     if quick:
         window.before_open = _network_for  # while_opening is set by finish_start
