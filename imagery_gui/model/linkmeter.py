@@ -35,8 +35,9 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-#: Slabs read ahead without measurements (and never fewer): two chunks in the direction
-#: of travel and one behind held the demo and 24 grid conditions (benchmarks/README.md).
+#: Slabs read ahead without measurements (and never fewer, unless the memory bound holds
+#: no more): two chunks in the direction of travel and one behind held the demo and 24
+#: grid conditions (benchmarks/README.md).
 MIN_AHEAD = 2
 MAX_AHEAD = 16
 #: Slab reads under way at once, without measurements and at most.
@@ -334,11 +335,13 @@ def plan_prefetch(
     answer). Deep slabs read fast enough need not compete with the first for the CPU
     that decodes them."""
     depth = max(int(depth), 1)
-    room = max(MIN_AHEAD, min(MAX_AHEAD, int(fit_slabs) - 2))  # current and one behind
-    ahead, parallel = MIN_AHEAD, MIN_PARALLEL
+    # the memory bound first: the current slab and one behind, then what is read ahead
+    # (fewer than MIN_AHEAD when slabs are that big: more would push out the one on screen)
+    room = max(1, min(MAX_AHEAD, int(fit_slabs) - 2))
+    ahead, parallel = min(MIN_AHEAD, room), MIN_PARALLEL
     if scrub_rate > 0 and link.slab_seconds is not None:
         need = math.ceil(scrub_rate / depth * link.slab_seconds) + 1
-        ahead = max(MIN_AHEAD, min(room, need))
+        ahead = max(min(MIN_AHEAD, room), min(room, need))
         parallel = max(MIN_PARALLEL, min(MAX_PARALLEL, need, ahead + 1))
     capacity = link.capacity
     if capacity is None or slab_bytes <= 0:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -219,13 +220,20 @@ class MemoryBudget:
 
 
 class SlabCache:
-    """LRU of slabs bounded in bytes. Thread-safe."""
+    """LRU of slabs bounded in bytes. Thread-safe.
+
+    The slabs named by :meth:`keep` (the view's: the slab on screen and its coarser
+    fallback) are evicted last: slabs read ahead arriving while the view stands still
+    must not push out the one it shows, which then had to be read again and left a scrub
+    starting meanwhile with nothing to show."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = int(max_bytes)
         self._items: OrderedDict[SlabKey, SlabData] = OrderedDict()
         self._bytes = 0
+        self._keep: frozenset[SlabKey] = frozenset()
         self._lock = threading.Lock()
+        self.evicted = 0  # slabs evicted so far (diagnostics, tests)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -258,10 +266,22 @@ class SlabCache:
             self.max_bytes = int(max_bytes)
             self._evict()
 
+    def keep(self, keys: Iterable[SlabKey]) -> None:
+        """Evict these last (the slabs the view shows now); replaces the previous set."""
+        with self._lock:
+            self._keep = frozenset(keys)
+
     def _evict(self) -> None:
-        while self._bytes > self.max_bytes and len(self._items) > 1:
-            _, evicted = self._items.popitem(last=False)
+        if self._bytes <= self.max_bytes:
+            return
+        order = [k for k in self._items if k not in self._keep]
+        order += [k for k in self._items if k in self._keep]
+        for key in order:
+            if self._bytes <= self.max_bytes or len(self._items) <= 1:
+                break
+            evicted = self._items.pop(key)
             self._bytes -= evicted.nbytes
+            self.evicted += 1
 
     def clear(self) -> None:
         with self._lock:

@@ -431,12 +431,17 @@ class SliceDisplay(QObject):
         full = key.region.shape[0] * key.region.shape[1]
         ratios = tuple(r.shape[0] * r.shape[1] / full for r in self.coarser)
         slab_bytes = self._slab_bytes(key)
+        # each full slab may come with the coarser one read beside it (a scrub's fallback)
+        fallback = self._fallback()
+        beside = 0.0
+        if fallback is not None:
+            beside = fallback.shape[0] * fallback.shape[1] / full
         plan = plan_prefetch(
             self.fetcher.link.snapshot(),
             self.scrub.rate(),
             key.depth,
             slab_bytes,
-            self.budget.slabs // max(slab_bytes, 1),
+            int(self.budget.slabs // max(slab_bytes * (1 + beside), 1)),
             ratios,
             was_slow=self.plan.slow,
         )
@@ -467,6 +472,8 @@ class SliceDisplay(QObject):
         key = self.key_for(self.region)
         if key is None:
             return
+        # the slab on screen and the coarser ones of this slice stay while others arrive
+        self.cache.keep([key, *(k for r in self.coarser if (k := self.key_for(r)) is not None)])
         plan = self._replan(key)
         keys = []
         light: list[SlabKey] = []  # coarser slabs read beside the full ones (fetcher)

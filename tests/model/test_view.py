@@ -97,6 +97,23 @@ def test_cache_is_bounded_in_bytes():
     assert len(cache) == 1
 
 
+def test_cache_evicts_the_slabs_on_screen_last():
+    """Slabs read ahead arriving while the view stands still push out the others first."""
+    cache = SlabCache(max_bytes=3 * 1000 + 500)
+    reg = Region(0, 0, (0, 0), (10, 10), (1.0, 1.0, 1.0))
+    on_screen = SlabKey(reg, 0, 1)
+    cache.put(SlabData(on_screen, np.zeros(1000 - 8, np.uint8), None))
+    cache.keep([on_screen])
+    for z in range(1, 10):
+        cache.put(SlabData(SlabKey(reg, z, z + 1), np.zeros(1000 - 8, np.uint8), None))
+    assert cache.nbytes <= cache.max_bytes and len(cache) == 3
+    assert on_screen in cache and SlabKey(reg, 9, 10) in cache
+    assert cache.evicted == 7
+    cache.keep([])  # the view moved on: an ordinary LRU again
+    cache.put(SlabData(SlabKey(reg, 10, 11), np.zeros(1000 - 8, np.uint8), None))
+    assert on_screen not in cache
+
+
 def test_coloring_lut():
     ids = np.array([0, 11, 864691135000000007, 2**63 + 1], np.uint64)
     base = Coloring(OverlayStyle(alpha=0.2, selected_alpha=0.6))

@@ -196,3 +196,45 @@ def test_over_a_link_slow_to_answer_a_jump_reads_the_next_slabs_beside_its_own(
         for k in others:
             assert first_request(k) < delivered[key], (k, key)
         win.close()
+
+
+def test_reads_ahead_never_push_the_slab_on_screen_out_of_a_tight_memory_bound(
+    qtbot, settings, deep_raw
+):
+    """With memory for only two slabs (and their coarser ones), a jump reads one slab
+    ahead rather than the usual two, and the slab on screen stays in memory after the
+    one ahead arrives, rather than being evicted by them (it then had to be read again, and a
+    scrub starting meanwhile showed nothing)."""
+    from imagery_gui.model.view import MemoryBudget
+
+    with LoopbackServer(deep_raw, latency=0.05, seed=6) as srv:
+        win = _open(qtbot, settings, srv)
+        d = win.display
+        key = d.key_for(d.region)
+        assert key is not None
+        slab_bytes = d._slab_bytes(key)
+        total = 1
+        while MemoryBudget(total).slabs < int(2.3 * slab_bytes):
+            total += slab_bytes // 8
+        d.set_memory(total)
+        delivered: list = []
+        d.fetcher.signals.slabReady.connect(lambda g, s: delivered.append(s.key))
+        # a jump (View > Go to) to the middle of the volume, far from what the open read
+        dlg = win.nav.go_to_dialog()
+        cx, cy, _ = win.state.center_voxel()
+        dlg.point.clear()
+        qtbot.keyClicks(dlg.point, f"{cx}, {cy}, {OFFSET[2] + 52}")
+        qtbot.keyClick(dlg.point, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: win.state.z == OFFSET[2] + 52, timeout=5_000)
+        key = d.key_for(d.region)
+        assert key is not None and key not in d.cache
+        qtbot.waitUntil(lambda: d.complete, timeout=30_000)
+        assert d.plan.ahead == 1
+        ahead = [k for k in d._slabs_from(key, d.plan.ahead) if k != key]
+        qtbot.waitUntil(lambda: all(k in delivered for k in ahead) or not ahead, timeout=30_000)
+        qtbot.wait(300)  # anything else under way lands
+        assert key in d.cache, "the slab on screen was evicted by the reads ahead"
+        assert d.cache.nbytes <= d.cache.max_bytes
+        full = [k for k in delivered if k.region == d.region]
+        assert len(full) == len(set(full)), "a slab was read twice"
+        win.close()
