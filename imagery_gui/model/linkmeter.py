@@ -299,6 +299,9 @@ class PrefetchPlan:
     # Read the slabs ahead beside the one the view waits for, not after it (the fetcher):
     # see plan_prefetch.
     ahead_beside: bool = False
+    # Slabs read behind, against the direction of travel (0 when the memory bound holds
+    # only the slab on screen and the next).
+    back: int = 1
 
     @property
     def behind(self) -> bool:
@@ -335,9 +338,12 @@ def plan_prefetch(
     answer). Deep slabs read fast enough need not compete with the first for the CPU
     that decodes them."""
     depth = max(int(depth), 1)
-    # the memory bound first: the current slab and one behind, then what is read ahead
-    # (fewer than MIN_AHEAD when slabs are that big: more would push out the one on screen)
-    room = max(1, min(MAX_AHEAD, int(fit_slabs) - 2))
+    # the memory bound first: the current slab, one behind when three fit, then what is
+    # read ahead (fewer than MIN_AHEAD when slabs are that big, none when only one fits:
+    # more would push out each other, and the one on screen, and be read again and again)
+    fit = int(fit_slabs)
+    back = 1 if fit >= 3 else 0
+    room = max(0, min(MAX_AHEAD, fit - 1 - back))
     ahead, parallel = min(MIN_AHEAD, room), MIN_PARALLEL
     if scrub_rate > 0 and link.slab_seconds is not None:
         need = math.ceil(scrub_rate / depth * link.slab_seconds) + 1
@@ -351,7 +357,9 @@ def plan_prefetch(
             and link.slab_seconds is not None
             and link.slab_seconds * max(scrub_rate, NOMINAL_RATE) / depth >= BESIDE_SHARE
         )
-        return PrefetchPlan(ahead, parallel, False, 0, None, scrub_rate, link.slab_seconds, beside)
+        return PrefetchPlan(
+            ahead, parallel, False, 0, None, scrub_rate, link.slab_seconds, beside, back
+        )
     delivered = capacity / slab_bytes * depth
     share = max(scrub_rate, NOMINAL_RATE) / delivered if delivered > 0 else math.inf
     slow = share > (BEHIND_LEAVE if was_slow else BEHIND_ENTER)
@@ -364,4 +372,6 @@ def plan_prefetch(
             if share * ratio <= COARSE_SHARE:
                 level = k
                 break
-    return PrefetchPlan(ahead, parallel, slow, level, delivered, scrub_rate, link.slab_seconds)
+    return PrefetchPlan(
+        ahead, parallel, slow, level, delivered, scrub_rate, link.slab_seconds, back=back
+    )

@@ -406,10 +406,10 @@ def z_range(dataset: Dataset, region: Region) -> tuple[int, int]:
 
 
 def prefetch_order(
-    current: tuple[int, int], direction: int, zmin: int, zmax: int, ahead: int = 2
+    current: tuple[int, int], direction: int, zmin: int, zmax: int, ahead: int = 2, back: int = 1
 ) -> list[tuple[int, int]]:
     """Slabs to fetch after ``current``: ``ahead`` chunks in the direction of travel, then
-    one behind."""
+    ``back`` (one, or none) behind."""
     z0, z1 = current
     depth = z1 - z0
     out = []
@@ -419,7 +419,7 @@ def prefetch_order(
         if zmin <= a < zmax:
             out.append((a, min(a + depth, zmax)))
     b = z0 - step * depth
-    if zmin <= b < zmax:
+    if back > 0 and zmin <= b < zmax:
         out.append((b, min(b + depth, zmax)))
     return out
 

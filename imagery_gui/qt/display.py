@@ -557,12 +557,13 @@ class SliceDisplay(QObject):
         return any(now - t <= LATE_S for t in self._misses)
 
     def _slabs_from(self, key: SlabKey, ahead: int) -> list[SlabKey]:
-        """``key`` and the slabs ``ahead`` of it in the direction of travel, then one behind,
-        those not in the cache."""
+        """``key`` and the slabs ``ahead`` of it in the direction of travel, then the plan's
+        ``back`` (one, or none when memory holds no more) behind, those not in the cache."""
         assert self.dataset is not None
         zmin, zmax = z_range(self.dataset, key.region)
         keys = [] if key in self.cache else [key]
-        for z0, z1 in prefetch_order((key.z0, key.z1), self.direction, zmin, zmax, ahead):
+        back = self.plan.back
+        for z0, z1 in prefetch_order((key.z0, key.z1), self.direction, zmin, zmax, ahead, back):
             k = replace(key, z0=z0, z1=z1)
             if k not in self.cache:
                 keys.append(k)

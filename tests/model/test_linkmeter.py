@@ -143,11 +143,23 @@ def test_slow_round_trips_read_further_ahead_within_the_memory_bound():
         plan_prefetch(LinkSnapshot(20.0, 1e9, 10, 0.05), 10.0, 1, 10**6, 10**4).parallel
         == MAX_PARALLEL
     )
+
     # slabs so big that the memory holds four: the one on screen, one behind, two ahead;
-    # three: one ahead, fewer than the minimum (more would push out the one on screen)
-    assert plan_prefetch(link, 10.0, 4, 10**6, 4).ahead == 2
-    assert plan_prefetch(link, 10.0, 4, 10**6, 3).ahead == 1
-    assert plan_prefetch(LinkSnapshot(None, None, 0), 0.0, 64, 10**8, 3).ahead == 1
+    # three: one ahead, fewer than the minimum (more would push out the one on screen);
+    # two: one ahead and none behind; one: that one only
+    def ahead_back(fit: int, link=link) -> tuple[int, int]:
+        plan = plan_prefetch(link, 10.0, 4, 10**6, fit)
+        return plan.ahead, plan.back
+
+    assert [ahead_back(f) for f in (4, 3, 2, 1)] == [(2, 1), (1, 1), (1, 0), (0, 0)]
+    idle = LinkSnapshot(None, None, 0)
+    assert [ahead_back(f, idle) for f in (100, 4, 3, 2, 1)] == [
+        (MIN_AHEAD, 1),
+        (2, 1),
+        (1, 1),
+        (1, 0),
+        (0, 0),
+    ]
     # deep slabs over a fast link: the minimum
     assert plan_prefetch(LinkSnapshot(0.3, 1e9, 10, 0.05), 10.0, 64, 10**6, 100).ahead == MIN_AHEAD
 

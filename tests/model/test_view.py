@@ -71,6 +71,9 @@ def test_z_slab_and_prefetch(demo):
         (z0, z0 + 16),
         (z0 + 32, z0 + 48),
     ]
+    assert prefetch_order((z0 + 16, z0 + 32), +1, z0, z0 + 64, ahead=1, back=0) == [
+        (z0 + 32, z0 + 48)
+    ]
 
 
 def test_fetch_slab_matches_aligned_cutout(demo):

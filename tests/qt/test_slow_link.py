@@ -202,7 +202,7 @@ def test_reads_ahead_never_push_the_slab_on_screen_out_of_a_tight_memory_bound(
     qtbot, settings, deep_raw
 ):
     """With memory for only two slabs (and their coarser ones), a jump reads one slab
-    ahead rather than the usual two, and the slab on screen stays in memory after the
+    ahead rather than the usual two and none behind, and the slab on screen stays in memory after the
     one ahead arrives, rather than being evicted by them (it then had to be read again, and a
     scrub starting meanwhile showed nothing)."""
     from imagery_gui.model.view import MemoryBudget
@@ -229,7 +229,7 @@ def test_reads_ahead_never_push_the_slab_on_screen_out_of_a_tight_memory_bound(
         key = d.key_for(d.region)
         assert key is not None and key not in d.cache
         qtbot.waitUntil(lambda: d.complete, timeout=30_000)
-        assert d.plan.ahead == 1
+        assert (d.plan.ahead, d.plan.back) == (1, 0)  # the next slab, none behind
         ahead = [k for k in d._slabs_from(key, d.plan.ahead) if k != key]
         qtbot.waitUntil(lambda: all(k in delivered for k in ahead) or not ahead, timeout=30_000)
         qtbot.wait(300)  # anything else under way lands
