@@ -168,6 +168,7 @@ def run(cond: tuple[float, ...], app, demo, t_ref: tuple[float, float]) -> dict:
         stall = hb.stop()
         plan = win.display.plan
         region = win.display.region
+        evicted = win.display.cache.evicted
         idle.stop()
         gaps = sorted(hb.gaps)
         p99 = gaps[int(0.99 * (len(gaps) - 1))] if gaps else 0.0
@@ -188,7 +189,15 @@ def run(cond: tuple[float, ...], app, demo, t_ref: tuple[float, float]) -> dict:
         "steps_coarser": coarser,
         "step_trace": "".join(trace),
         "link_notices": [n for n in link_notes if n],
-        "last_plan": {"ahead": plan.ahead, "parallel": plan.parallel, "level": plan.level},
+        "last_plan": {
+            "ahead": plan.ahead,
+            "back": plan.back,
+            "parallel": plan.parallel,
+            "level": plan.level,
+        },
+        # slabs pushed out of the memory bound during the open and the scrub (each one
+        # wanted again is read and decoded again)
+        "slab_evictions": evicted,
         "region_px": list(region.shape) if region is not None else None,
         "image_mip": region.image_mip if region is not None else None,
         "naive_slices_per_s": 1 / t_ref[1],
