@@ -114,6 +114,7 @@ class TileWorker(QObject):
 
     def _start_pool(self) -> None:
         import multiprocessing
+        import os
         from concurrent.futures import ProcessPoolExecutor
 
         from ..model.tiles import TILE_NICE, warm
@@ -124,7 +125,7 @@ class TileWorker(QObject):
                 self.processes,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=init_tile_process,
-                initargs=(TILE_NICE,),
+                initargs=(TILE_NICE, os.getpid()),
             )
             self._warming = [self.pool.submit(warm) for _ in range(self.processes)]
         except (OSError, RuntimeError):  # no processes here: tiles are made in this thread

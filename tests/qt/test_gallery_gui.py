@@ -7,6 +7,7 @@ import csv
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -381,6 +382,7 @@ def test_without_a_site_table_the_gallery_says_what_to_do(qtbot, window):
 
 _REVIEWER = """
 import sys
+import time
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
 from imagery_gui.app import make_app, window_from_args
@@ -412,7 +414,7 @@ app.exec()
 def test_killing_the_app_mid_review_loses_no_decision_it_made(tmp_path, table_csv, demo):
     """The real app reviews by key presses in a child process and is SIGKILLed mid-review:
     the review file reads back, and every decision the app had made (printed after its
-    key press returned) is in it."""
+    key press returned) is in it; the app's tile processes end soon after it."""
     import os
     import signal
 
@@ -434,15 +436,60 @@ def test_killing_the_app_mid_review_loses_no_decision_it_made(tmp_path, table_cs
             line = proc.stdout.readline()
             assert line, "the reviewing app ended before it was killed"
             made.append(line.split(" ", 1))
+        # the gallery's tile processes (the pool starts with the first tiles asked for)
+        workers: list[int] = []
+        deadline = time.monotonic() + 60
+        while not workers and time.monotonic() < deadline:
+            workers = [p for p in _children(proc.pid) if "spawn_main" in _cmdline(p)]
+            time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
+    assert workers, "the app had no tile processes to leave behind"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.2)
+    assert not [p for p in workers if _alive(p)], "tile processes outlived the killed app"
     table = read_sites(str(table_csv), resolution=(4, 4, 40))
     review = Review.open(table, table_csv.with_name("synapses.review.csv"))
     for name, verdict in made:
         d = review.decision(table.index_of(int(name)))
         assert d is not None and d.verdict == verdict.strip(), name
     assert review.progress()[0] >= len(made)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    from pathlib import Path
+
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, and not a zombie waiting for its new parent to reap it)."""
+    from pathlib import Path
+
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def test_the_tile_cache_keeps_to_its_budget():
