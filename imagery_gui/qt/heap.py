@@ -4,9 +4,10 @@ Python's cyclic collector runs in whichever thread happens to allocate past its
 threshold: in the viewer that is often a download, tile or job thread. A garbage cycle
 that holds a Qt wrapper (a closed dialog, a finished job, a timer with a lambda on its
 owner) then has its C++ object destroyed in that thread while the GUI thread may be
-using it, and the process segfaults later in the event loop. Counted in the gallery's GUI tests: 51
-collections ran in worker threads (12 of them full: the open's heap settling) and freed
-some 7,000 objects there; ``make test`` had segfaulted in the event loop in 2 of 3 runs.
+using it, and the process segfaults later in the event loop. Counted in the gallery's
+GUI tests: 51 collections ran in worker threads (12 of them full: the open's heap
+settling) and freed some 7,000 objects there; ``make test`` had segfaulted in the event
+loop in 2 of 3 runs.
 
 So the GUI process turns automatic collection off and collects on a timer on the GUI
 thread instead, by the same generation thresholds Python uses (the scheme of pyqtgraph's

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, Qt
@@ -382,7 +383,6 @@ def test_without_a_site_table_the_gallery_says_what_to_do(qtbot, window):
 
 _REVIEWER = """
 import sys
-import time
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
 from imagery_gui.app import make_app, window_from_args
@@ -437,19 +437,19 @@ def test_killing_the_app_mid_review_loses_no_decision_it_made(tmp_path, table_cs
             assert line, "the reviewing app ended before it was killed"
             made.append(line.split(" ", 1))
         # the gallery's tile processes (the pool starts with the first tiles asked for)
-        workers: list[int] = []
+        workers: list[psutil.Process] = []
         deadline = time.monotonic() + 60
         while not workers and time.monotonic() < deadline:
-            workers = [p for p in _children(proc.pid) if "spawn_main" in _cmdline(p)]
+            workers = [p for p in psutil.Process(proc.pid).children() if _is_tile_process(p)]
             time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     assert workers, "the app had no tile processes to leave behind"
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+    while time.monotonic() < deadline and any(_running(p) for p in workers):
         time.sleep(0.2)
-    assert not [p for p in workers if _alive(p)], "tile processes outlived the killed app"
+    assert not [p for p in workers if _running(p)], "tile processes outlived the killed app"
     table = read_sites(str(table_csv), resolution=(4, 4, 40))
     review = Review.open(table, table_csv.with_name("synapses.review.csv"))
     for name, verdict in made:
@@ -458,38 +458,19 @@ def test_killing_the_app_mid_review_loses_no_decision_it_made(tmp_path, table_cs
     assert review.progress()[0] >= len(made)
 
 
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (from /proc)."""
-    from pathlib import Path
-
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
-
-
-def _cmdline(pid: int) -> str:
+def _is_tile_process(p: psutil.Process) -> bool:
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _alive(pid: int) -> bool:
-    """Running (not gone, and not a zombie waiting for its new parent to reap it)."""
-    from pathlib import Path
-
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
+        return "spawn_main" in " ".join(p.cmdline())
+    except psutil.Error:  # gone meanwhile
         return False
-    return state != "Z"
+
+
+def _running(p: psutil.Process) -> bool:
+    """Running: not gone, and not a zombie waiting for its new parent to reap it."""
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def test_the_tile_cache_keeps_to_its_budget():
