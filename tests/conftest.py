@@ -190,3 +190,11 @@ def pytest_sessionstart(session):
     fd = session.config.stash.get(fault_handler_stderr_fd_key, None)
     if fd is not None and faulthandler.is_enabled():
         faulthandler.enable(file=fd, all_threads=False)
+
+
+def pytest_unconfigure(config):
+    """The session's folder (the demo volume, caches, settings: about 50 MB after the whole
+    suite) goes with the run: every run used to leave one in the temporary folder."""
+    import shutil
+
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
