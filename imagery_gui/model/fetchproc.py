@@ -102,6 +102,7 @@ class FetchProcess:
         self._listener = Listener(("127.0.0.1", 0), authkey=authkey)
         host, port = self._listener.address
         env = dict(os.environ, IMAGERY_GUI_READER_KEY=authkey.hex(), **MALLOC_ENV)
+        env.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")  # as the viewer's (app.small_pages)
         self._proc = subprocess.Popen(
             [*child_command(), f"{host}:{port}"],
             stdin=subprocess.DEVNULL,

@@ -8,6 +8,7 @@ import shutil
 import signal
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,6 +145,14 @@ def test_a_killed_child_fails_waiting_reads_and_shared_restarts(synthetic_big):
         assert second.fetch(_key(ds, [2192, 4160, 101], 1)).local is not None
     fetchproc.close_shared()
     assert second._proc.poll() is not None
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
+def test_the_read_process_starts_with_numpys_huge_pages_off(reader, monkeypatch):
+    # small pages, as the viewer's (tests/test_pages.py); this process never set the switch
+    assert "NUMPY_MADVISE_HUGEPAGE" not in os.environ
+    environ = Path(f"/proc/{reader.pid}/environ").read_bytes().split(b"\0")
+    assert b"NUMPY_MADVISE_HUGEPAGE=0" in environ
 
 
 def test_the_bundle_flag_starts_a_reader(monkeypatch):
