@@ -14,6 +14,10 @@ def test_quick_launch_then_warm_up_after_the_first_view(qtbot, settings, demo):
     from imagery_gui.cli import viewer_parser
     from imagery_gui.model import fetchproc
 
+    # A launch's own process has not imported cloud-volume, so its first view waits for the
+    # read process; this test process may have (earlier tests), and would then read here
+    # while a read process started by an earlier test's close is still starting.
+    assert fetchproc.shared().wait_warm(60)
     args = viewer_parser().parse_args(["--size", "1000", "700"])
     win = appmod.window_from_args(args, settings=settings, quick=True)
     qtbot.addWidget(win)
