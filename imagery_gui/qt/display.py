@@ -265,6 +265,10 @@ class SliceDisplay(QObject):
         if z is not None:
             self.z = int(z)
         self.view_res = np.asarray(dataset.resolution, dtype=np.float64)
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop every slab, outline and colour table, and clear the canvas."""
         self.cache.clear()
         self._outlines.clear()
         self._outline_bytes = 0
@@ -279,9 +283,13 @@ class SliceDisplay(QObject):
         self._glyph_key = None
 
     def close(self) -> None:
+        """Stop the workers and give the data back: a closed window keeps none of it, even
+        while something still refers to the window (a closed window's objects may have been
+        exempted from garbage collection, ``app.settle_heap``)."""
         self._redraw_timer.stop()
         self.fetcher.close()
         self.outliner.close()
+        self._forget()
 
     # -- coordinates -------------------------------------------------------------------------
     def z_bounds(self) -> tuple[int, int]:

@@ -55,6 +55,17 @@ def test_first_image_appears(window):
     assert window.display.view_res.tolist() == [4.0, 4.0, 40.0]
 
 
+def test_closing_the_window_gives_its_slabs_back(window):
+    # Qt's connections keep a closed window's Python objects alive (and an open may have
+    # exempted them from garbage collection): the data must go at close regardless.
+    disp = window.display
+    assert len(disp.cache) > 0 and disp.cache.nbytes > 0 and disp.shown is not None
+    window.close()
+    assert len(disp.cache) == 0 and disp.cache.nbytes == 0
+    assert disp.shown is None and not disp._outlines
+    assert window.canvas.em.image is None and window.canvas.overlay.image is None
+
+
 def test_click_selects_the_segment_under_the_cursor(qtbot, window):
     slab, zi = window.display.current_slab()
     y, x, expected = pick_pixel(slab, zi)
