@@ -280,7 +280,10 @@ def batch_main(argv: Sequence[str]) -> int:
 def _run(args: argparse.Namespace, api: bool = False) -> Any:
     from .model.batch import BatchSummary, run_batch, start_worker_server
     from .model.cave import scrub
+    from .model.pages import small_pages
 
+    if not api:  # the command's own process and its local workers (a notebook's is its own)
+        small_pages()
     if _workers(args) != 0 and not args.scheduler:
         start_worker_server()  # the workers' imports, beside this process's start
 

@@ -1,4 +1,4 @@
-"""The viewer's processes keep numpy's arrays on small pages (``app.small_pages``): with
+"""The viewer's processes keep numpy's arrays on small pages (``pages.small_pages``): with
 huge pages on request, a scrub stalled the GUI thread in page faults and unmaps."""
 
 from __future__ import annotations
@@ -60,17 +60,17 @@ def test_the_viewer_process_keeps_big_arrays_on_small_pages():
 def test_a_users_own_numpy_setting_is_left_alone(monkeypatch):
     import numpy as np
 
-    from imagery_gui import app
+    from imagery_gui.model import pages
 
     core = getattr(np, "_core", None) or np.core
     before = core.multiarray._get_madvise_hugepage()
     monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")
     try:
-        app.small_pages()
+        pages.small_pages()
         assert os.environ["NUMPY_MADVISE_HUGEPAGE"] == "1"
         assert core.multiarray._get_madvise_hugepage() == before
         monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE")
-        app.small_pages()
+        pages.small_pages()
         assert os.environ["NUMPY_MADVISE_HUGEPAGE"] == "0"  # what the read process gets
         assert core.multiarray._get_madvise_hugepage() is False
     finally:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .. import startlog
-from . import chunkpool, netwatch, shardindex
+from . import chunkpool, netwatch, pages, shardindex
 from .errors import SourceError, SourceUnavailableError
 
 #: Datasets the child keeps open (the newest ones); older reads of a dropped one fail.
@@ -102,7 +102,7 @@ class FetchProcess:
         self._listener = Listener(("127.0.0.1", 0), authkey=authkey)
         host, port = self._listener.address
         env = dict(os.environ, IMAGERY_GUI_READER_KEY=authkey.hex(), **MALLOC_ENV)
-        env.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")  # as the viewer's (app.small_pages)
+        env.setdefault(pages.HUGEPAGE_ENV, "0")  # as the viewer's (pages.small_pages)
         self._proc = subprocess.Popen(
             [*child_command(), f"{host}:{port}"],
             stdin=subprocess.DEVNULL,
