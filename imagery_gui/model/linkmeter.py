@@ -57,6 +57,13 @@ WINDOW_S = 8.0
 KEEP_READS = 6
 #: Reads kept at most for the quantile of read times.
 MAX_READS = 64
+#: Seconds of reads over which decoded bytes are weighed against the bytes on the wire
+#: (the chunks' compression): longer than WINDOW_S, as the mix of layers and levels read
+#: in a few seconds swings it by half.
+RATIO_WINDOW_S = 30.0
+#: Seconds after a read ended before the wire bytes of its chunks are all known (the read
+#: process forwards them every 0.2 s).
+SETTLE_S = 0.6
 #: A scrub is z steps of at most SCRUB_STEP slices (Shift+arrow steps 10), each at most
 #: SCRUB_GAP_S after the previous one.
 SCRUB_GAP_S = 1.0
@@ -107,12 +114,18 @@ class LinkMeter:
     last KEEP_READS). Thread-safe: the fetch worker records, the GUI thread reads."""
 
     def __init__(
-        self, window_s: float = WINDOW_S, clock=time.monotonic, body_share=None, body_rate=None
+        self,
+        window_s: float = WINDOW_S,
+        clock=time.monotonic,
+        body_share=None,
+        body_rate=None,
+        wire_bytes=None,
     ) -> None:
-        """``body_share`` and ``body_rate``: where chunk reads' time goes, and the wire
-        bytes a second while their bodies arrived (default: this process's
-        :func:`netwatch.body_share` and :func:`netwatch.body_rate`, fed by the read process
-        too)."""
+        """``body_share``, ``body_rate`` and ``wire_bytes``: where chunk reads' time goes,
+        the wire bytes a second while their bodies arrived, and the wire bytes of the chunk
+        reads that ended between two times (default: this process's
+        :func:`netwatch.body_share`, :func:`netwatch.body_rate` and
+        :func:`netwatch.wire_bytes`, fed by the read process too)."""
         self.window_s = window_s
         self._clock = clock
         from . import netwatch
@@ -127,9 +140,18 @@ class LinkMeter:
             if body_rate is not None
             else lambda w: netwatch.body_rate(w, hosts=self.hosts)
         )
+        self._wire_bytes = (
+            wire_bytes
+            if wire_bytes is not None
+            else lambda a, b: netwatch.wire_bytes(a, b, hosts=self.hosts)
+        )
         self._lock = threading.Lock()
         # (end, seconds, bytes, mean number of reads under way during it, itself included)
         self._reads: deque[tuple[float, float, int, float]] = deque()
+        # (end, bytes) of the reads of the last RATIO_WINDOW_S
+        self._delivered: deque[tuple[float, int]] = deque()
+        # (start, end, bytes) of those that ran alone
+        self._alone: deque[tuple[float, float, int]] = deque()
         self._busy: deque[tuple[float, float]] = deque()  # closed intervals with reads
         self._open: dict[int, tuple[float, float]] = {}  # token -> (start, area then)
         self._token = 0
@@ -147,6 +169,8 @@ class LinkMeter:
                 return
             self.hosts = hosts
             self._reads.clear()
+            self._delivered.clear()
+            self._alone.clear()
             self._busy.clear()
             self._memo = None
 
@@ -182,6 +206,9 @@ class LinkMeter:
             if nbytes is not None and seconds > 0:
                 company = (self._area - area) / seconds
                 self._reads.append((now, seconds, int(nbytes), max(company, 1.0)))
+                self._delivered.append((now, int(nbytes)))
+                if company < 1.0 + 1e-6:
+                    self._alone.append((began, now, int(nbytes)))
             self._prune(now)
 
     def _prune(self, now: float) -> None:
@@ -190,6 +217,10 @@ class LinkMeter:
             len(self._reads) > KEEP_READS and self._reads[0][0] < cut
         ):
             self._reads.popleft()
+        while self._delivered and self._delivered[0][0] < now - RATIO_WINDOW_S:
+            self._delivered.popleft()
+        while self._alone and self._alone[0][1] < now - RATIO_WINDOW_S:
+            self._alone.popleft()
         keep_from = min(cut, self._reads[0][0] - self._reads[0][1]) if self._reads else cut
         while self._busy and self._busy[0][1] < keep_from:
             self._busy.popleft()
@@ -223,6 +254,8 @@ class LinkMeter:
                 if self._open
                 else 0.0
             )
+            delivered = list(self._delivered)
+            alone_reads = [a for a in self._alone if now - a[1] >= SETTLE_S]
         if not reads:
             return LinkSnapshot(waiting or None, None, 0)
         share = self._body_share()
@@ -234,12 +267,14 @@ class LinkMeter:
         else:  # waiting on round trips: reads take as long beside others as alone
             seconds = _quantile([r[1] for r in reads], 0.8)
         # The wire's bytes a second while bodies arrived, in decoded bytes: scaled by the
-        # decoded bytes of the slabs of the window over the wire bytes of its reads.
+        # decoded bytes per wire byte of the slab reads of the last RATIO_WINDOW_S (the
+        # chunks' compression).
         body = None
         wire = self._body_rate(self.window_s)
-        decoded = sum(r[2] for r in reads if r[0] >= now - self.window_s)
-        if wire is not None and wire[1] > 0 and decoded > 0:
-            body = wire[0] * decoded / wire[1]
+        if wire is not None and delivered:
+            ratio = self._ratio(now, delivered, alone_reads)
+            if ratio is not None:
+                body = wire[0] * ratio
         return LinkSnapshot(
             max(seconds, waiting),
             sum(r[2] for r in reads) / busy if busy > 0.2 else None,
@@ -247,6 +282,31 @@ class LinkMeter:
             share,
             body,
         )
+
+    def _ratio(
+        self,
+        now: float,
+        delivered: list[tuple[float, int]],
+        alone: list[tuple[float, float, int]],
+    ) -> float | None:
+        """Decoded bytes per wire byte. Of reads that ran alone, the wire bytes are those
+        of the chunks that ended while they ran: the median of their ratios. Otherwise the
+        decoded bytes of all reads over the wire bytes of the chunks that ended up to the
+        last of them (the chunks that arrived since are of reads under way); that also
+        counts the chunks of reads dropped on the way (a scrub that moved on), and comes
+        out up to a third low where reads are dropped often."""
+        ratios = []
+        for began, end, nbytes in alone:
+            on_wire = self._wire_bytes(began, end)
+            if on_wire > 0:
+                ratios.append(nbytes / on_wire)
+        if ratios:
+            ratios.sort()
+            mid = len(ratios) // 2
+            return ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+        decoded = sum(b for _t, b in delivered)
+        on_wire = self._wire_bytes(now - RATIO_WINDOW_S, delivered[-1][0])
+        return decoded / on_wire if on_wire > 0 and decoded > 0 else None
 
     def _busy_within(self, now: float, cut: float) -> float:
         busy = sum(e - max(s, cut) for s, e in self._busy if e > cut)

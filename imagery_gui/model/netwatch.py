@@ -24,8 +24,11 @@ DEFAULT_TIMEOUT = (10.0, 60.0)
 _lock = threading.Lock()
 _events: deque[tuple[float, str, int | None, str | None]] = deque(maxlen=4096)
 #: Successful chunk reads: (when it ended, host, seconds, seconds waiting for the answer to
-#: start, bytes). The rest of each read's time is its body arriving.
-_transfers: deque[tuple[float, str, float, float, int]] = deque(maxlen=4096)
+#: start, bytes). The rest of each read's time is its body arriving. Enough for the link
+#: meter's RATIO_WINDOW_S at a few hundred chunk reads a second.
+_transfers: deque[tuple[float, str, float, float, int]] = deque(maxlen=16384)
+#: Reads forwarded by the read process are recorded up to this long after they ended.
+FORWARD_SLACK_S = 1.0
 _local = threading.local()  # the time to the answer's start of this thread's last request
 _installed = False
 _totals = {"requests": 0, "errors": 0, "hedges": 0, "hedges_won": 0}
@@ -47,12 +50,15 @@ class NetStatus:
 def record(
     url: str, status: int | None, error: str | None = None, transfer: tuple | None = None
 ) -> None:
-    """One HTTP outcome; ``transfer`` = (seconds, seconds to the answer's start, bytes) for
-    a chunk read that succeeded."""
+    """One HTTP outcome; ``transfer`` = (seconds, seconds to the answer's start, bytes[,
+    when it ended]) for a chunk read that succeeded. The end is ``time.monotonic()``'s,
+    which is the same clock in every process of the machine: the read process forwards its
+    reads in batches, and they keep the time they ended."""
     host = urlsplit(url).netloc
     if transfer is not None:
+        ended = transfer[3] if len(transfer) > 3 else time.monotonic()
         with _lock:
-            _transfers.append((time.monotonic(), host, *transfer))
+            _transfers.append((ended, host, *transfer[:3]))
         if _forward is not None:
             _forward(url, status, error, transfer)
         return
@@ -154,6 +160,21 @@ def body_rate(
     return (nbytes / covered if covered > 0 else float("inf")), nbytes
 
 
+def wire_bytes(since: float, until: float, hosts: frozenset[str] | None = None) -> int:
+    """Bytes of the chunk reads (from ``hosts`` only, when given) that ended between
+    ``since`` and ``until`` (``time.monotonic()`` seconds)."""
+    total = 0
+    with _lock:
+        for t, host, _seconds, _wait, nbytes in reversed(_transfers):
+            if t < since - FORWARD_SLACK_S:  # (forwarded reads come in a little late)
+                break
+            if t < since:
+                continue
+            if t <= until and (hosts is None or host in hosts):
+                total += nbytes
+    return total
+
+
 def totals() -> dict[str, int]:
     with _lock:
         return dict(_totals)
@@ -244,7 +265,7 @@ def _timed(get_file):
         content = out[0] if isinstance(out, tuple) and out else None
         waited = _local.waited
         if content and waited is not None:
-            record(self._path.host, 200, None, (seconds, waited, len(content)))
+            record(self._path.host, 200, None, (seconds, waited, len(content), t0 + seconds))
         return out
 
     return timed

@@ -232,3 +232,99 @@ def test_a_link_to_other_hosts_forgets_the_slab_reads_of_the_last():
     meter.set_hosts(frozenset(["b:2"]))
     snap = meter.snapshot()
     assert snap.reads == 0 and snap.slab_seconds is None
+
+
+class Wire:
+    """Chunk reads that ended: (when, wire bytes), and what the meter asked of them."""
+
+    def __init__(self) -> None:
+        self.chunks: list[tuple[float, int]] = []
+        self.asked: list[tuple[float, float]] = []
+
+    def __call__(self, a: float, b: float) -> int:
+        self.asked.append((a, b))
+        return sum(n for t, n in self.chunks if a <= t <= b)
+
+
+def _wire_meter() -> tuple[LinkMeter, Clock, Wire]:
+    clock, wire = Clock(), Wire()
+    meter = LinkMeter(
+        clock=clock,
+        body_share=lambda: 0.9,
+        body_rate=lambda w: (1e6, sum(n for _t, n in wire.chunks)),
+        wire_bytes=wire,
+    )
+    return meter, clock, wire
+
+
+def test_decoded_bytes_are_weighed_against_the_wire_bytes_of_the_reads_that_ended():
+    """The link carries 1 MB/s on the wire. Two reads side by side: the first, 4 MB
+    decoded, ends after 1 MB of chunks came; the second has 1 MB of its chunks in and is
+    under way: the link carries 4 MB/s of decoded bytes, not 2 (the chunks of the read
+    under way have no decoded bytes yet). Reads older than RATIO_WINDOW_S leave the
+    ratio."""
+    meter, clock, wire = _wire_meter()
+    first, second = meter.started(), meter.started()
+    clock.t += 0.5
+    wire.chunks.append((clock.t, 1_000_000))
+    clock.t += 0.5
+    meter.ended(first, 4_000_000)
+    end = clock.t
+    clock.t += 0.5
+    wire.chunks.append((clock.t, 1_000_000))
+    snap = meter.snapshot()
+    assert wire.asked[-1] == (clock.t - linkmeter.RATIO_WINDOW_S, end)
+    assert snap.body_bytes_per_s == pytest.approx(4e6)
+    assert snap.capacity == pytest.approx(4e6)
+    # the second ends: 2 MB decoded for the 1 MB that came after the first ended (1 MB
+    # of wire bytes per 3 MB decoded over the two)
+    clock.t += 0.5
+    meter.ended(second, 2_000_000)
+    assert meter.snapshot().body_bytes_per_s == pytest.approx(3e6)
+    # past RATIO_WINDOW_S only newer reads count (none: not known in decoded bytes)
+    clock.t += linkmeter.RATIO_WINDOW_S + 1
+    assert meter.snapshot().body_bytes_per_s is None
+
+
+def test_a_read_that_ran_alone_gives_the_ratio_once_its_chunks_are_in():
+    """A read alone: 6 MB decoded from 1 MB of chunks. Three reads after it were dropped
+    on the way (their 3 MB of chunks have no decoded bytes), then two side by side
+    delivered 6 MB from 1 MB: over the window 12 MB for 5 MB, but the alone read's ratio
+    is exact. It counts once its chunks, which the read process forwards a little later,
+    are all known (SETTLE_S)."""
+    meter, clock, wire = _wire_meter()
+    alone = meter.started()
+    clock.t += 0.5
+    wire.chunks.append((clock.t, 1_000_000))
+    clock.t += 0.5
+    meter.ended(alone, 6_000_000)
+    alone_read = (clock.t - 1.0, clock.t)
+    assert meter.snapshot().body_bytes_per_s == pytest.approx(6e6)  # (the window's, so far)
+    for _ in range(3):
+        tok = meter.started()
+        clock.t += 0.3
+        wire.chunks.append((clock.t, 1_000_000))
+        meter.ended(tok)  # dropped
+    pair = [meter.started(), meter.started()]
+    clock.t += 0.5
+    wire.chunks.append((clock.t, 1_000_000))
+    clock.t += 0.5
+    for tok in pair:
+        meter.ended(tok, 3_000_000)
+    assert clock.t - alone_read[1] >= linkmeter.SETTLE_S
+    assert meter.snapshot().body_bytes_per_s == pytest.approx(6e6)
+    assert alone_read in wire.asked
+    # without it: the window's 12 MB for 5
+    meter._alone.clear()
+    clock.t += 0.2
+    assert meter.snapshot().body_bytes_per_s == pytest.approx(2.4e6)
+    # three more alone, of 2, 4 and 8 MB per wire MB: the median of the settled ones
+    for decoded in (2_000_000, 4_000_000, 8_000_000):
+        tok = meter.started()
+        clock.t += 0.5
+        wire.chunks.append((clock.t, 1_000_000))
+        meter.ended(tok, decoded)
+        clock.t += linkmeter.SETTLE_S if decoded < 8_000_000 else 0.2
+    assert meter.snapshot().body_bytes_per_s == pytest.approx(3e6)  # (2 + 4) / 2
+    clock.t += linkmeter.SETTLE_S
+    assert meter.snapshot().body_bytes_per_s == pytest.approx(4e6)  # of 2, 4, 8

@@ -4,6 +4,8 @@ Reads go through cloud-volume with the viewer's HTTP policy installed in this pr
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -36,14 +38,22 @@ def test_reads_over_a_narrow_link_spend_their_time_receiving(synthetic_big):
     """1 MB/s shared by all answers: the bodies take the time, and the bytes a second
     while they arrive are about the link's."""
     root = synthetic_big.image_path.parent
+    t0 = time.monotonic()
     with LoopbackServer(root, latency=0.005, bandwidth=1e6, seed=1) as srv:
         got = _read(srv)
+        host = srv.url.split("://", 1)[1].split("/", 1)[0]
+    t1 = time.monotonic()
     np.testing.assert_array_equal(got, Dataset(synthetic_big.image).read_image(BOX))
     share = netwatch.body_share()
     assert share is not None and share > 0.5, share
     rate, nbytes = netwatch.body_rate()
     assert nbytes > 0
     assert 0.3e6 < rate < 3e6, rate
+    # the wire bytes of the reads that ended within a span of time, of one host
+    assert netwatch.wire_bytes(t0, t1) == nbytes
+    assert netwatch.wire_bytes(t0, t1, hosts=frozenset([host])) == nbytes
+    assert netwatch.wire_bytes(t0, t1, hosts=frozenset(["elsewhere:1"])) == 0
+    assert netwatch.wire_bytes(t1, time.monotonic()) == 0
 
 
 def test_each_server_is_measured_on_its_own(synthetic_big):

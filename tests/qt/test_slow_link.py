@@ -125,6 +125,32 @@ def test_a_scrub_over_a_slow_link_shows_coarser_slices_and_says_so(qtbot, settin
         win.close()
 
 
+def test_a_link_wide_enough_for_the_scrub_is_not_called_slow(qtbot, settings, deep_raw):
+    """The same full slabs (2 MB of raw image for 8 slices) over a 5 MB/s link 250 ms
+    away: a scrub at 10/s needs half of it. Reads ahead ride beside each other and some
+    are dropped as the scrub moves on; the link is never called too slow for the scrub,
+    and the scrub is never told so."""
+    with LoopbackServer(deep_raw, latency=0.25, bandwidth=5e6, seed=6) as srv:
+        win = _open(qtbot, settings, srv)
+        d = win.display
+        notices: list[str] = []
+        d.linkNotice.connect(notices.append)
+        plans = []
+        d.fetcher.signals.slabReady.connect(lambda g, s: plans.append(d.plan))
+        qtbot.wait(1500)  # the open's reads ahead, measured
+        for _ in range(2):
+            _scrub(qtbot, win, 20)
+            qtbot.keyClick(win.canvas, Qt.Key.Key_Home)  # a jump: reads dropped on the way
+            qtbot.wait(300)
+        measured = [p for p in plans if p.delivered is not None]
+        assert measured, "the link's bandwidth was measured as the limit"
+        assert not any(p.slow for p in plans), [
+            (round(p.delivered, 1), p.wanted) for p in measured if p.slow
+        ]
+        assert not any("too slow" in n for n in notices), notices
+        win.close()
+
+
 def test_over_a_link_slow_to_answer_coarser_slabs_are_read_ahead_and_no_step_is_blank(
     qtbot, settings, deep_raw
 ):
