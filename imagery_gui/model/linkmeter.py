@@ -150,8 +150,10 @@ class LinkMeter:
         self._reads: deque[tuple[float, float, int, float]] = deque()
         # (end, bytes) of the reads of the last RATIO_WINDOW_S
         self._delivered: deque[tuple[float, int]] = deque()
-        # (start, end, bytes) of those that ran alone
+        # (start, end, bytes) of those that ran alone, until their chunks are all known
         self._alone: deque[tuple[float, float, int]] = deque()
+        # (end, decoded bytes per wire byte) of those, once known (each counted once)
+        self._alone_ratios: deque[tuple[float, float]] = deque()
         self._busy: deque[tuple[float, float]] = deque()  # closed intervals with reads
         self._open: dict[int, tuple[float, float]] = {}  # token -> (start, area then)
         self._token = 0
@@ -171,6 +173,7 @@ class LinkMeter:
             self._reads.clear()
             self._delivered.clear()
             self._alone.clear()
+            self._alone_ratios.clear()
             self._busy.clear()
             self._memo = None
 
@@ -219,8 +222,8 @@ class LinkMeter:
             self._reads.popleft()
         while self._delivered and self._delivered[0][0] < now - RATIO_WINDOW_S:
             self._delivered.popleft()
-        while self._alone and self._alone[0][1] < now - RATIO_WINDOW_S:
-            self._alone.popleft()
+        while self._alone_ratios and self._alone_ratios[0][0] < now - RATIO_WINDOW_S:
+            self._alone_ratios.popleft()
         keep_from = min(cut, self._reads[0][0] - self._reads[0][1]) if self._reads else cut
         while self._busy and self._busy[0][1] < keep_from:
             self._busy.popleft()
@@ -255,7 +258,11 @@ class LinkMeter:
                 else 0.0
             )
             delivered = list(self._delivered)
-            alone_reads = [a for a in self._alone if now - a[1] >= SETTLE_S]
+            settled = []
+            while self._alone and now - self._alone[0][1] >= SETTLE_S:
+                read = self._alone.popleft()
+                if read[1] >= now - RATIO_WINDOW_S:
+                    settled.append(read)
         if not reads:
             return LinkSnapshot(waiting or None, None, 0)
         share = self._body_share()
@@ -271,8 +278,9 @@ class LinkMeter:
         # chunks' compression).
         body = None
         wire = self._body_rate(self.window_s)
+        self._weigh_alone(settled)
         if wire is not None and delivered:
-            ratio = self._ratio(now, delivered, alone_reads)
+            ratio = self._ratio(now, delivered)
             if ratio is not None:
                 body = wire[0] * ratio
         return LinkSnapshot(
@@ -283,23 +291,28 @@ class LinkMeter:
             body,
         )
 
-    def _ratio(
-        self,
-        now: float,
-        delivered: list[tuple[float, int]],
-        alone: list[tuple[float, float, int]],
-    ) -> float | None:
-        """Decoded bytes per wire byte. Of reads that ran alone, the wire bytes are those
-        of the chunks that ended while they ran: the median of their ratios. Otherwise the
-        decoded bytes of all reads over the wire bytes of the chunks that ended up to the
-        last of them (the chunks that arrived since are of reads under way); that also
-        counts the chunks of reads dropped on the way (a scrub that moved on), and comes
-        out up to a third low where reads are dropped often."""
-        ratios = []
-        for began, end, nbytes in alone:
+    def _weigh_alone(self, settled: list[tuple[float, float, int]]) -> None:
+        """Of reads that ran alone and whose chunks are all known now, the decoded bytes
+        per wire byte: the wire bytes are those of the chunks that ended while each ran.
+        Worked out once per read (a snapshot is asked for at every z step)."""
+        got = []
+        for began, end, nbytes in settled:
             on_wire = self._wire_bytes(began, end)
             if on_wire > 0:
-                ratios.append(nbytes / on_wire)
+                got.append((end, nbytes / on_wire))
+        if got:
+            with self._lock:
+                self._alone_ratios.extend(got)
+
+    def _ratio(self, now: float, delivered: list[tuple[float, int]]) -> float | None:
+        """Decoded bytes per wire byte: the median of those of the reads that ran alone
+        in the last RATIO_WINDOW_S (:meth:`_weigh_alone`). Otherwise the decoded bytes of
+        all reads over the wire bytes of the chunks that ended up to the last of them (the
+        chunks that arrived since are of reads under way); that also counts the chunks of
+        reads dropped on the way (a scrub that moved on), and comes out up to a third low
+        where reads are dropped often."""
+        with self._lock:
+            ratios = [r for _end, r in self._alone_ratios]
         if ratios:
             ratios.sort()
             mid = len(ratios) // 2

@@ -315,7 +315,7 @@ def test_a_read_that_ran_alone_gives_the_ratio_once_its_chunks_are_in():
     assert meter.snapshot().body_bytes_per_s == pytest.approx(6e6)
     assert alone_read in wire.asked
     # without it: the window's 12 MB for 5
-    meter._alone.clear()
+    meter._alone_ratios.clear()
     clock.t += 0.2
     assert meter.snapshot().body_bytes_per_s == pytest.approx(2.4e6)
     # three more alone, of 2, 4 and 8 MB per wire MB: the median of the settled ones
