@@ -177,23 +177,63 @@ def _jsonable(v: Any) -> Any:
 
 # -- file names --------------------------------------------------------------------------------
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+#: The longest file stem of a figure: with a z-series mask's ``_slice_<k>_root_id_<id>.png``
+#: and an atomic write's ``.<name>.<unique>.part`` still well within the 255 bytes most
+#: file systems allow.
+MAX_STEM = 160
+#: Names Windows keeps for devices (with any extension).
+_RESERVED = frozenset(
+    [
+        "CON",
+        "PRN",
+        "AUX",
+        "NUL",
+        *(f"COM{i}" for i in range(1, 10)),
+        *(f"LPT{i}" for i in range(1, 10)),
+    ]
+)
+
+
+def _id_hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
 
 
 def site_names(table: SiteTable) -> tuple[list[str], dict[int, str]]:
-    """A file stem per row (the id, characters unsafe in file names replaced by ``_``),
-    and the rows left out because an earlier row has the same name, with why."""
+    """A file stem per row, and the rows left out because an earlier row has the same id,
+    with why.
+
+    The stem is the id, with characters unsafe in file names replaced by ``_`` and never a
+    leading ``.``. Where that stem would not do, ``-`` and 8 hex digits of the id's hash
+    follow (the same for the same id, run after run): a stem longer than
+    :data:`MAX_STEM`, a device name on Windows (``CON``...), or a stem an earlier row has
+    already, ignoring case (``a b`` and ``a:b``, ``Syn1`` and ``syn1`` on macOS and
+    Windows): each distinct id gets a figure of its own."""
     names: list[str] = []
-    first: dict[str, int] = {}
+    row_of_id: dict[str, int] = {}
+    taken: set[str] = set()  # stems given so far, casefolded
     dupes: dict[int, str] = {}
     for i in range(len(table)):
-        name = _UNSAFE.sub("_", str(table.id_of(i))) or "_"
+        sid = str(table.id_of(i))
+        if sid in row_of_id:
+            names.append(names[row_of_id[sid]])
+            dupes[i] = f"the same id as row {row_of_id[sid]} (id {sid})"
+            continue
+        row_of_id[sid] = i
+        name = _UNSAFE.sub("_", sid) or "_"
         if name.startswith("."):
             name = "_" + name[1:]  # never a hidden file (temporary files start with ".")
+        if (
+            len(name) > MAX_STEM
+            or name.split(".")[0].upper() in _RESERVED
+            or name.casefold() in taken
+        ):
+            name = f"{name[: MAX_STEM - 9]}-{_id_hash(sid)}"
+        while name.casefold() in taken:  # a hashed stem met again: hash once more
+            name = f"{name[: MAX_STEM - 9]}-{_id_hash(name)}"
+        taken.add(name.casefold())
         names.append(name)
-        if name in first:
-            dupes[i] = f"same file name as row {first[name]} (id {table.id_of(first[name])})"
-        else:
-            first[name] = i
     return names, dupes
 
 

@@ -154,6 +154,39 @@ def test_rerun_redoes_only_missing_and_failed_figures(demo, tmp_path):
     assert _temp_files(out) == []
 
 
+def test_every_distinct_id_gets_a_figure_of_its_own(demo, tmp_path):
+    """Ids whose file names would clash (unsafe characters, case on macOS and Windows),
+    run too long for the file system, or name a Windows device: each gets a file of its
+    own, named the same on a rerun (nothing redone); only a repeated id is skipped."""
+    import pandas as pd
+
+    ids = ["a b", "a:b", "Syn1", "syn1", "CON", "x" * 300, "dup", "dup", ".hidden", "ü-ß", "ä-ö"]
+    demo_rows = pd.read_csv(demo.synapses).head(len(ids))
+    table = tmp_path / "ids.csv"
+    demo_rows.assign(id=ids).to_csv(table, index=False)
+    out = tmp_path / "out"
+    args = ["--demo", "--sites", str(table), "--size", "48", "48", "-o", str(out), "--workers", "0"]
+    assert _batch(*args) == 0
+    m = _manifest(out)
+    assert m.id.tolist() == ids
+    done = m[m.status == "done"]
+    assert len(done) == len(ids) - 1 and m.status.tolist()[7] == "skipped"
+    assert "the same id as row 6" in m.error.tolist()[7]
+    files = done.file.tolist()
+    assert len({f.casefold() for f in files}) == len(files)  # distinct, even ignoring case
+    assert files[0] == "a_b.png" and files[2] == "Syn1.png"  # the first keeps the plain name
+    assert files[1].startswith("a_b-") and files[3].startswith("syn1-")
+    assert files[4].startswith("CON-") and all(len(f) <= 170 for f in files)
+    for f in files:
+        assert (out / f).is_file() and (out / f).with_suffix(".json").is_file()
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert _batch(*args) == 0  # the same names again: every figure is finished
+    assert _manifest(out).file.tolist() == m.file.tolist()
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")} == {
+        k: v for k, v in stamps.items() if k.endswith(".png")
+    }
+
+
 def test_bad_inputs_exit_2_with_one_line_before_any_work(demo, sites, tmp_path, capsys):
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
