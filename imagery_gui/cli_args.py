@@ -58,7 +58,8 @@ def add_site_arguments(
         "--sites",
         metavar="FILE",
         help="a site table (CSV, Parquet or Feather; CAVE column names such as ctr_pt_position, "
-        "pre_pt_position, post_pt_position, or x, y, z) whose glyphs are drawn (default: none)",
+        "pre_pt_position, post_pt_position, pt_position with pt_root_id; FlyWire's pre_x.. "
+        "and pre/post; neuPrint's x_pre..; or x, y, z) whose glyphs are drawn (default: none)",
     )
     g.add_argument(
         "--synapses-of",

@@ -8,7 +8,8 @@ resolution of its coordinates and where they came from (:class:`SiteSource`).
 
 :func:`read_sites` reads what users actually have: CAVE ``synapse_query`` frames and the
 same saved with ``to_csv`` (positions as ``[5375 3437  156]`` strings), split
-``_x/_y/_z`` columns, Parquet and Feather dumps, plain ``x, y, z`` columns. The
+``_x/_y/_z`` columns, Parquet and Feather dumps, plain ``x, y, z`` columns, CAVE's cell
+tables (``pt_position``, ``pt_root_id``), FlyWire's and neuPrint's synapse tables. The
 resolution is the explicit argument, else the table's metadata (caveclient's
 ``attrs["dataframe_resolution"]``, kept by ``to_parquet``; schema metadata), else the
 viewer's; the table always says which one it used (:attr:`SiteTable.resolution_from`).
@@ -52,6 +53,23 @@ _ID_COLUMNS = (
     "pre_pt_supervoxel_id",
     "post_pt_supervoxel_id",
 )
+#: Other names tables give the pre and post points: FlyWire's and fafbseg's (``pre_x``...,
+#: in nm), neuPrint's (``x_pre``..., in 8 nm voxels).
+_POINT_ALIASES = {
+    "pre_pt_position": (("pre_x", "pre_y", "pre_z"), ("x_pre", "y_pre", "z_pre")),
+    "post_pt_position": (("post_x", "post_y", "post_z"), ("x_post", "y_post", "z_post")),
+}
+#: Other names of the id columns, taken when the CAVE name is absent and every value is an
+#: integer (else the column stays a property): fafbseg's ``pre``/``post`` root ids,
+#: neuPrint's body ids, and the one root and supervoxel of a point on one cell (CAVE's
+#: cell and nucleus tables: ``pt_root_id``), which, as for a Neuroglancer point on one
+#: segment, is the site's pre root.
+_ID_ALIASES = {
+    "pre_pt_root_id": ("pre_root_id", "pre_root", "pre", "bodyId_pre", "pt_root_id"),
+    "post_pt_root_id": ("post_root_id", "post_root", "post", "bodyId_post"),
+    "pre_pt_supervoxel_id": ("pre_supervoxel_id", "pt_supervoxel_id"),
+    "post_pt_supervoxel_id": ("post_supervoxel_id",),
+}
 # Columns that hold 64-bit ids: read as text so 18-digit ids stay exact (never via float).
 _EXACT_ID = re.compile(r"(^|_)(root_id|supervoxel_id|segment_id|root|id)$")
 
@@ -871,6 +889,25 @@ def _points(df: Any, base: str) -> tuple[FloatArray, list[int], str] | None:
     return None
 
 
+def _split_points(df: Any, cols: Sequence[str]) -> tuple[FloatArray, list[int], str] | None:
+    """A position from three columns named exactly ``cols`` (x, y, z), if all are there."""
+    if not all(c in df.columns for c in cols):
+        return None
+    arrs = [_numeric_column(df[c]) for c in cols]
+    pts = np.stack([a for a, _ in arrs], axis=1)
+    return pts, sorted({i for _, b in arrs for i in b}), ", ".join(cols)
+
+
+def _all_integers(series: Any) -> bool:
+    """Whether every value of a column is a non-negative integer (ints, or digit strings)."""
+    values = series.to_numpy()
+    if values.dtype.kind in "iu":
+        return bool(len(values)) and bool((values >= 0).all())
+    if values.dtype.kind == "b":
+        return False
+    return bool(len(values)) and all(str(v).strip().isdigit() for v in values.tolist())
+
+
 def _plain_xyz(df: Any) -> tuple[FloatArray, list[int], list[str]] | None:
     by_lower = {str(c).lower(): c for c in df.columns}
     for names in (("x", "y", "z"), ("x_px", "y_px", "z_px"), ("x_vx", "y_vx", "z_vx")):
@@ -1168,6 +1205,9 @@ def table_from_frame(
     found_pts: dict[str, tuple[FloatArray, list[int], str]] = {}
     for base in POSITION_NAMES:
         got = _points(df, base)
+        for aliases in _POINT_ALIASES.get(base, ()):
+            if got is None:
+                got = _split_points(df, aliases)
         if got is not None:
             found_pts[base] = got
             used.update(got[2].split(", "))
@@ -1229,6 +1269,14 @@ def table_from_frame(
             id_cols[name] = vals
             note_bad(bad, f"{name} is not a non-negative 64-bit integer")
             used.add(name)
+            continue
+        for alias in _ID_ALIASES[name]:
+            if alias in df.columns and alias not in used and _all_integers(df[alias]):
+                vals, bad = _exact_ids(df[alias], alias, warnings)
+                if not bad:
+                    id_cols[name] = vals
+                    used.add(alias)
+                    break
     ids: npt.NDArray[Any] | None = None
     for name in ("id", "annotation_id", "synapse_id", "site_id"):
         if name in df.columns:

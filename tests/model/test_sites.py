@@ -167,6 +167,71 @@ def test_midpoint_when_the_schema_has_no_centre(tmp_path):
     np.testing.assert_array_equal(table.centers, mid)
 
 
+def test_flywire_and_neuprint_synapse_columns(tmp_path):
+    """FlyWire's and fafbseg's synapse tables (``pre_x``... in nm, ``pre``/``post`` root
+    ids, neurotransmitter scores) and neuPrint's (``x_pre``..., ``bodyId_pre``): their pre
+    and post points and ids, the centre at the midpoint, the scores kept as properties."""
+    pre = np.array([[820848, 655400, 840000], [400000, 300000, 80000]])
+    post = pre + [16, -8, 0]
+    roots = ["720575940621039145", "720575940613583001"]
+    flywire = pd.DataFrame(
+        {"pre_x": pre[:, 0], "pre_y": pre[:, 1], "pre_z": pre[:, 2],
+         "post_x": post[:, 0], "post_y": post[:, 1], "post_z": post[:, 2],
+         "pre": [int(r) for r in roots], "post": [int(roots[1]), int(roots[0])],
+         "cleft_score": [140, 61], "gaba": [0.1, 0.7], "ach": [0.8, 0.2]}
+    )  # fmt: skip
+    flywire.to_parquet(tmp_path / "fw.parquet")
+    table = read_sites(tmp_path / "fw.parquet", resolution=(1, 1, 1))
+    np.testing.assert_array_equal(table.pre, pre)
+    np.testing.assert_array_equal(table.post, post)
+    np.testing.assert_array_equal(table.centers, (pre + post) / 2)
+    assert [str(v) for v in table.pre_root] == roots  # exact 64-bit ids
+    assert [str(v) for v in table.post_root] == roots[::-1]
+    assert (table.kind_codes == KIND_LINE).all()
+    assert list(table.props.columns) == ["cleft_score", "gaba", "ach"]
+    neuprint = pd.DataFrame(
+        {"bodyId_pre": [1234567, 7654321], "bodyId_post": [42, 43],
+         "x_pre": pre[:, 0] // 8, "y_pre": pre[:, 1] // 8, "z_pre": pre[:, 2] // 8,
+         "x_post": post[:, 0] // 8, "y_post": post[:, 1] // 8, "z_post": post[:, 2] // 8,
+         "roi_pre": ["ME(R)", "LO(R)"], "confidence_pre": [0.9, 0.95]}
+    )  # fmt: skip
+    table = read_sites(neuprint, resolution=(8, 8, 8))
+    np.testing.assert_array_equal(table.pre, pre // 8)
+    assert table.pre_root.tolist() == [1234567, 7654321] and table.post_root.tolist() == [42, 43]
+    assert list(table.props.columns) == ["roi_pre", "confidence_pre"]
+    # A column named like an id but holding something else stays a property.
+    odd = flywire.assign(pre=["yes", "no"])
+    table = read_sites(odd, resolution=(1, 1, 1))
+    assert not table.pre_root.any() and table.props["pre"].tolist() == ["yes", "no"]
+
+
+def test_a_cell_table_draws_its_cell(demo, tmp_path):
+    """CAVE's cell and nucleus tables (one point on one cell: ``pt_position``,
+    ``pt_root_id``): the cell is the site's root, as for a Neuroglancer point on one
+    segment (its pre root), and a batch figure draws it."""
+    df = pd.DataFrame(
+        {"id": [5, 6], "valid": [True, True], "volume": [301.2, 250.0],
+         "pt_supervoxel_id": ["88459937892655367", "88459937892655368"],
+         "pt_root_id": ["864691135611984218", "0"],
+         "pt_position": ["[205212 163848  21000]", "[205332 164194  21000]"]}
+    )  # fmt: skip
+    df.to_csv(tmp_path / "nuclei.csv", index=False)
+    table = read_sites(tmp_path / "nuclei.csv", resolution=(4, 4, 40))
+    assert table.pre_root.tolist() == [864691135611984218, 0]
+    assert table.pre_sv.tolist() == [88459937892655367, 88459937892655368]
+    assert not table.post_root.any() and (table.kind_codes == KIND_POINT).all()
+    assert list(table.props.columns) == ["valid", "volume"]
+    from imagery_gui.cli import main
+
+    out = tmp_path / "figs"
+    argv = ["batch", "--quiet", "--demo", "--sites", str(tmp_path / "nuclei.csv")]
+    assert main([*argv, "--size", "48", "48", "-o", str(out), "--workers", "0"]) == 0
+    drawn = json.loads((out / "5.json").read_text())
+    assert drawn["root_ids_requested"] == ["864691135611984218"]
+    assert [s["id"] for s in drawn["segments"]] == ["864691135611984218"]
+    assert json.loads((out / "6.json").read_text())["root_ids_requested"] == "all"  # no cell
+
+
 def test_resolution_precedence_and_none(tmp_path):
     df = cave_frame(5)
     assert read_sites(df, resolution=(2, 2, 2)).resolution == (2, 2, 2)
