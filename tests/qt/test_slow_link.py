@@ -128,8 +128,10 @@ def test_a_scrub_over_a_slow_link_shows_coarser_slices_and_says_so(qtbot, settin
 def test_a_link_wide_enough_for_the_scrub_is_not_called_slow(qtbot, settings, deep_raw):
     """The same full slabs (2 MB of raw image for 8 slices) over a 5 MB/s link 250 ms
     away: a scrub at 10/s needs half of it. Reads ahead ride beside each other and some
-    are dropped as the scrub moves on; the link is never called too slow for the scrub,
-    and the scrub is never told so."""
+    are dropped as the scrub moves on; while the scrub runs the link is never called too
+    slow for it, and the scrub is never told so. (At rest, before the reads that ran alone
+    have settled, a busy machine can give one low reading, as in 1 of ~20 full runs of the
+    suite: it only reads a coarser level ahead, and is not what this checks.)"""
     with LoopbackServer(deep_raw, latency=0.25, bandwidth=5e6, seed=6) as srv:
         win = _open(qtbot, settings, srv)
         d = win.display
@@ -138,15 +140,18 @@ def test_a_link_wide_enough_for_the_scrub_is_not_called_slow(qtbot, settings, de
         plans = []
         d.fetcher.signals.slabReady.connect(lambda g, s: plans.append(d.plan))
         qtbot.wait(1500)  # the open's reads ahead, measured
-        for _ in range(2):
-            _scrub(qtbot, win, 20)
+        for _ in range(3):
+            _scrub(qtbot, win, 30)
             qtbot.keyClick(win.canvas, Qt.Key.Key_Home)  # a jump: reads dropped on the way
             qtbot.wait(300)
         measured = [p for p in plans if p.delivered is not None]
         assert measured, "the link's bandwidth was measured as the limit"
-        assert not any(p.slow for p in plans), [
-            (round(p.delivered, 1), p.wanted) for p in measured if p.slow
+        scrubbing = [p for p in measured if p.wanted > 0]
+        assert scrubbing, "plans were made while the scrub ran"
+        assert not any(p.slow for p in scrubbing), [
+            (round(p.delivered, 1), p.wanted) for p in scrubbing if p.slow
         ]
+        assert not any(p.behind for p in plans)
         assert not any("too slow" in n for n in notices), notices
         win.close()
 
