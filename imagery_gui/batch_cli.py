@@ -144,7 +144,8 @@ def _add_if_missing(group: Any, flag: str, **kw: Any) -> None:
 
 def _table(args: argparse.Namespace, inputs: Any, res: list[float]) -> Any:
     """The site table: --sites (a file, or a DataFrame/SiteTable from the Python API),
-    --synapses-of ROOT_ID through the datastack's client, or the demo's synapses."""
+    --synapses-of ROOT_ID through the datastack's client, the annotation layers of the
+    --ngl-url link, or the demo's synapses."""
     from .model.sites import SiteTable, read_sites
 
     synapses = getattr(args, "synapses_of", None)
@@ -168,12 +169,21 @@ def _table(args: argparse.Namespace, inputs: Any, res: list[float]) -> Any:
             ),
         )
     source = args.sites
+    if source is None and getattr(inputs, "link_state", None):
+        from .model.sites_ngl import sites_from_link
+
+        linked = sites_from_link(inputs.link_state)
+        if linked is not None:
+            return linked
     if source is None and args.demo:
         from .model.demo import ensure_demo
 
         source = ensure_demo().synapses
     if source is None:
-        raise ValueError("give the sites: --sites FILE or --synapses-of ROOT_ID")
+        raise ValueError(
+            "give the sites: --sites FILE, --synapses-of ROOT_ID, or an --ngl-url link with "
+            "annotation layers"
+        )
     if isinstance(source, SiteTable):
         return source
     if isinstance(source, (str, os.PathLike)) and not os.path.isfile(source):

@@ -32,8 +32,8 @@ def add_cave_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--ngl-url",
         metavar="LINK",
-        help="a Neuroglancer link (or state JSON): position, sources, segments and colours "
-        "(default: none)",
+        help="a Neuroglancer link, its state JSON, or a file holding either: position, "
+        "sources, segments, colours and annotation layers (default: none)",
     )
     g.add_argument(
         "--timestamp",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -175,6 +176,26 @@ def _needs_token(source: str | None) -> str | None:
     return None
 
 
+def link_text(value: str) -> str:
+    """A Neuroglancer link or state JSON as given, or read from the file ``value`` names
+    (a state saved from Neuroglancer, a text file holding a link)."""
+    text = value.strip()
+    if not text or text.startswith(("{", "%7B")) or "://" in text or "#" in text:
+        return value
+    path = Path(text).expanduser()
+    if not path.is_file():
+        if text.lower().endswith((".json", ".txt")) or "/" in text or "\\" in text:
+            raise ImageryGuiError(
+                f"no file {path}: give a Neuroglancer link, its state JSON, or the file of a "
+                "saved state"
+            )
+        return value
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImageryGuiError(f"cannot read the Neuroglancer state file {path}: {exc}") from None
+
+
 def resolve(
     *,
     image_source: str | None = None,
@@ -215,7 +236,8 @@ def resolve(
         from .ngl import parse_link
 
         view = parse_link(
-            ngl_url, fetch_state=lambda url: cave.fetch_state_json(url, out.token, token_file)
+            link_text(ngl_url),
+            fetch_state=lambda url: cave.fetch_state_json(url, out.token, token_file),
         )
         out.image_source = view.image_source or out.image_source
         out.segmentation_source = view.segmentation_source or out.segmentation_source

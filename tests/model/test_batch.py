@@ -207,6 +207,7 @@ def test_bad_inputs_exit_2_with_one_line_before_any_work(demo, sites, tmp_path, 
         "bad size": ["--sites", str(sites), "--size", "64"],
         "bad style": ["--sites", str(sites), "--size", "64", "64", "--alpha", "3"],
         "wrong unit": ["--sites", str(nm_table), "--size", "64", "64"],
+        "no state file": ["--ngl-url", str(tmp_path / "saved.json"), "--size", "64", "64"],
     }
     for what, args in cases.items():
         out = tmp_path / what.replace(" ", "_")
@@ -217,6 +218,44 @@ def test_bad_inputs_exit_2_with_one_line_before_any_work(demo, sites, tmp_path, 
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("imagery-gui batch: error: "), (what, err)
         assert not (out / "manifest.csv").exists(), what
+
+
+def test_the_annotations_of_a_saved_link_are_the_sites(demo, tmp_path):
+    """--ngl-url with a Neuroglancer state saved to a file: its sources, and its annotation
+    layer as the site table (a colleague's picks), each point's segment drawn."""
+    import pandas as pd
+
+    rows = pd.read_csv(demo.synapses).head(5)
+    points = [[int(v) for v in p.strip("[]").split()] for p in rows.ctr_pt_position]
+    state = {
+        "dimensions": {"x": [4e-9, "m"], "y": [4e-9, "m"], "z": [4e-8, "m"]},
+        "position": points[0],
+        "layers": [
+            {"type": "image", "name": "em", "source": demo.image_source},
+            {"type": "segmentation", "name": "seg", "source": demo.segmentation_source},
+            {
+                "type": "annotation",
+                "name": "picks",
+                "source": "local://annotations",
+                "annotations": [
+                    {"type": "point", "id": f"pick{k}", "point": p, "segments": [[str(r)]]}
+                    for k, (p, r) in enumerate(zip(points, rows.pre_pt_root_id))
+                ],
+            },
+        ],
+    }
+    saved = tmp_path / "state.json"
+    saved.write_text(json.dumps(state))
+    out = tmp_path / "out"
+    assert (
+        _batch("--ngl-url", str(saved), "--size", "48", "48", "-o", str(out), "--workers", "0") == 0
+    )
+    m = _manifest(out)
+    assert m.id.tolist() == [f"pick{k}" for k in range(5)] and (m.status == "done").all()
+    first = json.loads((out / "pick0.json").read_text())
+    assert first["root_ids_requested"] == [str(rows.pre_pt_root_id[0])]
+    assert first["sites"]["source"] == {"kind": "link", "layer": "picks"}
+    assert first["sources"]["image"].endswith(demo.image_source.split("://")[-1])
 
 
 def test_local_cluster_of_processes_makes_the_same_files(demo, tmp_path):
