@@ -889,6 +889,30 @@ def _points(df: Any, base: str) -> tuple[FloatArray, list[int], str] | None:
     return None
 
 
+_WHOLE = re.compile(r"\s*(\d+)\.0*\s*")
+
+
+def _whole_ids(col: Any) -> Any:
+    """An id column of whole numbers written as floats (``100000001.0``: pandas makes an
+    integer column float when it once held a NaN) as integers; any other column as it
+    is. Text is cut at its point, so 18-digit ids stay exact."""
+    import pandas as pd
+
+    values = col.to_numpy()
+    if values.dtype.kind == "f":
+        ok = np.isfinite(values).all() and (values == np.round(values)).all()
+        if ok and (np.abs(values) < 2**53).all():
+            return pd.Series(values.astype(np.int64), index=col.index, name=col.name)
+        return col
+    if values.dtype.kind not in "OUS" or not len(values):
+        return col
+    texts = [str(v) for v in values.tolist()]
+    matched = [_WHOLE.fullmatch(t) for t in texts]
+    if all(matched) and any("." in t for t in texts):
+        return pd.Series([m.group(1) for m in matched if m], index=col.index, name=col.name)
+    return col
+
+
 def _split_points(df: Any, cols: Sequence[str]) -> tuple[FloatArray, list[int], str] | None:
     """A position from three columns named exactly ``cols`` (x, y, z), if all are there."""
     if not all(c in df.columns for c in cols):
@@ -1280,7 +1304,7 @@ def table_from_frame(
     ids: npt.NDArray[Any] | None = None
     for name in ("id", "annotation_id", "synapse_id", "site_id"):
         if name in df.columns:
-            col = df[name]
+            col = _whole_ids(df[name])
             if col.dtype.kind in "iu" or all(str(v).strip().isdigit() for v in col.tolist()):
                 vals, bad = _exact_ids(col, name, warnings)
                 ids = vals.astype(np.int64) if (vals < 2**63).all() else vals

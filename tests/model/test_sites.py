@@ -205,6 +205,17 @@ def test_flywire_and_neuprint_synapse_columns(tmp_path):
     assert not table.pre_root.any() and table.props["pre"].tolist() == ["yes", "no"]
 
 
+def test_whole_number_ids_written_as_floats(tmp_path):
+    """An id column that pandas made float (it once held a NaN) reads as the integers."""
+    (tmp_path / "f.csv").write_text("id,x,y,z\n100000001.0,1,2,3\n864691135611984218.00,4,5,6\n")
+    table = read_sites(tmp_path / "f.csv", resolution=(4, 4, 40))
+    assert [str(v) for v in table.ids] == ["100000001", "864691135611984218"]
+    frame = pd.DataFrame({"id": [3.0, 4.0], "x": [1, 2], "y": [1, 2], "z": [1, 2]})
+    assert read_sites(frame, resolution=(4, 4, 40)).ids.tolist() == [3, 4]
+    fractions = pd.DataFrame({"id": [3.5, 4.0], "x": [1, 2], "y": [1, 2], "z": [1, 2]})
+    assert read_sites(fractions, resolution=(4, 4, 40)).ids.tolist() == ["3.5", "4.0"]
+
+
 def test_a_cell_table_draws_its_cell(demo, tmp_path):
     """CAVE's cell and nucleus tables (one point on one cell: ``pt_position``,
     ``pt_root_id``): the cell is the site's root, as for a Neuroglancer point on one
