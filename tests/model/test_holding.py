@@ -120,3 +120,29 @@ def test_holding_what_cannot_be_read_holds_nothing_and_reads_report_it(tmp_path,
         assert not ds.image._held and not ds.segmentation._held
     with ds.holding([[0, 0, 0], [0, 0, 0]]):  # an empty box: nothing held
         assert not ds.image._held
+
+
+def test_a_box_too_deep_for_section_reads_is_not_held(demo_pair, monkeypatch):
+    """A layer read by sections does not hold a box deeper than the section reader takes
+    (cloud-volume would decode each of its chunks whole): its cutouts read their own
+    sections, never through cloud-volume, with the same voxels as a plain read; a box
+    within the reader's depth is held as before."""
+    from imagery_gui.model.sections import MAX_DEPTH
+    from imagery_gui.model.source import Layer
+
+    plain = Layer(demo_pair.segmentation, "segmentation")
+    ours = Layer(demo_pair.segmentation, "segmentation", lru_bytes=2**26, section_reads=True)
+    lo = np.asarray(plain.bounds(0)[0]) + [10, 10, 0]
+    calls = _count_downloads(ours, monkeypatch)
+    deep = (lo, lo + [120, 100, MAX_DEPTH + 4])
+    with ours.holding(*deep, 0):
+        assert not ours._held
+        for z in (0, MAX_DEPTH + 3):
+            box = (lo + [5, 5, z], lo + [60, 70, z + 1])
+            np.testing.assert_array_equal(ours.read(*box, 0), plain.read(*box, 0))
+    assert calls[0] == 0  # every read went through the section reader
+    with ours.holding(lo, lo + [120, 100, MAX_DEPTH], 0):
+        assert len(ours._held) == 1
+        box = (lo + [5, 5, 2], lo + [60, 70, 3])
+        np.testing.assert_array_equal(ours.read(*box, 0), plain.read(*box, 0))
+    assert calls[0] == 0
