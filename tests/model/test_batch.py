@@ -306,6 +306,37 @@ def test_morton_tasks_hold_neighbours_and_each_site_once(demo, sites):
         # the task's table is in the whole table's order (glyphs stack the same)
         pos = [table.index_of(t.table.id_of(i)) for i in range(len(t.table))]
         assert pos == sorted(pos)
+    # The workers' last tasks a quarter the size: the same sites in the same order, once.
+    n = len(table)  # 24: 8 sites in a task, the last 16 in tasks of 4 (at least 4)
+    tail = make_tasks(ds, fig, table, range(n), names, "/x", task_size=8, run_id="r", tail=2)
+    assert [len(t.names) for t in tail] == [8, 4, 4, 4, 4]
+    assert [t.number for t in tail] == list(range(len(tail)))
+    whole = make_tasks(ds, fig, table, range(n), names, "/x", task_size=8, run_id="r")
+    assert len(whole) == 3
+    assert [nm for t in tail for nm in t.names] == [nm for t in whole for nm in t.names]
+
+
+def test_each_worker_makes_a_run_of_neighbouring_tasks():
+    """Tasks in Morton order go to workers as runs of consecutive tasks (a worker keeps the
+    chunks its last task read); a worker whose run is done takes the back of the longest
+    other run, and a worker that joins late (or stands in for a dead one) does the same."""
+    from imagery_gui.model.batch import _Runs
+
+    tasks = list(range(10))
+    runs = _Runs(tasks, ["a", "b"])  # type: ignore[arg-type]
+    assert [runs.take("a") for _ in range(3)] == [0, 1, 2]
+    assert [runs.take("b") for _ in range(2)] == [5, 6]
+    assert [runs.take("a") for _ in range(2)] == [3, 4]
+    assert runs.take("a") == 9 and runs.take("a") == 8  # b's run, from its far end
+    assert runs.take("c") == 7  # a new worker: the back of the longest run
+    assert len(runs) == 0 and runs.take("b") is None
+    from types import SimpleNamespace
+
+    sized = [SimpleNamespace(names=("s",) * n) for n in (4, 4, 4, 4, 1)]  # the last is short
+    split = _Runs(sized, ["a", "b"])  # type: ignore[arg-type]
+    assert [len(split.runs[w]) for w in "ab"] == [2, 3]  # 8 and 9 sites
+    waiting = _Runs([1, 2, 3], [])  # type: ignore[list-item]  # a scheduler without workers yet
+    assert [waiting.take(""), waiting.take("d"), waiting.take("")] == [1, 3, 2]
 
 
 # -- real processes ------------------------------------------------------------------------
