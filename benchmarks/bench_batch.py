@@ -27,6 +27,9 @@ the dense tables above draw 67-221 glyphs a figure and share most of their chunk
         [--json benchmarks/results/batch.json]
 
 ``--no-annotate``: batch draws no site glyphs, so its figures show what the loop's do.
+``--halves``: also two in-process batches at once, each on half the sites (the two halves
+of the Morton order, each in its own process, no cluster): what the machine's two CPUs
+give at best, the ceiling of a two-worker batch.
 ``--plan N ...`` only times planning the tasks of N synthetic synapses (the box query per
 task: ``SiteIndex`` against ``SiteTable.in_box`` over the whole table).
 """
@@ -239,6 +242,45 @@ def batch_run(
     return float(result["seconds"])
 
 
+def halves_run(img: str, seg: str, sites: Path, work: Path, annotate: bool = True) -> float:
+    """Seconds of the table's sites made by two batch calls at once, each in its own process
+    and in that process (``workers=0``: no cluster), on the two halves of the Morton order:
+    what this machine's two CPUs give with no cluster to start or feed (the ceiling of a
+    two-worker batch). The later of the two calls' times."""
+    import subprocess
+
+    import pandas as pd
+
+    from imagery_gui.model.batch import morton_order
+    from imagery_gui.model.sites import read_sites
+
+    frame = pd.read_csv(sites, dtype=str, keep_default_na=False)
+    table = read_sites(sites, default_resolution=(4, 4, 40))
+    assert len(table) == len(frame), "every row of the bench tables is a site"
+    order = morton_order(table.centers * np.asarray(table.resolution))
+    procs = []
+    for k, rows in enumerate((order[: len(order) // 2], order[len(order) // 2 :])):
+        part = work / f"half_{k}.csv"
+        frame.iloc[np.sort(rows)].to_csv(part, index=False)
+        out = work / f"b_half_{k}"
+        shutil.rmtree(out, ignore_errors=True)
+        args = {"out": str(out), "sites": str(part), "img": img, "seg": seg, "size": SIZE}
+        args.update(workers=0, annotate=annotate)
+        cmd = [sys.executable, "-c", DRIVER, json.dumps(args)]
+        procs.append(
+            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
+    seconds = []
+    for proc in procs:
+        out_text, err = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"batch failed: {err[-2000:]}")
+        result = json.loads(out_text.strip().splitlines()[-1])
+        assert result["not_done"] == 0, result
+        seconds.append(float(result["seconds"]))
+    return max(seconds)
+
+
 def glyphs_per_figure(out: Path) -> float:
     """Mean number of sites drawn per figure (from the figures' provenance)."""
     counts = [
@@ -305,6 +347,12 @@ def main() -> None:
         "glyphs a figure); real: pinky40 whole, sites at about 1 per um^3 (a figure shows "
         "1-3), 8 nm figures over 128x128x16 image chunks; both",
     )
+    ap.add_argument(
+        "--halves",
+        action="store_true",
+        help="also time two in-process batches at once on the two halves of the Morton "
+        "order (no cluster): what two CPUs give at best",
+    )
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     if args.plan:
@@ -347,6 +395,9 @@ def main() -> None:
             row[f"batch_{label}_fps"] = n / dt
             if w == 0:
                 row["glyphs_per_figure"] = glyphs_per_figure(work / f"b_{w}")
+        if args.halves:
+            dt = halves_run(img, seg, sites, work, annotate=not args.no_annotate)
+            row["two_halves_at_once_fps"] = n / dt
         results.append(row)
         print(json.dumps(row), flush=True)
     print()
@@ -364,6 +415,15 @@ def main() -> None:
             f"{best:.1f} fig/s | {best / r['imageryclient_fps']:.1f}x | "
             f"{best / r['batch_1_worker_fps']:.2f}x |"
         )
+    if args.halves:
+        print("\n| volume | two halves at once, no cluster | vs ImageryClient | "
+              f"batch, {ncpu} workers, share of it |")  # fmt: skip
+        print("|---|---|---|---|")
+        for r in results:
+            h = r["two_halves_at_once_fps"]
+            print(f"| {r['volume']} | {h:.1f} fig/s | {h / r['imageryclient_fps']:.1f}x | "
+                  f"{r[f'batch_{ncpu}_workers_fps'] / h:.0%} |")  # fmt: skip
+        print()
     if args.json:
         Path(args.json).write_text(
             json.dumps({"machine": platform.platform(), "cpus": ncpu, "results": results},
