@@ -671,12 +671,14 @@ class _Helper:
             _DATASETS.pop(key, None)
 
 
-def _worker_addresses(client: Any) -> list[str]:
-    """The scheduler's workers, in a fixed order (empty when it has none yet)."""
+def _worker_threads(client: Any) -> dict[str, int]:
+    """The scheduler's workers and the threads each runs tasks on, in a fixed order
+    (empty when it has none yet)."""
     try:
-        return sorted(client.scheduler_info().get("workers", {}))
+        workers = client.scheduler_info().get("workers", {})
+        return {w: max(1, int(workers[w].get("nthreads", 1))) for w in sorted(workers)}
     except Exception:  # noqa: BLE001 - no preference then; the scheduler places the tasks
-        return []
+        return {}
 
 
 class _Runs:
@@ -713,9 +715,9 @@ class _Runs:
         return longest.pop() if longest else None
 
 
-#: Tasks handed to each worker at a time: one to make, one waiting, so a worker never
-#: waits for the round trip to the next.
-IN_FLIGHT = 2
+#: Tasks handed to each worker at a time beyond one per thread: one waiting, so a worker
+#: never waits for the round trip to the next.
+WAITING = 1
 
 
 class _Dask(_Executor):
@@ -822,19 +824,20 @@ class _Dask(_Executor):
             done.add(fut)
 
         def top_up() -> None:
-            """IN_FLIGHT tasks for each worker there is now (new ones included); with none,
-            every task left, for the scheduler to place when workers come."""
-            workers = _worker_addresses(client)
-            # near the end one task at a time, so that none waits behind another's
-            limit = IN_FLIGHT if len(runs) >= IN_FLIGHT * len(workers) else 1
-            for w in workers:
-                while in_flight[w] < limit and (t := runs.take(w)) is not None:
+            """A task per thread and WAITING more for each worker there is now (new ones
+            included); with none, every task left, for the scheduler to place when
+            workers come."""
+            workers = _worker_threads(client)
+            # near the end no more than the threads, so that none waits behind another's
+            waiting = WAITING if len(runs) >= sum(workers.values()) + len(workers) else 0
+            for w, threads in workers.items():
+                while in_flight[w] < threads + waiting and (t := runs.take(w)) is not None:
                     submit(t, w)
             if not workers or done.count() == 0:
                 while (t := runs.take("")) is not None:
                     submit(t, "")
 
-        runs = _Runs(rest, _worker_addresses(client))
+        runs = _Runs(rest, list(_worker_threads(client)))
         top_up()
         # the task the helper was making when the workers came
         yield from self._helper_results(until_ready=False)
