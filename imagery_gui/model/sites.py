@@ -880,13 +880,7 @@ def _points(df: Any, base: str) -> tuple[FloatArray, list[int], str] | None:
     if base in cols:
         pts, bad = parse_position_strings(df[base].tolist())
         return pts, bad, base
-    split = [f"{base}_{a}" for a in "xyz"]
-    if all(c in cols for c in split):
-        arrs = [_numeric_column(df[c]) for c in split]
-        pts = np.stack([a for a, _ in arrs], axis=1)
-        bad = sorted({i for _, b in arrs for i in b})
-        return pts, bad, ", ".join(split)
-    return None
+    return _split_points(df, [f"{base}_{a}" for a in "xyz"])
 
 
 _WHOLE = re.compile(r"\s*(\d+)\.0*\s*")
@@ -937,12 +931,9 @@ def _plain_xyz(df: Any) -> tuple[FloatArray, list[int], list[str]] | None:
     for names in (("x", "y", "z"), ("x_px", "y_px", "z_px"), ("x_vx", "y_vx", "z_vx")):
         if all(n in by_lower for n in names):
             cols = [by_lower[n] for n in names]
-            arrs = [_numeric_column(df[c]) for c in cols]
-            return (
-                np.stack([a for a, _ in arrs], axis=1),
-                sorted({i for _, b in arrs for i in b}),
-                [str(c) for c in cols],
-            )
+            got = _split_points(df, cols)
+            if got is not None:
+                return got[0], got[1], [str(c) for c in cols]
     return None
 
 
@@ -1229,9 +1220,8 @@ def table_from_frame(
     found_pts: dict[str, tuple[FloatArray, list[int], str]] = {}
     for base in POSITION_NAMES:
         got = _points(df, base)
-        for aliases in _POINT_ALIASES.get(base, ()):
-            if got is None:
-                got = _split_points(df, aliases)
+        for aliases in _POINT_ALIASES.get(base, ()) if got is None else ():
+            got = got or _split_points(df, aliases)
         if got is not None:
             found_pts[base] = got
             used.update(got[2].split(", "))
