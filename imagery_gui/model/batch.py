@@ -681,6 +681,53 @@ def _worker_threads(client: Any) -> dict[str, int]:
         return {}
 
 
+#: What a worker imports to read a task (its site table, style and figure) and make it.
+WORKER_NEEDS = ("imagery_gui.model.batch", "pandas", "cloudvolume")
+
+
+def check_workers(client: Any, scheduler: str, log: Callable[[str], None]) -> None:
+    """Refuse, with one line, a cluster whose workers cannot make the figures.
+
+    A worker without imagery-gui (or one of what it needs) cannot even read a task: Dask
+    then drops the worker itself, and the batch would wait for workers forever. So each
+    worker is asked first, by a function Dask sends by value (a local function: it runs
+    where imagery_gui is missing). A worker running another version of imagery-gui is
+    named in a warning: its figures may differ from this version's export."""
+    from .._version import __version__
+
+    def modules(needs: tuple[str, ...]) -> str:
+        import importlib
+
+        try:
+            for name in needs:
+                importlib.import_module(name)
+            return "ok " + str(importlib.import_module("imagery_gui").__version__)
+        except Exception as exc:  # noqa: BLE001 - reported to the batch, not raised there
+            return f"error {type(exc).__name__}: {exc}"
+
+    try:
+        answers = client.run(modules, WORKER_NEEDS, on_error="return")
+    except Exception as exc:  # noqa: BLE001 - a scheduler that cannot be asked
+        raise BatchError(
+            f"cannot ask the Dask workers at {scheduler} what they run: {_one_line(exc)}"
+        ) from None
+    bad = {w: a for w, a in answers.items() if not (isinstance(a, str) and a.startswith("ok "))}
+    if bad:
+        worker, why = sorted(bad.items(), key=lambda kv: kv[0])[0]
+        why = why[len("error ") :] if isinstance(why, str) else _one_line(why)
+        raise BatchError(
+            f"{len(bad)} of the {len(answers)} Dask workers at {scheduler} cannot make "
+            f"figures ({worker}: {why}); install imagery-gui {__version__} where they run "
+            "and start them again"
+        )
+    other = sorted({a[len("ok ") :] for a in answers.values()} - {__version__})
+    if other:
+        log(
+            f"warning: Dask workers at {scheduler} run imagery-gui {', '.join(other)}, this "
+            f"is {__version__}: their figures may differ from this version's export"
+        )
+
+
 class _Runs:
     """Which task a worker makes next. The tasks, in Morton order, are cut into one run of
     consecutive tasks per worker; a worker takes the front of its own run, and once that is
@@ -749,7 +796,11 @@ class _Dask(_Executor):
         self._said = False
         if scheduler:  # a scheduler answers at once; its workers are up already
             self._connect(threads_per_worker)
-            self._client()
+            try:
+                check_workers(self._client(), scheduler, log)
+            except BaseException:
+                self.close()
+                raise
         else:
             threading.Thread(
                 target=self._connect,

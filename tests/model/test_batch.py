@@ -340,12 +340,12 @@ def test_each_worker_makes_a_run_of_neighbouring_tasks():
 
 
 # -- real processes ------------------------------------------------------------------------
-def _start(cmd: list[str], log: Path) -> subprocess.Popen:
+def _start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         cmd,
         stdout=subprocess.DEVNULL,
         stderr=open(log, "wb"),
-        env=_env(),
+        env=env or _env(),
         start_new_session=True,  # its own process group: kill it with everything it started
     )
 
@@ -367,38 +367,67 @@ def _wait_for(predicate, timeout: float, what: str, poll: float = 0.01):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-def dask_cluster(tmp_path):
-    """A ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1."""
+@contextlib.contextmanager
+def _dask_processes(tmp_path: Path, worker_envs: list[dict[str, str]]):
+    """A ``dask scheduler`` and a ``dask worker`` process per environment, all on
+    127.0.0.1 (the scheduler's HTTP server too: Dask's default is every interface)."""
     procs: list[subprocess.Popen] = []
     sched_file = tmp_path / "scheduler.json"
     try:
         procs.append(
             _start(
                 [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0",
-                 "--no-dashboard", "--scheduler-file", str(sched_file)],
+                 "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+                 "--scheduler-file", str(sched_file)],
                 tmp_path / "scheduler.log",
             )
         )  # fmt: skip
         _wait_for(lambda: sched_file.is_file() and sched_file.stat().st_size, 60, "the scheduler")
         address = json.loads(sched_file.read_text())["address"]
         assert address.startswith("tcp://127.0.0.1:")
-        for k in range(2):
+        for k, env in enumerate(worker_envs):
             procs.append(
                 _start(
                     [str(DASK), "worker", address, "--host", "127.0.0.1", "--no-dashboard",
+                     "--dashboard-address", "127.0.0.1:0",
                      "--nworkers", "1", "--nthreads", "1", "--death-timeout", "30"],
                     tmp_path / f"worker{k}.log",
+                    env,
                 )
             )  # fmt: skip
         import distributed
 
         with distributed.Client(address, timeout="30s") as client:
-            client.wait_for_workers(2, timeout=60)
+            client.wait_for_workers(len(worker_envs), timeout=60)
         yield address, procs[1:]
     finally:
         for p in reversed(procs):
             _kill(p)
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1."""
+    with _dask_processes(tmp_path, [_env(), _env()]) as cluster:
+        yield cluster
+
+
+def _env_without_imagery_gui(tmp_path: Path) -> dict[str, str]:
+    """A worker's environment where ``import imagery_gui`` fails, as on a cluster where
+    it was never installed (a sitecustomize that refuses it, first in sys.path)."""
+    site = tmp_path / "no_imagery_gui"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _Refuse:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'imagery_gui':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, _Refuse())\n"
+    )
+    env = _env()
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env["PYTHONPATH"]])
+    return env
 
 
 def _json_count(folder: Path) -> int:
@@ -440,6 +469,59 @@ def test_scheduler_and_workers_a_worker_killed_mid_run(demo, tmp_path, dask_clus
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     assert _batch(*common, "-o", str(out), "--scheduler", address) == 0
     assert all(p.stat().st_mtime_ns == stamps[p.name] for p in out.iterdir() if p.suffix == ".json")
+
+
+def test_scheduler_with_a_worker_lacking_imagery_gui_is_refused_up_front(demo, tmp_path):
+    """A cluster where one worker cannot import imagery_gui: before, Dask dropped that
+    worker on its first task and the batch waited for workers forever. Now the batch
+    exits 2 with one line naming the worker, before any figure, and every worker lives."""
+    table = _sites_csv(demo, tmp_path / "s.csv", 6)
+    envs = [_env(), _env_without_imagery_gui(tmp_path)]
+    with _dask_processes(tmp_path, envs) as (address, workers):
+        out = tmp_path / "out"
+        run = subprocess.run(
+            [sys.executable, "-m", "imagery_gui", "batch", "--demo", "--sites", str(table),
+             "--size", "64", "64", "-o", str(out), "--scheduler", address, "--quiet"],
+            env=_env(), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert run.returncode == 2, run.stdout + run.stderr
+        lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1, run.stderr
+        assert "1 of the 2 Dask workers" in lines[0] and address in lines[0]
+        assert "No module named 'imagery_gui'" in lines[0]
+        assert "install imagery-gui" in lines[0]
+        assert not list(out.glob("*.png")) and _temp_files(out) == []
+        assert all(w.poll() is None for w in workers), "a worker died"
+        import distributed
+
+        with distributed.Client(address, timeout="30s") as client:
+            assert len(client.scheduler_info()["workers"]) == 2
+
+
+def test_scheduler_with_a_worker_of_another_version_is_named_in_a_warning(demo, tmp_path):
+    """A worker whose imagery_gui says another version makes the figures, and the batch
+    says so once, before the figures."""
+    table = _sites_csv(demo, tmp_path / "s.csv", 4)
+    site = tmp_path / "old_version"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import imagery_gui\nimagery_gui.__version__ = '0.0.9'\n"
+    )
+    old = _env()
+    old["PYTHONPATH"] = os.pathsep.join([str(site), old["PYTHONPATH"]])
+    with _dask_processes(tmp_path, [_env(), old]) as (address, _workers):
+        run = subprocess.run(
+            [sys.executable, "-m", "imagery_gui", "batch", "--demo", "--sites", str(table),
+             "--size", "64", "64", "-o", str(tmp_path / "out"), "--scheduler", address],
+            env=_env(), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    said = run.stdout + run.stderr
+    from imagery_gui import __version__
+
+    assert said.count("warning: Dask workers at") == 1, said
+    assert f"run imagery-gui 0.0.9, this is {__version__}" in said
+    assert (_manifest(tmp_path / "out").status == "done").all()
 
 
 def test_batch_killed_mid_run_and_restarted_finishes_once(demo, tmp_path):
