@@ -685,40 +685,78 @@ def _worker_threads(client: Any) -> dict[str, int]:
 WORKER_NEEDS = ("imagery_gui.model.batch", "pandas", "cloudvolume")
 
 
-def check_workers(client: Any, scheduler: str, log: Callable[[str], None]) -> None:
+def check_workers(
+    client: Any, scheduler: str, log: Callable[[str], None], outdir: str | None = None
+) -> None:
     """Refuse, with one line, a cluster whose workers cannot make the figures.
 
     A worker without imagery-gui (or one of what it needs) cannot even read a task: Dask
-    then drops the worker itself, and the batch would wait for workers forever. So each
+    then drops the worker itself, and the batch would wait for workers forever. A worker
+    that does not see ``outdir`` as this machine does (no shared file system there) would
+    write the figures where nobody looks, and the manifest would call them done. So each
     worker is asked first, by a function Dask sends by value (a local function: it runs
-    where imagery_gui is missing). A worker running another version of imagery-gui is
-    named in a warning: its figures may differ from this version's export."""
+    where imagery_gui is missing), to import what a task needs and to read a file just
+    written into ``outdir``. A worker running another version of imagery-gui is named in
+    a warning: its figures may differ from this version's export."""
     from .._version import __version__
 
-    def modules(needs: tuple[str, ...]) -> str:
+    def modules(needs: tuple[str, ...], seen: str | None, token: str) -> str:
         import importlib
+        import os
 
         try:
             for name in needs:
                 importlib.import_module(name)
-            return "ok " + str(importlib.import_module("imagery_gui").__version__)
+            version = str(importlib.import_module("imagery_gui").__version__)
         except Exception as exc:  # noqa: BLE001 - reported to the batch, not raised there
-            return f"error {type(exc).__name__}: {exc}"
+            return f"error import {type(exc).__name__}: {exc}"
+        if seen is not None:
+            folder = os.path.dirname(seen)
+            try:
+                with open(seen, encoding="ascii") as fh:
+                    same = fh.read() == token
+            except OSError:
+                same = False
+            if not same:
+                return f"error folder does not see the output folder {folder} as this machine does"
+            if not os.access(folder, os.W_OK | os.X_OK):
+                return f"error folder cannot write in the output folder {folder}"
+        return "ok " + version
 
+    seen = token = None
+    if outdir is not None:
+        token = uuid.uuid4().hex
+        seen = os.path.join(os.path.abspath(outdir), f".imagery-gui-batch.{token[:12]}.seen")
     try:
-        answers = client.run(modules, WORKER_NEEDS, on_error="return")
+        if seen is not None:
+            with open(seen, "w", encoding="ascii") as fh:
+                fh.write(token or "")
+        answers = client.run(modules, WORKER_NEEDS, seen, token or "", on_error="return")
+    except OSError as exc:
+        raise BatchError(f"cannot write {seen}: {exc.strerror or exc}") from None
     except Exception as exc:  # noqa: BLE001 - a scheduler that cannot be asked
         raise BatchError(
             f"cannot ask the Dask workers at {scheduler} what they run: {_one_line(exc)}"
         ) from None
+    finally:
+        if seen is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(seen)
     bad = {w: a for w, a in answers.items() if not (isinstance(a, str) and a.startswith("ok "))}
     if bad:
         worker, why = sorted(bad.items(), key=lambda kv: kv[0])[0]
-        why = why[len("error ") :] if isinstance(why, str) else _one_line(why)
+        if isinstance(why, str):  # "error <kind> <text>"
+            kind, _, why = why.partition(" ")[2].partition(" ")
+        else:  # the probe itself failed there
+            kind, why = "", _one_line(why)
+        fix = {
+            "import": f"install imagery-gui {__version__} where they run and start them again",
+            "folder": "give an output folder on a file system the workers share with this "
+            "machine, at the same path",
+        }.get(kind, "see the workers' logs")
         raise BatchError(
             f"{len(bad)} of the {len(answers)} Dask workers at {scheduler} cannot make "
-            f"figures ({worker}: {why}); install imagery-gui {__version__} where they run "
-            "and start them again"
+            f"figures ({worker}: {why}); {fix}"
         )
     other = sorted({a[len("ok ") :] for a in answers.values()} - {__version__})
     if other:
@@ -782,6 +820,7 @@ class _Dask(_Executor):
         scheduler: str | None,
         threads_per_worker: int,
         log: Callable[[str], None],
+        outdir: str | None = None,
     ) -> None:
         self.distributed = _import_distributed()
         self.scheduler = scheduler
@@ -797,7 +836,7 @@ class _Dask(_Executor):
         if scheduler:  # a scheduler answers at once; its workers are up already
             self._connect(threads_per_worker)
             try:
-                check_workers(self._client(), scheduler, log)
+                check_workers(self._client(), scheduler, log, outdir)
             except BaseException:
                 self.close()
                 raise
@@ -1238,7 +1277,7 @@ def _run_locked(
             if workers == 0 and not scheduler:
                 executor = _Executor()
             else:
-                executor = _Dask(workers, scheduler, threads_per_worker, say)
+                executor = _Dask(workers, scheduler, threads_per_worker, say, out)
             size = task_size or default_task_size(len(todo), executor.workers or 1)
             # the workers' last tasks smaller (in this process: nothing to balance)
             tail = executor.workers if not task_size else 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -368,9 +369,12 @@ def _wait_for(predicate, timeout: float, what: str, poll: float = 0.01):
 
 
 @contextlib.contextmanager
-def _dask_processes(tmp_path: Path, worker_envs: list[dict[str, str]]):
+def _dask_processes(
+    tmp_path: Path, worker_envs: list[dict[str, str]], wrap: dict[int, list[str]] | None = None
+):
     """A ``dask scheduler`` and a ``dask worker`` process per environment, all on
-    127.0.0.1 (the scheduler's HTTP server too: Dask's default is every interface)."""
+    127.0.0.1 (the scheduler's HTTP server too: Dask's default is every interface);
+    ``wrap[k]``: the command worker k's command is given to, as its last argument."""
     procs: list[subprocess.Popen] = []
     sched_file = tmp_path / "scheduler.json"
     try:
@@ -386,15 +390,12 @@ def _dask_processes(tmp_path: Path, worker_envs: list[dict[str, str]]):
         address = json.loads(sched_file.read_text())["address"]
         assert address.startswith("tcp://127.0.0.1:")
         for k, env in enumerate(worker_envs):
-            procs.append(
-                _start(
-                    [str(DASK), "worker", address, "--host", "127.0.0.1", "--no-dashboard",
-                     "--dashboard-address", "127.0.0.1:0",
-                     "--nworkers", "1", "--nthreads", "1", "--death-timeout", "30"],
-                    tmp_path / f"worker{k}.log",
-                    env,
-                )
-            )  # fmt: skip
+            cmd = [str(DASK), "worker", address, "--host", "127.0.0.1", "--no-dashboard",
+                   "--dashboard-address", "127.0.0.1:0",
+                   "--nworkers", "1", "--nthreads", "1", "--death-timeout", "30"]  # fmt: skip
+            if wrap and k in wrap:
+                cmd = [*wrap[k], shlex.join(cmd)]
+            procs.append(_start(cmd, tmp_path / f"worker{k}.log", env))
         import distributed
 
         with distributed.Client(address, timeout="30s") as client:
@@ -496,6 +497,35 @@ def test_scheduler_with_a_worker_lacking_imagery_gui_is_refused_up_front(demo, t
 
         with distributed.Client(address, timeout="30s") as client:
             assert len(client.scheduler_info()["workers"]) == 2
+
+
+def test_scheduler_with_a_worker_that_sees_another_output_folder_is_refused(demo, tmp_path):
+    """A worker on a node without the shared file system: here, a worker in its own mount
+    namespace with an empty file system mounted over the output folder. It would write
+    the figures where nobody looks while the manifest called them done; the batch exits
+    2 first, with one line, and leaves only its manifest and lock in the folder."""
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs unshare -m (root, or user namespaces) for a worker's own mounts")
+    table = _sites_csv(demo, tmp_path / "s.csv", 4)
+    out = tmp_path / "out"
+    out.mkdir()
+    # sh -c '...' WORKER-COMMAND: the worker's command is $0, one word, run by a shell
+    elsewhere = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                 f"mount -t tmpfs none {shlex.quote(str(out))} && exec sh -c \"$0\""]  # fmt: skip
+    with _dask_processes(tmp_path, [_env(), _env()], wrap={1: elsewhere}) as (address, workers):
+        run = subprocess.run(
+            [sys.executable, "-m", "imagery_gui", "batch", "--demo", "--sites", str(table),
+             "--size", "64", "64", "-o", str(out), "--scheduler", address, "--quiet"],
+            env=_env(), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert all(w.poll() is None for w in workers), "a worker died"
+    assert run.returncode == 2, run.stdout + run.stderr
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, run.stderr
+    assert "1 of the 2 Dask workers" in lines[0]
+    assert f"does not see the output folder {out}" in lines[0]
+    assert "a file system the workers share" in lines[0]
+    assert sorted(p.name for p in out.iterdir()) == [".imagery-gui-batch.lock", "manifest.csv"]
 
 
 def test_scheduler_with_a_worker_of_another_version_is_named_in_a_warning(demo, tmp_path):
