@@ -876,9 +876,16 @@ class _Dask(_Executor):
                 self.dashboard = client.dashboard_link if _has_dashboard(client) else None
             except Exception:  # noqa: BLE001 - no dashboard is fine
                 self.dashboard = None
-            self.workers = max(1, len(client.scheduler_info().get("workers", {})))
+            now = len(client.scheduler_info().get("workers", {}))
+            self.workers = max(1, now)
             dash = f"; dashboard {self.dashboard}" if self.dashboard else ""
-            self.log(f"Dask: {self.workers} workers at {client.scheduler.address}{dash}")
+            if now:
+                self.log(f"Dask: {now} workers at {client.scheduler.address}{dash}")
+            else:
+                self.log(
+                    f"Dask: no workers at {client.scheduler.address} yet{dash}; the tasks "
+                    "wait for workers to join (start them with: dask worker ADDRESS)"
+                )
         return client
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[Task, list[SiteResult]]]:
@@ -906,7 +913,7 @@ class _Dask(_Executor):
                 t,
                 key=f"imagery-gui-batch-{t.run_id}-{t.number}",
                 workers=[worker] if worker else None,
-                allow_other_workers=True,
+                allow_other_workers=bool(worker),  # Dask refuses it without workers=
                 priority=-next(order),  # a worker makes what it was given in that order
             )
             by_key[fut.key] = (t, worker)

@@ -398,8 +398,9 @@ def _dask_processes(
             procs.append(_start(cmd, tmp_path / f"worker{k}.log", env))
         import distributed
 
-        with distributed.Client(address, timeout="30s") as client:
-            client.wait_for_workers(len(worker_envs), timeout=60)
+        if worker_envs:
+            with distributed.Client(address, timeout="30s") as client:
+                client.wait_for_workers(len(worker_envs), timeout=60)
         yield address, procs[1:]
     finally:
         for p in reversed(procs):
@@ -526,6 +527,35 @@ def test_scheduler_with_a_worker_that_sees_another_output_folder_is_refused(demo
     assert f"does not see the output folder {out}" in lines[0]
     assert "a file system the workers share" in lines[0]
     assert sorted(p.name for p in out.iterdir()) == [".imagery-gui-batch.lock", "manifest.csv"]
+
+
+def test_scheduler_without_workers_says_so_and_the_batch_runs_when_one_joins(demo, tmp_path):
+    """A scheduler with no workers yet: the batch says it waits for them (it used to say
+    "1 workers"), and finishes once a worker joins."""
+    table = _sites_csv(demo, tmp_path / "s.csv", 4)
+    out = tmp_path / "out"
+    with _dask_processes(tmp_path, []) as (address, _none):
+        log = tmp_path / "batch.log"  # its notices go to stderr
+        batch = _start(
+            [sys.executable, "-m", "imagery_gui", "batch", "--demo", "--sites", str(table),
+             "--size", "64", "64", "-o", str(out), "--scheduler", address],
+            log,
+        )  # fmt: skip
+        worker = None
+        try:
+            _wait_for(lambda: b"no workers at" in log.read_bytes(), 60, "the batch's notice")
+            assert f"no workers at {address} yet".encode() in log.read_bytes()
+            worker = _start(
+                [str(DASK), "worker", address, "--host", "127.0.0.1", "--no-dashboard",
+                 "--dashboard-address", "127.0.0.1:0", "--nworkers", "1", "--nthreads", "1"],
+                tmp_path / "late-worker.log",
+            )  # fmt: skip
+            assert batch.wait(timeout=120) == 0, log.read_text()
+        finally:
+            _kill(batch)
+            if worker is not None:
+                _kill(worker)
+    assert (_manifest(out).status == "done").all() and len(list(out.glob("*.png"))) == 4
 
 
 def test_scheduler_with_a_worker_of_another_version_is_named_in_a_warning(demo, tmp_path):
