@@ -90,7 +90,8 @@ def batch_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--scheduler",
         metavar="ADDRESS",
-        help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786, whose workers make the "
+        help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786, or its scheduler file "
+        "(dask scheduler --scheduler-file, dask-jobqueue, dask-mpi), whose workers make the "
         "figures (default: a local cluster)",
     )
     run.add_argument(
@@ -272,8 +273,10 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, Any]:
         sites_source=table.source.describe(),
     )
     site_spec(figure, table, 0)  # options that only a whole spec can check fail now
-    from .model.batch import prepare_outdir
+    from .model.batch import is_scheduler_file, prepare_outdir, scheduler_file_address
 
+    if args.scheduler and is_scheduler_file(args.scheduler):
+        scheduler_file_address(args.scheduler)  # a file that names no scheduler
     prepare_outdir(args.output)  # the last check: nothing is created for bad input
     return dataset, figure, table
 

@@ -681,6 +681,24 @@ def _worker_threads(client: Any) -> dict[str, int]:
         return {}
 
 
+def is_scheduler_file(scheduler: str) -> bool:
+    """Whether ``--scheduler`` names a scheduler file rather than an address."""
+    return scheduler.endswith(".json") or os.path.isfile(scheduler)
+
+
+def scheduler_file_address(path: str) -> str:
+    """The address a Dask scheduler file gives (BatchError: none there)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return str(json.load(fh)["address"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "no scheduler address in it"
+        raise BatchError(
+            f"cannot read the Dask scheduler file {path}: {why}; give the file `dask "
+            "scheduler --scheduler-file` wrote, or the scheduler's address"
+        ) from None
+
+
 #: What a worker imports to read a task (its site table, style and figure) and make it.
 WORKER_NEEDS = ("imagery_gui.model.batch", "pandas", "cloudvolume")
 
@@ -836,7 +854,8 @@ class _Dask(_Executor):
         if scheduler:  # a scheduler answers at once; its workers are up already
             self._connect(threads_per_worker)
             try:
-                check_workers(self._client(), scheduler, log, outdir)
+                client = self._client()
+                check_workers(client, str(client.scheduler.address), log, outdir)
             except BaseException:
                 self.close()
                 raise
@@ -850,7 +869,9 @@ class _Dask(_Executor):
 
     def _connect(self, threads_per_worker: int) -> None:
         try:
-            if self.scheduler:
+            if self.scheduler and is_scheduler_file(self.scheduler):
+                self.client = self._from_file(self.scheduler)
+            elif self.scheduler:
                 self.client = self.distributed.Client(self.scheduler, timeout="20s")
             else:
                 self.cluster = local_cluster(self.workers, threads_per_worker)
@@ -863,6 +884,17 @@ class _Dask(_Executor):
         finally:
             self.ready.set()
             self.events.put(("ready",))
+
+    def _from_file(self, path: str) -> Any:
+        """A client of the scheduler a scheduler file names (Dask reads the address, and
+        the TLS settings when there are any, from it)."""
+        address = scheduler_file_address(path)
+        try:
+            return self.distributed.Client(scheduler_file=path, timeout="20s")
+        except (OSError, TimeoutError, RuntimeError) as exc:
+            raise BatchError(
+                f"cannot reach the Dask scheduler at {address} (from {path}): {exc}"
+            ) from None
 
     def _client(self) -> Any:
         """The client once connected (BatchError if it could not be); says where once."""
@@ -1188,8 +1220,10 @@ def run_batch(
     """Make every site's figure; returns the manifest as a pandas DataFrame.
 
     ``workers=0`` runs in this process; ``None`` (default) a LocalCluster with a worker
-    process per CPU; ``scheduler`` an address of a running Dask scheduler. ``contact_sheet``:
-    0 for all figures, N for the first N, None for none."""
+    process per CPU; ``scheduler`` an address of a running Dask scheduler, or its scheduler
+    file. ``contact_sheet``: 0 for all figures, N for the first N, None for none."""
+    if scheduler and is_scheduler_file(scheduler):
+        scheduler_file_address(scheduler)  # a file that names none: before any file is written
     out = prepare_outdir(outdir)
     with _FolderLock(out) as lock:
         return _run_locked(

@@ -529,6 +529,20 @@ def test_scheduler_with_a_worker_that_sees_another_output_folder_is_refused(demo
     assert sorted(p.name for p in out.iterdir()) == [".imagery-gui-batch.lock", "manifest.csv"]
 
 
+@pytest.mark.parametrize("content", [None, "{}", "not json"])
+def test_a_scheduler_file_that_names_no_scheduler_exits_2(demo, tmp_path, sites, capsys, content):
+    path = tmp_path / "scheduler.json"
+    if content is not None:
+        path.write_text(content)
+    out = tmp_path / "out"
+    args = ["--demo", "--sites", str(sites), "--size", "64", "64", "-o", str(out)]
+    assert _batch(*args, "--scheduler", str(path)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"cannot read the Dask scheduler file {path}" in err[0], err
+    assert "dask scheduler --scheduler-file" in err[0]
+    assert not out.exists()  # nothing written
+
+
 def test_scheduler_without_workers_says_so_and_the_batch_runs_when_one_joins(demo, tmp_path):
     """A scheduler with no workers yet: the batch says it waits for them (it used to say
     "1 workers"), and finishes once a worker joins."""
@@ -560,7 +574,8 @@ def test_scheduler_without_workers_says_so_and_the_batch_runs_when_one_joins(dem
 
 def test_scheduler_with_a_worker_of_another_version_is_named_in_a_warning(demo, tmp_path):
     """A worker whose imagery_gui says another version makes the figures, and the batch
-    says so once, before the figures."""
+    says so once, before the figures. The scheduler is given by its scheduler file (as
+    dask-jobqueue and dask-mpi users have it); a file that names no scheduler exits 2."""
     table = _sites_csv(demo, tmp_path / "s.csv", 4)
     site = tmp_path / "old_version"
     site.mkdir()
@@ -572,14 +587,16 @@ def test_scheduler_with_a_worker_of_another_version_is_named_in_a_warning(demo, 
     with _dask_processes(tmp_path, [_env(), old]) as (address, _workers):
         run = subprocess.run(
             [sys.executable, "-m", "imagery_gui", "batch", "--demo", "--sites", str(table),
-             "--size", "64", "64", "-o", str(tmp_path / "out"), "--scheduler", address],
+             "--size", "64", "64", "-o", str(tmp_path / "out"),
+             "--scheduler", str(tmp_path / "scheduler.json")],
             env=_env(), capture_output=True, text=True, timeout=120,
         )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     said = run.stdout + run.stderr
     from imagery_gui import __version__
 
-    assert said.count("warning: Dask workers at") == 1, said
+    assert f"Dask: 2 workers at {address}" in said
+    assert said.count(f"warning: Dask workers at {address}") == 1, said
     assert f"run imagery-gui 0.0.9, this is {__version__}" in said
     assert (_manifest(tmp_path / "out").status == "done").all()
 
