@@ -323,6 +323,51 @@ def plan_bench(n: int) -> dict:
     return {"sites": n, "tasks": tasks, "in_box_whole_table_s": t_whole, "site_index_s": t_index}
 
 
+def remote_bench(latencies: list[float], n_sites: int, ic_sites: int) -> list[dict]:
+    """The real-density case read over the project's loopback HTTP server (its own process)
+    at each latency: the ImageryClient loop, and batch with a worker per CPU."""
+    from _remote import http_server
+
+    from imagery_gui.model.sites import read_sites
+
+    work = Path(tempfile.mkdtemp(prefix="bench-batch-remote-"))
+    sparse = sparse_case(work, n_sites)
+    if sparse is None:
+        raise SystemExit("--remote needs ../shared/em_data (pinky40)")
+    img, seg, sites = sparse
+    root = work / "served"  # the server serves one folder: both layers, hard links if it can
+    for name, src in (("image", img), ("segmentation", seg)):
+        path = src.split("file://", 1)[1]
+        try:
+            shutil.copytree(path, root / name, copy_function=os.link)
+        except OSError:
+            shutil.rmtree(root / name, ignore_errors=True)
+            shutil.copytree(path, root / name)
+    table = read_sites(sites, default_resolution=(4, 4, 40))
+    n = len(table)
+    ncpu = os.cpu_count() or 1
+    out = []
+    for ms in latencies:
+        with http_server(root, latency_ms=ms) as url:
+            r_img, r_seg = f"precomputed://{url}/image", f"precomputed://{url}/segmentation"
+            rows = list(range(min(n, ic_sites or n)))
+            t_ic = ic_loop(r_img, r_seg, table, rows, work / "ic")
+            row = {"latency_ms": ms, "sites": n, "imageryclient_sites": len(rows)}
+            row["imageryclient_fps"] = len(rows) / t_ic
+            row[f"batch_{ncpu}_workers_fps"] = n / batch_run(r_img, r_seg, sites, work / "b", ncpu)
+        out.append(row)
+        print(json.dumps(row), flush=True)
+    print()
+    print(f"| latency | ImageryClient loop | batch, {ncpu} workers | vs loop |")
+    print("|---|---|---|---|")
+    for r in out:
+        b = r[f"batch_{ncpu}_workers_fps"]
+        print(f"| {r['latency_ms']:g} ms | {r['imageryclient_fps']:.2f} fig/s | {b:.1f} fig/s | "
+              f"{b / r['imageryclient_fps']:.1f}x |")  # fmt: skip
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument(
@@ -353,8 +398,24 @@ def main() -> None:
         help="also time two in-process batches at once on the two halves of the Morton "
         "order (no cluster): what two CPUs give at best",
     )
+    ap.add_argument(
+        "--remote",
+        type=float,
+        nargs="+",
+        metavar="MS",
+        help="only the real-density case over a loopback HTTP server with these latencies "
+        "(ms): the ImageryClient loop against batch with a worker per CPU",
+    )
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    if args.remote:
+        rows = remote_bench(args.remote, args.sites, args.ic_sites)
+        if args.json:
+            Path(args.json).write_text(
+                json.dumps({"machine": platform.platform(), "cpus": os.cpu_count(),
+                            "results": rows}, indent=2) + "\n"
+            )  # fmt: skip
+        return
     if args.plan:
         print("| sites | tasks | in_box over the whole table | SiteIndex | ratio |")
         print("|---|---|---|---|---|")

@@ -912,7 +912,11 @@ class _Dask(_Executor):
             self.workers = max(1, now)
             dash = f"; dashboard {self.dashboard}" if self.dashboard else ""
             if now:
-                self.log(f"Dask: {now} workers at {client.scheduler.address}{dash}")
+                threads = sum(_worker_threads(client).values())
+                self.log(
+                    f"Dask: {now} workers, {threads} tasks at once, at "
+                    f"{client.scheduler.address}{dash}"
+                )
             else:
                 self.log(
                     f"Dask: no workers at {client.scheduler.address} yet{dash}; the tasks "
@@ -1220,8 +1224,9 @@ def run_batch(
     """Make every site's figure; returns the manifest as a pandas DataFrame.
 
     ``workers=0`` runs in this process; ``None`` (default) a LocalCluster with a worker
-    process per CPU; ``scheduler`` an address of a running Dask scheduler, or its scheduler
-    file. ``contact_sheet``: 0 for all figures, N for the first N, None for none."""
+    process per CPU, each making ``threads_per_worker`` tasks at once; ``scheduler`` an
+    address of a running Dask scheduler, or its scheduler file. ``contact_sheet``: 0 for
+    all figures, N for the first N, None for none."""
     if scheduler and is_scheduler_file(scheduler):
         scheduler_file_address(scheduler)  # a file that names none: before any file is written
     out = prepare_outdir(outdir)

@@ -595,10 +595,37 @@ def test_scheduler_with_a_worker_of_another_version_is_named_in_a_warning(demo, 
     said = run.stdout + run.stderr
     from imagery_gui import __version__
 
-    assert f"Dask: 2 workers at {address}" in said
+    assert f"Dask: 2 workers, 2 tasks at once, at {address}" in said
     assert said.count(f"warning: Dask workers at {address}") == 1, said
     assert f"run imagery-gui 0.0.9, this is {__version__}" in said
     assert (_manifest(tmp_path / "out").status == "done").all()
+
+
+def test_batch_over_http_with_local_workers_makes_the_figures_of_the_files(demo, tmp_path):
+    """The demo on a loopback HTTP server (20 ms a request), two local workers: the
+    figures are those read from the files, pixel for pixel."""
+    from tests.helpers.http_server import LoopbackServer
+
+    table = _sites_csv(demo, tmp_path / "s.csv", 16)
+    root = Path(demo.image_source.split("file://", 1)[1]).parent
+    common = ["--sites", str(table), "--size", "96", "96", "--task-size", "2"]
+    here = tmp_path / "here"
+    files = ["--image-source", demo.image_source, "--segmentation-source", demo.segmentation_source]
+    assert _batch(*files, *common, "-o", str(here), "--workers", "0") == 0
+    with LoopbackServer(root, latency=0.02) as srv:
+        img, seg = f"precomputed://{srv.url}/image", f"precomputed://{srv.url}/segmentation"
+        out = tmp_path / "remote"
+        run = subprocess.run(
+            [sys.executable, "-m", "imagery_gui", "batch", "--image-source", img,
+             "--segmentation-source", seg, *common, "-o", str(out), "--workers", "2"],
+            env=_env(), capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "Dask: 2 workers, 2 tasks at once" in run.stderr
+    pngs = sorted(p.name for p in here.glob("*.png"))
+    assert len(pngs) == 16 and sorted(p.name for p in out.glob("*.png")) == pngs
+    for name in pngs:
+        assert np.array_equal(_pixels(out / name), _pixels(here / name)), name
 
 
 def test_batch_killed_mid_run_and_restarted_finishes_once(demo, tmp_path):
