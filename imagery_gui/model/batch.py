@@ -744,7 +744,8 @@ def check_workers(
     seen = token = None
     if outdir is not None:
         token = uuid.uuid4().hex
-        seen = os.path.join(os.path.abspath(outdir), f".imagery-gui-batch.{token[:12]}.seen")
+        # named as atomic writes' temporaries: the next run's lock removes one left behind
+        seen = os.path.join(os.path.abspath(outdir), f".imagery-gui-batch.{token[:12]}.part")
     try:
         if seen is not None:
             with open(seen, "w", encoding="ascii") as fh:
