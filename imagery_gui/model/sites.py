@@ -1220,8 +1220,10 @@ def table_from_frame(
     found_pts: dict[str, tuple[FloatArray, list[int], str]] = {}
     for base in POSITION_NAMES:
         got = _points(df, base)
-        for aliases in _POINT_ALIASES.get(base, ()) if got is None else ():
-            got = got or _split_points(df, aliases)
+        for aliases in _POINT_ALIASES.get(base, ()):
+            if got is not None:
+                break
+            got = _split_points(df, aliases)
         if got is not None:
             found_pts[base] = got
             used.update(got[2].split(", "))
