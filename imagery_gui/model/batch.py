@@ -377,6 +377,7 @@ def make_tasks(
 
 # -- the worker's side -------------------------------------------------------------------------
 _DATASETS: dict[str, Dataset] = {}
+_DATASETS_PID = [os.getpid()]  # the process whose datasets _DATASETS holds
 
 
 def _dataset_key(args: dict[str, Any]) -> str:
@@ -386,6 +387,15 @@ def _dataset_key(args: dict[str, Any]) -> str:
 def _dataset(args: dict[str, Any]) -> Dataset:
     """This process's dataset for ``args``, opened once and kept (its LRU serves every
     task this worker runs)."""
+    if _DATASETS_PID[0] != os.getpid():
+        # A worker forked from the process that submits (or from a worker): what it holds
+        # came with the copy, connections included. Open afresh, and let cloud-files do the
+        # same with its pooled connections (as cloud-volume does when it is unpickled).
+        from cloudfiles.interfaces import reset_connection_pools
+
+        _DATASETS.clear()
+        reset_connection_pools()
+        _DATASETS_PID[0] = os.getpid()
     key = _dataset_key(args)
     ds = _DATASETS.get(key)
     if ds is None:
@@ -828,10 +838,12 @@ class _Dask(_Executor):
     """Tasks on Dask: a running scheduler at ``scheduler``, else a LocalCluster of
     ``workers`` processes on this machine.
 
-    A local cluster starts in a thread while this process makes the first tasks' figures
-    itself (its CPU is otherwise idle then: the fork server imports its modules on one
-    core, about 1.5 s here); the workers get the rest as soon as they are up, and this
-    process finishes the task it is making and makes no more."""
+    Local workers forked from this process (:func:`worker_start_method`) are up in 0.1 s,
+    and the cluster starts before anything else. From the fork server, a local cluster
+    starts in a thread while this process makes the first tasks' figures itself (its CPU is
+    otherwise idle then: the server imports its modules on one core, about 1.5 s here); the
+    workers get the rest as soon as they are up, and this process finishes the task it is
+    making and makes no more."""
 
     def __init__(
         self,
@@ -852,7 +864,10 @@ class _Dask(_Executor):
         self.events: queue.Queue[Any] = queue.Queue()
         self.helper: _Helper | None = None
         self._said = False
-        if scheduler:  # a scheduler answers at once; its workers are up already
+        # A scheduler answers at once, its workers up already; local workers forked from
+        # this process are up in 0.1 s. Either way, connect now.
+        self.method: str | None = None if scheduler else worker_start_method()
+        if scheduler:
             self._connect(threads_per_worker)
             try:
                 client = self._client()
@@ -860,6 +875,10 @@ class _Dask(_Executor):
             except BaseException:
                 self.close()
                 raise
+        elif self.method == "fork":  # before any thread of ours runs (the helper's)
+            self._connect(threads_per_worker)
+            if self.error is not None:
+                raise self.error
         else:
             threading.Thread(
                 target=self._connect,
@@ -875,7 +894,7 @@ class _Dask(_Executor):
             elif self.scheduler:
                 self.client = self.distributed.Client(self.scheduler, timeout="20s")
             else:
-                self.cluster = local_cluster(self.workers, threads_per_worker)
+                self.cluster = local_cluster(self.workers, threads_per_worker, self.method)
                 self.client = self.distributed.Client(self.cluster)
         except (OSError, TimeoutError, RuntimeError) as exc:
             where = self.scheduler or "a local cluster"
@@ -1025,31 +1044,56 @@ class _Dask(_Executor):
 LOCAL_WORKER_ENVIRON: dict[str, str | None] = {"MALLOC_TRIM_THRESHOLD_": None}
 
 
-#: Modules the local cluster's fork server imports once, before it forks each worker: what
-#: a spawned worker imports for itself (distributed, then this module, cloud-volume and
-#: the rest on its first task: 1.4 s of CPU per worker here).
+#: Modules the local cluster's fork server (or this process, when it forks the workers)
+#: imports once, before it forks each worker: what a spawned worker imports for itself
+#: (distributed, then this module, cloud-volume and the rest on its first task: 1.4 s of
+#: CPU per worker here).
 FORKSERVER_PRELOAD = ("distributed", "imagery_gui.model.batch", "cloudvolume")
 
 
+#: Threads of Dask's own that may run in this process when a local cluster starts (its
+#: offload pool outlives a batch's cluster); Dask supports forking its workers beside them.
+DASK_THREADS = ("Dask-Offload",)
+
+
+def other_threads() -> list[str]:
+    """The names of the threads running in this process besides the calling one and Dask's."""
+    me = threading.current_thread()
+    return [
+        t.name
+        for t in threading.enumerate()
+        if t is not me and t.is_alive() and not t.name.startswith(DASK_THREADS)
+    ]
+
+
 def worker_start_method() -> str:
-    """How the local cluster starts its worker processes: ``forkserver`` on Linux (a clean
-    server process imports :data:`FORKSERVER_PRELOAD` once and forks each worker from it:
-    a worker is up in tens of ms, and the last is gone at close in 0.02 s instead of 0.3),
-    ``spawn`` elsewhere and in the frozen bundle (Dask's default)."""
+    """How the local cluster starts its worker processes.
+
+    On Linux, ``fork`` when this process runs no thread but the calling one (a script, the
+    command line): each worker is a copy of this process with everything already imported,
+    and two are up in 0.1 s. ``forkserver`` when other threads run (a notebook's kernel, an
+    application): one of them may hold a lock at the moment of the fork that the copy would
+    then wait for forever, so a clean server process imports :data:`FORKSERVER_PRELOAD` once
+    and forks each worker from it (1.5 s of imports at the first cluster of a session, the
+    next ones in tens of ms). ``spawn`` elsewhere and in the frozen bundle (Dask's default).
+    """
     import multiprocessing
 
     if not sys.platform.startswith("linux") or getattr(sys, "frozen", False):
         return "spawn"
+    if not other_threads():
+        return "fork"
     if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover
         return "spawn"
     return "forkserver"
 
 
-def start_worker_server() -> None:
+def start_worker_server(method: str | None = None) -> None:
     """Start the local cluster's fork server now, when its workers will be forked from one
-    (:func:`worker_start_method`): its imports then run beside this process's own start
-    (reading the table, opening the sources) instead of after it. Nothing if it runs."""
-    if worker_start_method() != "forkserver":
+    (``method``, by default :func:`worker_start_method`'s): its imports then run beside this
+    process's own start (reading the table, opening the sources) instead of after it.
+    Nothing if it runs."""
+    if (method or worker_start_method()) != "forkserver":
         return
     import multiprocessing
     import multiprocessing.forkserver
@@ -1060,13 +1104,14 @@ def start_worker_server() -> None:
     multiprocessing.forkserver.ensure_running()
 
 
-def local_cluster(n_workers: int, threads_per_worker: int = 1) -> Any:
+def local_cluster(n_workers: int, threads_per_worker: int = 1, method: str | None = None) -> Any:
     """A Dask LocalCluster of ``n_workers`` processes on 127.0.0.1 for batch (its worker
     environment: :data:`LOCAL_WORKER_ENVIRON`; started by :func:`worker_start_method`).
 
-    With the fork server, workers get the environment of the process when its first local
-    cluster started (glibc reads its MALLOC_* variables then): set such variables before
-    starting Python, as for any program."""
+    ``method``: how the workers start (default :func:`worker_start_method`'s). Forked from
+    this process or from the fork server, workers get the environment of the process that
+    forks them as it started (glibc reads its MALLOC_* variables then): set such variables
+    before starting Python, as for any program."""
     import importlib
     import logging
 
@@ -1077,8 +1122,11 @@ def local_cluster(n_workers: int, threads_per_worker: int = 1) -> Any:
     config: dict[str, Any] = {
         f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in LOCAL_WORKER_ENVIRON.items()
     }
-    method = worker_start_method()
-    start_worker_server()
+    method = method or worker_start_method()
+    if method == "fork":  # imported once here, not by every worker on its first task
+        for name in FORKSERVER_PRELOAD:
+            importlib.import_module(name)
+    start_worker_server(method)
     # A worker that dies is started again by its nanny outside this block, with Dask's
     # configured method (spawn unless set otherwise): slower, the same worker.
     config["distributed.worker.multiprocessing-method"] = method

@@ -14,6 +14,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -716,29 +717,87 @@ def test_local_cluster_workers_start_without_dasks_malloc_trim(tmp_path):
         assert "OMP_NUM_THREADS ['1']" in out.stdout
 
 
-def test_local_workers_are_forked_with_the_batch_modules_imported():
-    """On Linux the local cluster's workers come from a fork server that imported what a
-    task needs once (spawned workers import it each, 1.4 s of CPU here)."""
-    import distributed
-
-    from imagery_gui.model.batch import FORKSERVER_PRELOAD, local_cluster, worker_start_method
-
-    if not sys.platform.startswith("linux"):
-        pytest.skip("the fork server is used on Linux only")
-    assert worker_start_method() == "forkserver"
-
-    def imported() -> list[str]:
-        return sorted(m for m in FORKSERVER_PRELOAD if m in sys.modules)
-
+_START_METHODS = """
+import os, sys, threading, distributed
+from imagery_gui.model.batch import FORKSERVER_PRELOAD, local_cluster, worker_start_method
+def parent():
+    return os.getppid()
+def imported():
+    return sorted(m for m in FORKSERVER_PRELOAD if m in sys.modules)
+def report(label):
+    method = worker_start_method()
     with local_cluster(2) as cluster, distributed.Client(cluster) as client:
-        seen = client.run(imported)
-    assert len(seen) == 2
-    assert all(v == sorted(FORKSERVER_PRELOAD) for v in seen.values())
+        parents = set(client.run(parent).values())
+        modules = list(client.run(imported).values())
+    print(label, method, "from-this-process" if parents == {os.getpid()} else "elsewhere",
+          "preloaded" if modules == [sorted(FORKSERVER_PRELOAD)] * 2 else modules, flush=True)
+if __name__ == "__main__":
+    report("alone")
+    report("alone-again")  # Dask's offload thread now runs beside this one
+    stop = threading.Event()
+    kernel = threading.Thread(target=stop.wait, name="like-a-notebook-kernel")
+    kernel.start()
+    report("beside-a-thread")
+    stop.set()
+    kernel.join()
+"""
+
+
+def test_local_workers_are_forked_from_this_process_unless_other_threads_run(tmp_path):
+    """On Linux a process that runs no other thread (a script, the command line) forks its
+    workers: they are up at once with everything imported. With another thread running (a
+    notebook's kernel) a copy could wait forever on a lock that thread held, so the workers
+    come from a fork server that imported what a task needs once."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("fork and the fork server are used on Linux only")
+    script = tmp_path / "methods.py"
+    script.write_text(_START_METHODS)
+    out = subprocess.run(
+        [sys.executable, str(script)], env=_env(), capture_output=True, text=True, timeout=180
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.split("\n")
+    assert "alone fork from-this-process preloaded" in lines
+    assert "alone-again fork from-this-process preloaded" in lines
+    assert "beside-a-thread forkserver elsewhere preloaded" in lines
+
+
+def test_a_forked_worker_opens_its_own_dataset(demo):
+    """What the process that forks a worker had open (connections included) is not used by
+    the worker: its first task opens the dataset afresh."""
+    from imagery_gui.model import batch as engine
+
+    args = {"image_source": demo.image_source, "segmentation_source": demo.segmentation_source}
+    engine._DATASETS.clear()
+    first = engine._dataset(args)
+    assert engine._dataset(args) is first  # kept in one process
+    pid = engine._DATASETS_PID[0]
+    try:
+        engine._DATASETS_PID[0] = -1  # as in a copy of this process: another pid
+        again = engine._dataset(args)
+        assert again is not first and engine._DATASETS_PID[0] == os.getpid()
+    finally:
+        engine._DATASETS_PID[0] = pid
+        engine._DATASETS.clear()
+
+
+@contextlib.contextmanager
+def _another_thread():
+    """A thread beside the test's, as a notebook's kernel runs them."""
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, name="like-a-notebook-kernel", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def test_this_process_makes_figures_while_the_local_cluster_starts(demo, tmp_path):
-    """The first tasks are made here while the cluster starts, the rest on its workers;
-    every site once, each figure the same as in a run in this process alone."""
+    """With the fork server (another thread runs here), the first tasks are made here while
+    the cluster starts, the rest on its workers; every site once, each figure the same as
+    in a run in this process alone."""
     from imagery_gui.batch_cli import batch_parser, prepare
     from imagery_gui.model.batch import BatchSummary, run_batch
 
@@ -753,10 +812,11 @@ def test_this_process_makes_figures_while_the_local_cluster_starts(demo, tmp_pat
     for name, workers in (("here", 0), ("cluster", 2)):
         engine._DATASETS.clear()
         summaries[name] = BatchSummary()
-        frames[name] = run_batch(
-            dataset, figure, sites, tmp_path / name, workers=workers, task_size=4,
-            summary=summaries[name],
-        )  # fmt: skip
+        with _another_thread():
+            frames[name] = run_batch(
+                dataset, figure, sites, tmp_path / name, workers=workers, task_size=4,
+                summary=summaries[name],
+            )  # fmt: skip
         assert set(frames[name].status) == {"done"} and len(frames[name]) == 48
     assert engine._DATASETS == {}  # the helper let go of the dataset (and LRU) it opened
     here, cluster = summaries["here"], summaries["cluster"]
