@@ -762,6 +762,35 @@ def test_local_workers_are_forked_from_this_process_unless_other_threads_run(tmp
     assert "beside-a-thread forkserver elsewhere preloaded" in lines
 
 
+_PROFILER = """
+import distributed
+from imagery_gui.model.batch import local_cluster
+def profiling(dask_worker):
+    return "profile" in dask_worker.periodic_callbacks
+if __name__ == "__main__":
+    with local_cluster(2) as cluster, distributed.Client(cluster) as client:
+        print("profiling", sorted(client.run(profiling).values()))
+"""
+
+
+def test_local_workers_run_without_dasks_profiler_unless_asked(tmp_path):
+    """Dask's statistical profiler (a walk of each worker's stacks every 10 ms, for the
+    dashboard's Profile page) is off in a local cluster's workers; Dask's own variable
+    turns it on."""
+    script = tmp_path / "profiler.py"
+    script.write_text(_PROFILER)
+    for value, expect in ((None, "[False, False]"), ("True", "[True, True]")):
+        env = _env()
+        env.pop("DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED", None)
+        if value is not None:
+            env["DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"] = value
+        out = subprocess.run(
+            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert f"profiling {expect}" in out.stdout
+
+
 def test_a_forked_worker_opens_its_own_dataset(demo):
     """What the process that forks a worker had open (connections included) is not used by
     the worker: its first task opens the dataset afresh."""
