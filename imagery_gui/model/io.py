@@ -160,15 +160,27 @@ def sync_later(path: str | os.PathLike) -> None:
     _SYNC_EVENT.set()
 
 
+#: fsyncs :func:`fsync_files` has under way at once: each mostly waits for the disk, and
+#: the disk serves several at a time (128 new 3-90 KB files on this machine's ext4: 14 ms
+#: with 8 at once, 36 ms one after another).
+SYNC_THREADS = 8
+
+
 def fsync_files(paths: Iterable[str | os.PathLike]) -> None:
     """fsync each file, then each of their folders (for the renames that made them): what
     writes made with ``fsync=False`` need before they count as durable. Files that are
-    gone are skipped."""
-    folders = set()
-    for path in paths:
-        _fsync_path(os.fspath(path))
-        folders.add(os.path.dirname(os.path.abspath(os.fspath(path))))
-    for folder in sorted(folders):
+    gone are skipped. Several at once, on threads that end with the call."""
+    files = [os.fspath(p) for p in paths]
+    folders = sorted({os.path.dirname(os.path.abspath(p)) for p in files})
+    if len(files) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(SYNC_THREADS, len(files))) as pool:
+            list(pool.map(_fsync_path, files))
+    else:
+        for path in files:
+            _fsync_path(path)
+    for folder in folders:
         _fsync_path(folder)
 
 
