@@ -10,7 +10,9 @@ For each volume and its synapse table, 256x256 figures centred on every site:
 * **imagery-gui batch** (its Python API: ``imagery_gui.batch``) in this process
   (``workers=0``), on a LocalCluster of 1 worker process and of N (the CPU count): wall
   time of the whole call, cluster start-up included, fresh output folder each time, each
-  call in a fresh process (the cluster's fork server starts in every run).
+  call in a fresh process that runs no other thread (a script: the workers are forked
+  from it); and of N beside another thread (a notebook's kernel: the workers come from
+  the fork server, which starts in every run).
 
 Volumes: the demo (4 nm JPEG image in 128x128x16 chunks, 8 nm segmentation; its synapse
 table, 300 sites at 4x4x40 nm) and MICrONS pinky40's real segmentation (8 nm,
@@ -207,10 +209,12 @@ def ic_loop(img: str, seg: str, table, rows: list[int], out: Path) -> float:
 #: first, then the call is timed whole, so a local cluster's start (its fork server's
 #: imports included) counts in every run, as in a user's first batch of a session.
 DRIVER = """
-import json, sys, time
+import json, sys, threading, time
 import cloudvolume, pandas
 import imagery_gui, imagery_gui.batch_cli, imagery_gui.model.batch
 a = json.loads(sys.argv[1])
+if a["beside_thread"]:  # as in a notebook's kernel: local workers come from the fork server
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
 t0 = time.perf_counter()
 frame = imagery_gui.batch(
     a["out"], a["sites"], image_source=a["img"], segmentation_source=a["seg"],
@@ -223,14 +227,22 @@ print(json.dumps({"seconds": dt, "not_done": int((frame.status != "done").sum())
 
 
 def batch_run(
-    img: str, seg: str, sites: Path, out: Path, workers: int, annotate: bool = True
+    img: str,
+    seg: str,
+    sites: Path,
+    out: Path,
+    workers: int,
+    annotate: bool = True,
+    beside_thread: bool = False,
 ) -> float:
-    """Seconds of one ``imagery_gui.batch`` call, in a fresh process, fresh output folder."""
+    """Seconds of one ``imagery_gui.batch`` call, in a fresh process, fresh output folder;
+    ``beside_thread``: with another thread running in that process, as in a notebook's
+    kernel (a local cluster's workers then come from the fork server, not forked from it)."""
     import subprocess
 
     shutil.rmtree(out, ignore_errors=True)
     args = {"out": str(out), "sites": str(sites), "img": img, "seg": seg, "size": SIZE}
-    args.update(workers=workers, annotate=annotate)
+    args.update(workers=workers, annotate=annotate, beside_thread=beside_thread)
     done = subprocess.run(
         [sys.executable, "-c", DRIVER, json.dumps(args)],
         capture_output=True, text=True, check=False,
@@ -265,7 +277,7 @@ def halves_run(img: str, seg: str, sites: Path, work: Path, annotate: bool = Tru
         out = work / f"b_half_{k}"
         shutil.rmtree(out, ignore_errors=True)
         args = {"out": str(out), "sites": str(part), "img": img, "seg": seg, "size": SIZE}
-        args.update(workers=0, annotate=annotate)
+        args.update(workers=0, annotate=annotate, beside_thread=False)
         cmd = [sys.executable, "-c", DRIVER, json.dumps(args)]
         procs.append(
             subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -456,6 +468,8 @@ def main() -> None:
             row[f"batch_{label}_fps"] = n / dt
             if w == 0:
                 row["glyphs_per_figure"] = glyphs_per_figure(work / f"b_{w}")
+        dt = batch_run(img, seg, sites, work / "b_nb", ncpu, not args.no_annotate, True)
+        row[f"batch_{ncpu}_workers_beside_a_thread_fps"] = n / dt
         if args.halves:
             dt = halves_run(img, seg, sites, work, annotate=not args.no_annotate)
             row["two_halves_at_once_fps"] = n / dt
@@ -464,17 +478,20 @@ def main() -> None:
     print()
     print(
         f"| volume | sites | glyphs a figure | ImageryClient loop | batch, in process | batch, 1 worker | "
-        f"batch, {ncpu} workers | vs ImageryClient ({ncpu} workers) | {ncpu} vs 1 worker |"
+        f"batch, {ncpu} workers | vs ImageryClient ({ncpu} workers) | {ncpu} vs 1 worker | "
+        f"{ncpu} workers beside another thread (a notebook) | vs ImageryClient |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         best = r[f"batch_{ncpu}_workers_fps"]
+        nb = r[f"batch_{ncpu}_workers_beside_a_thread_fps"]
         print(
             f"| {r['volume']} | {r['sites']} | {r['glyphs_per_figure']:.1f} | "
             f"{r['imageryclient_fps']:.2f} fig/s | "
             f"{r['batch_in_process_fps']:.1f} fig/s | {r['batch_1_worker_fps']:.1f} fig/s | "
             f"{best:.1f} fig/s | {best / r['imageryclient_fps']:.1f}x | "
-            f"{best / r['batch_1_worker_fps']:.2f}x |"
+            f"{best / r['batch_1_worker_fps']:.2f}x | {nb:.1f} fig/s | "
+            f"{nb / r['imageryclient_fps']:.1f}x |"
         )
     if args.halves:
         print("\n| volume | two halves at once, no cluster | vs ImageryClient | "
