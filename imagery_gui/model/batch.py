@@ -565,10 +565,30 @@ def _compact_runs(task: Task, ds: Dataset) -> list[_Run]:
     return runs
 
 
+def run_marker(outdir: str, run_id: str) -> str:
+    """The file the submitting process keeps in the output folder while run ``run_id``
+    runs (named as atomic writes' temporaries: a killed run's is cleaned up by the next)."""
+    return os.path.join(outdir, f".imagery-gui-batch.{run_id}.run.part")
+
+
 def run_task(task: Task) -> list[SiteResult]:
-    """Run one task (in a worker process, or in this one): a result per site."""
+    """Run one task (in a worker process, or in this one): a result per site.
+
+    A worker that does not see the run's marker in the output folder is not looking at the
+    folder the submitting machine is (a node without the shared file system, one that
+    joined after the batch checked its workers): every site of the task fails with the
+    reason, instead of being written where nobody looks."""
     import logging
 
+    if not os.path.exists(run_marker(task.outdir, task.run_id)):
+        import socket
+
+        msg = (
+            f"the Dask worker on {socket.gethostname()} does not see the output folder "
+            f"{task.outdir} as the submitting machine does; give an output folder on a file "
+            "system the workers share, at the same path"
+        )
+        return [SiteResult(n, FAILED, "", msg) for n in task.names]
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     try:
         ds = _dataset(task.dataset)
@@ -1375,6 +1395,12 @@ def _run_locked(
     flush()
     t0 = time.perf_counter()
     executor: _Executor | None = None
+    marker = run_marker(out, run_id)
+    try:
+        with open(marker, "w", encoding="ascii") as fh:  # what every task looks for
+            fh.write(run_id)
+    except OSError as exc:
+        raise BatchError(f"cannot write {marker}: {exc.strerror or exc}") from None
     try:
         if todo:
             if workers == 0 and not scheduler:
@@ -1426,7 +1452,9 @@ def _run_locked(
             s.dashboard, s.made_here = executor.dashboard, executor.made_here
             executor.close()
         # Every task has ended (or this process is stopping): temporary files now are
-        # what a worker killed mid-write left behind.
+        # what a worker killed mid-write left behind (and the run's marker).
+        with contextlib.suppress(OSError):
+            os.unlink(marker)
         lock.remove_temporaries()
     if contact_sheet is not None:
         picks = [rows[k] for k in order if rows[k][2] == DONE and rows[k][1]]

@@ -573,6 +573,55 @@ def test_scheduler_without_workers_says_so_and_the_batch_runs_when_one_joins(dem
     assert (_manifest(out).status == "done").all() and len(list(out.glob("*.png"))) == 4
 
 
+def test_a_worker_that_joins_later_without_the_output_folder_fails_its_sites(demo, tmp_path):
+    """A worker that joins after the batch checked its workers (here: the scheduler had
+    none yet) and does not see the output folder (its own mount namespace, an empty file
+    system over the folder) fails every site it is given, with the reason; none is called
+    done, the batch exits 1, and a rerun on a worker that sees the folder makes them."""
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs unshare -m (root, or user namespaces) for a worker's own mounts")
+    table = _sites_csv(demo, tmp_path / "s.csv", 4)
+    out = tmp_path / "out"
+    out.mkdir()
+    worker_cmd = [str(DASK), "worker", "ADDRESS", "--host", "127.0.0.1", "--no-dashboard",
+                  "--dashboard-address", "127.0.0.1:0", "--nworkers", "1", "--nthreads", "1"]  # fmt: skip
+    batch_cmd = [sys.executable, "-m", "imagery_gui", "batch", "--demo", "--sites", str(table),
+                 "--size", "64", "64", "-o", str(out), "--scheduler", "ADDRESS"]  # fmt: skip
+    with _dask_processes(tmp_path, []) as (address, _none):
+        worker_cmd[2] = batch_cmd[-1] = address
+        log = tmp_path / "batch.log"
+        batch = _start(batch_cmd, log)
+        worker = None
+        try:
+            _wait_for(lambda: b"no workers at" in log.read_bytes(), 60, "the batch's notice")
+            mount = f'mount -t tmpfs none {shlex.quote(str(out))} && exec sh -c "$0"'
+            worker = _start(
+                ["unshare", "-m", "--propagation", "private", "sh", "-c", mount,
+                 shlex.join(worker_cmd)],
+                tmp_path / "late-worker.log",
+            )  # fmt: skip
+            assert batch.wait(timeout=120) == 1, log.read_text()
+        finally:
+            _kill(batch)
+            if worker is not None:
+                _kill(worker)
+        manifest = _manifest(out)
+        assert (manifest.status == "failed").all() and len(manifest) == 4
+        assert all(f"does not see the output folder {out}" in e for e in manifest.error)
+        assert not list(out.glob("*.png")) and not list(out.glob("*.json"))
+        assert "4 failed" in log.read_text()
+        good = _start(worker_cmd, tmp_path / "good-worker.log")
+        try:
+            again = subprocess.run(
+                batch_cmd, env=_env(), capture_output=True, text=True, timeout=120
+            )
+        finally:
+            _kill(good)
+    assert again.returncode == 0, again.stderr
+    assert (_manifest(out).status == "done").all() and len(list(out.glob("*.png"))) == 4
+    assert not list(out.glob(".*.part"))  # the runs' markers are gone
+
+
 def test_scheduler_with_a_worker_of_another_version_is_named_in_a_warning(demo, tmp_path):
     """A worker whose imagery_gui says another version makes the figures, and the batch
     says so once, before the figures. The scheduler is given by its scheduler file (as
