@@ -544,6 +544,27 @@ def test_a_scheduler_file_that_names_no_scheduler_exits_2(demo, tmp_path, sites,
     assert not out.exists()  # nothing written
 
 
+def _worker_cmd(address: str) -> list[str]:
+    return [str(DASK), "worker", address, "--host", "127.0.0.1", "--no-dashboard",
+            "--dashboard-address", "127.0.0.1:0", "--nworkers", "1", "--nthreads", "1"]  # fmt: skip
+
+
+def _batch_then_a_worker(batch: list[str], worker: list[str], log: Path, tmp_path: Path) -> int:
+    """Start ``batch`` against a scheduler with no workers, wait for it to say so, start
+    ``worker``; the batch's exit code (both processes gone after)."""
+    proc = _start(batch, log)
+    joined = None
+    try:
+        _wait_for(lambda: b"no workers at" in log.read_bytes(), 60, "the batch's notice")
+        joined = _start(worker, tmp_path / "late-worker.log")
+        code = proc.wait(timeout=120)
+    finally:
+        _kill(proc)
+        if joined is not None:
+            _kill(joined)
+    return code
+
+
 def test_scheduler_without_workers_says_so_and_the_batch_runs_when_one_joins(demo, tmp_path):
     """A scheduler with no workers yet: the batch says it waits for them (it used to say
     "1 workers"), and finishes once a worker joins."""
@@ -551,25 +572,12 @@ def test_scheduler_without_workers_says_so_and_the_batch_runs_when_one_joins(dem
     out = tmp_path / "out"
     with _dask_processes(tmp_path, []) as (address, _none):
         log = tmp_path / "batch.log"  # its notices go to stderr
-        batch = _start(
-            [sys.executable, "-m", "imagery_gui", "batch", "--demo", "--sites", str(table),
-             "--size", "64", "64", "-o", str(out), "--scheduler", address],
-            log,
-        )  # fmt: skip
-        worker = None
-        try:
-            _wait_for(lambda: b"no workers at" in log.read_bytes(), 60, "the batch's notice")
-            assert f"no workers at {address} yet".encode() in log.read_bytes()
-            worker = _start(
-                [str(DASK), "worker", address, "--host", "127.0.0.1", "--no-dashboard",
-                 "--dashboard-address", "127.0.0.1:0", "--nworkers", "1", "--nthreads", "1"],
-                tmp_path / "late-worker.log",
-            )  # fmt: skip
-            assert batch.wait(timeout=120) == 0, log.read_text()
-        finally:
-            _kill(batch)
-            if worker is not None:
-                _kill(worker)
+        batch = [sys.executable, "-m", "imagery_gui", "batch", "--demo", "--sites", str(table),
+                 "--size", "64", "64", "-o", str(out), "--scheduler", address]  # fmt: skip
+        assert _batch_then_a_worker(batch, _worker_cmd(address), log, tmp_path) == 0, (
+            log.read_text()
+        )
+        assert f"no workers at {address} yet" in log.read_text()
     assert (_manifest(out).status == "done").all() and len(list(out.glob("*.png"))) == 4
 
 
@@ -583,28 +591,15 @@ def test_a_worker_that_joins_later_without_the_output_folder_fails_its_sites(dem
     table = _sites_csv(demo, tmp_path / "s.csv", 4)
     out = tmp_path / "out"
     out.mkdir()
-    worker_cmd = [str(DASK), "worker", "ADDRESS", "--host", "127.0.0.1", "--no-dashboard",
-                  "--dashboard-address", "127.0.0.1:0", "--nworkers", "1", "--nthreads", "1"]  # fmt: skip
-    batch_cmd = [sys.executable, "-m", "imagery_gui", "batch", "--demo", "--sites", str(table),
-                 "--size", "64", "64", "-o", str(out), "--scheduler", "ADDRESS"]  # fmt: skip
     with _dask_processes(tmp_path, []) as (address, _none):
-        worker_cmd[2] = batch_cmd[-1] = address
+        worker_cmd = _worker_cmd(address)
+        batch_cmd = [sys.executable, "-m", "imagery_gui", "batch", "--demo", "--sites",
+                     str(table), "--size", "64", "64", "-o", str(out), "--scheduler", address]  # fmt: skip
         log = tmp_path / "batch.log"
-        batch = _start(batch_cmd, log)
-        worker = None
-        try:
-            _wait_for(lambda: b"no workers at" in log.read_bytes(), 60, "the batch's notice")
-            mount = f'mount -t tmpfs none {shlex.quote(str(out))} && exec sh -c "$0"'
-            worker = _start(
-                ["unshare", "-m", "--propagation", "private", "sh", "-c", mount,
-                 shlex.join(worker_cmd)],
-                tmp_path / "late-worker.log",
-            )  # fmt: skip
-            assert batch.wait(timeout=120) == 1, log.read_text()
-        finally:
-            _kill(batch)
-            if worker is not None:
-                _kill(worker)
+        mount = f'mount -t tmpfs none {shlex.quote(str(out))} && exec sh -c "$0"'
+        elsewhere = ["unshare", "-m", "--propagation", "private", "sh", "-c", mount,
+                     shlex.join(worker_cmd)]  # fmt: skip
+        assert _batch_then_a_worker(batch_cmd, elsewhere, log, tmp_path) == 1, log.read_text()
         manifest = _manifest(out)
         assert (manifest.status == "failed").all() and len(manifest) == 4
         assert all(f"does not see the output folder {out}" in e for e in manifest.error)
@@ -732,6 +727,25 @@ def test_synapses_of_a_root_from_a_datastack(cave, token_file, graphene_table, t
     assert meta["datastack"]["name"] == "test_stack"
 
 
+def _run_script(
+    path: Path, code: str, variable: str | None = None, value: str | None = None
+) -> str:
+    """Run ``code`` as a script of its own (a fresh process: no thread but its own, and
+    glibc reading its environment at start) with ``variable`` unset or set to ``value``;
+    its stdout."""
+    path.write_text(code)
+    env = _env()
+    if variable is not None:
+        env.pop(variable, None)
+        if value is not None:
+            env[variable] = value
+    out = subprocess.run(
+        [sys.executable, str(path)], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
 _WORKER_ENV = """
 import os, sys, distributed
 from imagery_gui.model.batch import local_cluster
@@ -750,20 +764,10 @@ def test_local_cluster_workers_start_without_dasks_malloc_trim(tmp_path):
     sets in the environment of the program still reaches them. (A program each: glibc
     reads the variable when a process starts, and the workers are forked from a server
     that starts with the first local cluster.)"""
-    script = tmp_path / "env.py"
-    script.write_text(_WORKER_ENV)
     for value in (None, "131072"):
-        env = _env()
-        env.pop("MALLOC_TRIM_THRESHOLD_", None)
-        if value is not None:
-            env["MALLOC_TRIM_THRESHOLD_"] = value
-        out = subprocess.run(
-            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
-        )
-        assert out.returncode == 0, out.stderr[-2000:]
-        assert f"MALLOC_TRIM_THRESHOLD_ [{value!r}]" in out.stdout
-        # the rest of Dask's worker environment is kept
-        assert "OMP_NUM_THREADS ['1']" in out.stdout
+        out = _run_script(tmp_path / "env.py", _WORKER_ENV, "MALLOC_TRIM_THRESHOLD_", value)
+        assert f"MALLOC_TRIM_THRESHOLD_ [{value!r}]" in out
+        assert "OMP_NUM_THREADS ['1']" in out  # the rest of Dask's worker environment is kept
 
 
 _START_METHODS = """
@@ -799,13 +803,7 @@ def test_local_workers_are_forked_from_this_process_unless_other_threads_run(tmp
     come from a fork server that imported what a task needs once."""
     if not sys.platform.startswith("linux"):
         pytest.skip("fork and the fork server are used on Linux only")
-    script = tmp_path / "methods.py"
-    script.write_text(_START_METHODS)
-    out = subprocess.run(
-        [sys.executable, str(script)], env=_env(), capture_output=True, text=True, timeout=180
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    lines = out.stdout.split("\n")
+    lines = _run_script(tmp_path / "methods.py", _START_METHODS).split("\n")
     assert "alone fork from-this-process preloaded" in lines
     assert "alone-again fork from-this-process preloaded" in lines
     assert "beside-a-thread forkserver elsewhere preloaded" in lines
@@ -826,18 +824,10 @@ def test_local_workers_run_without_dasks_profiler_unless_asked(tmp_path):
     """Dask's statistical profiler (a walk of each worker's stacks every 10 ms, for the
     dashboard's Profile page) is off in a local cluster's workers; Dask's own variable
     turns it on."""
-    script = tmp_path / "profiler.py"
-    script.write_text(_PROFILER)
+    variable = "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"
     for value, expect in ((None, "[False, False]"), ("True", "[True, True]")):
-        env = _env()
-        env.pop("DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED", None)
-        if value is not None:
-            env["DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"] = value
-        out = subprocess.run(
-            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
-        )
-        assert out.returncode == 0, out.stderr[-2000:]
-        assert f"profiling {expect}" in out.stdout
+        out = _run_script(tmp_path / "profiler.py", _PROFILER, variable, value)
+        assert f"profiling {expect}" in out
 
 
 def test_a_forked_worker_opens_its_own_dataset(demo):
