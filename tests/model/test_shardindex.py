@@ -47,6 +47,11 @@ def _index_length(cv, mip: int) -> int:
     return ShardingSpecification.from_dict(cv.scales[mip]["sharding"]).index_length()
 
 
+def _index_paths(ranges, index_length: int) -> set[str]:
+    """The shards whose index was asked for."""
+    return {p for p, r in ranges if p.endswith(".shard") and r == f"bytes=0-{index_length - 1}"}
+
+
 def _kinds(ranges, index_length: int) -> dict[str, int]:
     """Shard requests by kind: a shard's index (its first index_length bytes) or other
     byte ranges (minishard indexes and chunks)."""
@@ -107,10 +112,12 @@ def test_a_second_read_of_the_same_shards_fetches_no_index(sharded2, synthetic_b
     for (a, _), (b, _), w in zip(without, with_, want):
         np.testing.assert_array_equal(a, w)
         np.testing.assert_array_equal(b, w)
-    first_without, second_without = (_kinds(r, length) for _, r in without)
-    first_with, second_with = (_kinds(r, length) for _, r in with_)
+    second_without = _kinds(without[1][1], length)
+    second_with = _kinds(with_[1][1], length)
     assert second_without["index"] > 0  # cloud-volume alone: the indexes again
-    assert first_with["index"] == first_without["index"] > 0  # the first read: the same
+    # the first read: the same shards' indexes (which ones: a busy machine can see one
+    # asked for twice, a retry or two threads missing at once, with either reader)
+    assert _index_paths(with_[0][1], length) == _index_paths(without[0][1], length) != set()
     assert second_with["index"] == 0
     # and fewer requests in all: the minishard indexes are not asked for again either
     assert second_with["other"] < second_without["other"]
