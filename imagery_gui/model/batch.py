@@ -734,18 +734,22 @@ WORKER_NEEDS = ("imagery_gui.model.batch", "pandas", "cloudvolume")
 
 
 def check_workers(
-    client: Any, scheduler: str, log: Callable[[str], None], outdir: str | None = None
+    client: Any,
+    scheduler: str,
+    log: Callable[[str], None],
+    marker: tuple[str, str] | None = None,
 ) -> None:
     """Refuse, with one line, a cluster whose workers cannot make the figures.
 
     A worker without imagery-gui (or one of what it needs) cannot even read a task: Dask
     then drops the worker itself, and the batch would wait for workers forever. A worker
-    that does not see ``outdir`` as this machine does (no shared file system there) would
-    write the figures where nobody looks, and the manifest would call them done. So each
-    worker is asked first, by a function Dask sends by value (a local function: it runs
-    where imagery_gui is missing), to import what a task needs and to read a file just
-    written into ``outdir``. A worker running another version of imagery-gui is named in
-    a warning: its figures may differ from this version's export."""
+    that does not see the output folder as this machine does (no shared file system there)
+    would write the figures where nobody looks. So each worker is asked first, by a
+    function Dask sends by value (a local function: it runs where imagery_gui is missing),
+    to import what a task needs and to read ``marker`` = (path, text): the run's file in
+    the output folder (:func:`run_marker`), which every task looks for too. A worker
+    running another version of imagery-gui is named in a warning: its figures may differ
+    from this version's export."""
     from .._version import __version__
 
     def modules(needs: tuple[str, ...], seen: str | None, token: str) -> str:
@@ -771,26 +775,13 @@ def check_workers(
                 return f"error folder cannot write in the output folder {folder}"
         return "ok " + version
 
-    seen = token = None
-    if outdir is not None:
-        token = uuid.uuid4().hex
-        # named as atomic writes' temporaries: the next run's lock removes one left behind
-        seen = os.path.join(os.path.abspath(outdir), f".imagery-gui-batch.{token[:12]}.part")
+    seen, token = marker if marker is not None else (None, "")
     try:
-        if seen is not None:
-            with open(seen, "w", encoding="ascii") as fh:
-                fh.write(token or "")
-        answers = client.run(modules, WORKER_NEEDS, seen, token or "", on_error="return")
-    except OSError as exc:
-        raise BatchError(f"cannot write {seen}: {exc.strerror or exc}") from None
+        answers = client.run(modules, WORKER_NEEDS, seen, token, on_error="return")
     except Exception as exc:  # noqa: BLE001 - a scheduler that cannot be asked
         raise BatchError(
             f"cannot ask the Dask workers at {scheduler} what they run: {_one_line(exc)}"
         ) from None
-    finally:
-        if seen is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(seen)
     bad = {w: a for w, a in answers.items() if not (isinstance(a, str) and a.startswith("ok "))}
     if bad:
         worker, why = sorted(bad.items(), key=lambda kv: kv[0])[0]
@@ -871,7 +862,7 @@ class _Dask(_Executor):
         scheduler: str | None,
         threads_per_worker: int,
         log: Callable[[str], None],
-        outdir: str | None = None,
+        marker: tuple[str, str] | None = None,
     ) -> None:
         self.distributed = _import_distributed()
         self.scheduler = scheduler
@@ -891,7 +882,7 @@ class _Dask(_Executor):
             self._connect(threads_per_worker)
             try:
                 client = self._client()
-                check_workers(client, str(client.scheduler.address), log, outdir)
+                check_workers(client, str(client.scheduler.address), log, marker)
             except BaseException:
                 self.close()
                 raise
@@ -1406,7 +1397,7 @@ def _run_locked(
             if workers == 0 and not scheduler:
                 executor = _Executor()
             else:
-                executor = _Dask(workers, scheduler, threads_per_worker, say, out)
+                executor = _Dask(workers, scheduler, threads_per_worker, say, (marker, run_id))
             size = task_size or default_task_size(len(todo), executor.workers or 1)
             # the workers' last tasks smaller (in this process: nothing to balance)
             tail = executor.workers if not task_size else 0
